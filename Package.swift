@@ -1,0 +1,77 @@
+// swift-tools-version:6.0
+// quantwb — a plugin-based post-training quantization workbench.
+//
+// Numeric targets are compiled with -O in every configuration (a debug `swift test` would
+// otherwise be ~50× slower). That is an `unsafeFlags` setting, so depend on this package by
+// path or branch, not by version. Numeric targets use the Swift 5 language mode: their
+// parallel loops hand raw pointers to worker threads through `Parallel.forEach`.
+import PackageDescription
+
+let optimized: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .swiftLanguageMode(.v5),
+]
+
+/// One entry per method module under Plugins/. Adding a method: add its folder, one line here,
+/// one line in Sources/workbench/main.swift, and its tests.
+let methods = ["RTN"]
+
+var targets: [Target] = [
+    .systemLibrary(
+        name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
+        providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+    .target(name: "QuantKernels", path: "Sources/QuantKernels", swiftSettings: optimized),
+    .target(name: "QuantCore", dependencies: ["QuantKernels"], path: "Sources/QuantCore",
+            swiftSettings: optimized),
+    .target(name: "Recipes", dependencies: ["CYAML", "QuantCore"], path: "Sources/Recipes",
+            swiftSettings: optimized),
+    .target(name: "ModelFormats", path: "Sources/ModelFormats", swiftSettings: optimized),
+    .target(name: "LlamaModel", dependencies: ["QuantCore", "QuantKernels", "ModelFormats"],
+            path: "Sources/LlamaModel", swiftSettings: optimized),
+    .target(name: "Evaluation", dependencies: ["QuantCore", "QuantKernels", "LlamaModel"],
+            path: "Sources/Evaluation", swiftSettings: optimized),
+    .target(name: "WorkbenchCLI",
+            dependencies: ["QuantCore", "QuantKernels", "Recipes", "ModelFormats", "LlamaModel", "Evaluation",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/WorkbenchCLI", swiftSettings: optimized),
+    .executableTarget(name: "workbench",
+                      dependencies: ["WorkbenchCLI"] + methods.map { .target(name: $0) },
+                      path: "Sources/workbench", swiftSettings: optimized),
+    .target(name: "TestSupport", dependencies: ["QuantCore", "LlamaModel", "ModelFormats"],
+            path: "Tests/TestSupport", swiftSettings: optimized),
+]
+for method in methods {
+    targets.append(.target(name: method, dependencies: ["QuantCore", "QuantKernels"],
+                           path: "Plugins/\(method)", exclude: ["Tests"], swiftSettings: optimized))
+    targets.append(.testTarget(name: "\(method)Tests",
+                               dependencies: [.target(name: method), "QuantCore", "LlamaModel", "TestSupport"],
+                               path: "Plugins/\(method)/Tests", swiftSettings: optimized))
+}
+for (module, deps) in [
+    ("QuantKernels", ["QuantKernels"]),
+    ("QuantCore", ["QuantCore", "QuantKernels", "TestSupport"]),
+    ("Recipes", ["Recipes", "QuantCore"]),
+    ("ModelFormats", ["ModelFormats"]),
+    ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
+    ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
+    ("WorkbenchCLI", ["WorkbenchCLI", "Recipes", "QuantCore", "TestSupport"] + methods),
+] {
+    targets.append(.testTarget(name: "\(module)Tests",
+                               dependencies: deps.map { .target(name: $0) },
+                               path: "Tests/\(module)Tests", swiftSettings: optimized))
+}
+
+let package = Package(
+    name: "quantwb",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "workbench", targets: ["workbench"]),
+        .library(name: "QuantCore", targets: ["QuantCore"]),
+        .library(name: "QuantKernels", targets: ["QuantKernels"]),
+        .library(name: "WorkbenchCLI", targets: ["WorkbenchCLI"]),
+    ] + methods.map { .library(name: $0, targets: [$0]) },
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: targets
+)

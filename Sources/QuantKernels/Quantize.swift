@@ -1,0 +1,105 @@
+/// Integer grids and row/group quantization.
+///
+/// Symmetric (signed) grid: levels −2^(b−1) … 2^(b−1)−1, `scale = c·absmax / (2^(b−1)−1)`, zero 0.
+/// Asymmetric grid: levels 0 … 2^b−1 over `[c·min(x,0), c·max(x,0)]`, `scale = (hi−lo)/(2^b−1)`,
+/// `zero = round(−lo/scale)`. `c` is the clip ratio in (0, 1]. `q = clamp(round(x/scale)+zero)`,
+/// rounding half to even; dequantized `x̂ = (q − zero)·scale`. A group that is all zero gets
+/// scale 1 so it never produces NaN or Inf.
+public struct QuantGrid: Hashable, Sendable, CustomStringConvertible {
+    public var bits: Int
+    public var symmetric: Bool
+    public var clip: Float
+
+    public init(bits: Int, symmetric: Bool, clip: Float = 1) {
+        self.bits = bits; self.symmetric = symmetric; self.clip = clip
+    }
+
+    public var qmin: Int32 { symmetric ? -(Int32(1) << (bits - 1)) : 0 }
+    public var qmax: Int32 { symmetric ? (Int32(1) << (bits - 1)) - 1 : (Int32(1) << bits) - 1 }
+
+    /// Scale and zero point for a group whose range is `[lo, hi]`.
+    @inline(__always)
+    public func parameters(min lo: Float, max hi: Float) -> (scale: Float, zero: Int32) {
+        if symmetric {
+            let absmax = Swift.max(-lo, hi) * clip
+            let s = absmax / Float(qmax)
+            return (s > 0 && s.isFinite ? s : 1, 0)
+        }
+        let l = Swift.min(lo, 0) * clip, h = Swift.max(hi, 0) * clip
+        var s = (h - l) / Float(qmax)
+        if !(s > 0 && s.isFinite) { s = 1 }
+        let z = Int32((-l / s).rounded(.toNearestOrEven))
+        return (s, Swift.min(Swift.max(z, 0), qmax))
+    }
+
+    @inline(__always)
+    public func quantize(_ x: Float, scale: Float, zero: Int32) -> Int32 {
+        let r = (x / scale).rounded(.toNearestOrEven)
+        // Clamp in float first so huge values cannot overflow the integer conversion.
+        let c = Swift.min(Swift.max(r, Float(qmin - zero)), Float(qmax - zero))
+        return Int32(c) + zero
+    }
+
+    @inline(__always)
+    public func dequantize(_ q: Int32, scale: Float, zero: Int32) -> Float { Float(q - zero) * scale }
+
+    public var description: String { "int\(bits) \(symmetric ? "sym" : "asym")" + (clip < 1 ? " clip \(clip)" : "") }
+}
+
+/// Quantization of row-major matrices in groups of `groupSize` consecutive columns
+/// (`groupSize == cols` is per row: per token for activations, per output channel for weights).
+public enum Quantizer {
+    /// Quantize-dequantize in place ("fake quantization"), one (scale, zero) per group.
+    public static func fakeQuantize(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, groupSize: Int,
+                                    grid: QuantGrid, threads: Int? = nil) {
+        precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
+        Parallel.forEach(rows, threads: rows * cols >= 1 << 14 ? threads : 1) { r in
+            let row = x + r * cols
+            var g = 0
+            while g < cols {
+                let p = row + g
+                let (lo, hi) = minMax(p, groupSize)
+                let (s, z) = grid.parameters(min: lo, max: hi)
+                for i in 0..<groupSize { p[i] = grid.dequantize(grid.quantize(p[i], scale: s, zero: z), scale: s, zero: z) }
+                g += groupSize
+            }
+        }
+    }
+
+    /// Quantizes to integers. Returns codes (row-major, as `Int8` for symmetric grids and as the
+    /// raw unsigned level stored in an `Int8` bit pattern for asymmetric 8-bit grids — use
+    /// `Int32(UInt8(bitPattern:))` to read those), and per-group scales and zeros
+    /// (`rows × cols/groupSize`).
+    public static func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, groupSize: Int,
+                                grid: QuantGrid) -> (codes: [Int32], scales: [Float], zeros: [Int32]) {
+        precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
+        let groups = cols / groupSize
+        var codes = [Int32](repeating: 0, count: rows * cols)
+        var scales = [Float](repeating: 1, count: rows * groups)
+        var zeros = [Int32](repeating: 0, count: rows * groups)
+        for r in 0..<rows {
+            for g in 0..<groups {
+                let p = x + r * cols + g * groupSize
+                let (lo, hi) = minMax(p, groupSize)
+                let (s, z) = grid.parameters(min: lo, max: hi)
+                scales[r * groups + g] = s; zeros[r * groups + g] = z
+                for i in 0..<groupSize { codes[r * cols + g * groupSize + i] = grid.quantize(p[i], scale: s, zero: z) }
+            }
+        }
+        return (codes, scales, zeros)
+    }
+
+    /// Quantize-dequantize the whole matrix with a single (scale, zero) ("per tensor").
+    public static func fakeQuantizeTensor(_ x: UnsafeMutablePointer<Float>, count: Int, grid: QuantGrid) {
+        let (lo, hi) = minMax(x, count)
+        let (s, z) = grid.parameters(min: lo, max: hi)
+        for i in 0..<count { x[i] = grid.dequantize(grid.quantize(x[i], scale: s, zero: z), scale: s, zero: z) }
+    }
+
+    @inline(__always)
+    public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        var lo = Float.infinity, hi = -Float.infinity
+        for i in 0..<n { lo = min(lo, p[i]); hi = max(hi, p[i]) }
+        return n == 0 ? (0, 0) : (lo, hi)
+    }
+}
