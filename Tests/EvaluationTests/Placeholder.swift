@@ -1,0 +1,2 @@
+import XCTest
+final class EvaluationPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class WorkbenchCLIPlaceholderTests: XCTestCase { func testBuilds() {} }
