@@ -26,7 +26,7 @@ public enum SyntheticModel {
         let un = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
         u = u.map { $0 / un }
         var embedding = gaussian(c.vocabSize, d, std: 1)
-        for t in sinkTokens { for j in 0..<d { embedding[t, j] = 0.2 * embedding[t, j] + 12 * u[j] } }
+        for t in sinkTokens { for j in 0..<d { embedding[t, j] = 0.2 * embedding[t, j] + 40 * u[j] } }
         let outlierChannels = (0..<3).map { _ in Int(rng.next() % UInt64(d)) }
 
         var blocks: [DecoderBlock] = []
@@ -48,8 +48,8 @@ public enum SyntheticModel {
             // (undoing the norm's weights), so silu(gate_m)·up_m is huge for sink tokens only.
             let m = Int(rng.next() % UInt64(f))
             for j in 0..<d {
-                gate.weight[m, j] = 2.5 * u[j] / mlpNorm[j]
-                up.weight[m, j] = 2.5 * u[j] / mlpNorm[j]
+                gate.weight[m, j] = 4 * u[j] / mlpNorm[j]
+                up.weight[m, j] = 4 * u[j] / mlpNorm[j]
             }
             for r in 0..<d { down.weight[r, m] = 0.002 * u[r] }
             blocks.append(DecoderBlock(
