@@ -115,29 +115,38 @@ public struct LlamaForward: DecoderRunner {
             let outBox = UncheckedBox(op.baseAddress!)
             q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
                 let box = UncheckedBox((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
+                // One (window, head) per work item; the GEMMs inside run single-threaded.
                 Parallel.forEach(windows * nh) { item in
                     let (qb, kb, vb) = box.value
                     let w = item / nh, head = item % nh, kvh = head / group
-                    var scores = [Float](repeating: 0, count: L)
-                    var acc = [Float](repeating: 0, count: hd)
+                    // Gather this head's Q (L×hd), K (L×hd) and Vᵀ (hd×L) contiguously.
+                    var qh = [Float](repeating: 0, count: L * hd), kh = qh, vt = qh
+                    for t in 0..<L {
+                        let qrow = qb + (w * L + t) * qs + head * hd
+                        let krow = kb + (w * L + t) * ks + kvh * hd
+                        let vrow = vb + (w * L + t) * ks + kvh * hd
+                        for d in 0..<hd {
+                            qh[t * hd + d] = qrow[d] * scale
+                            kh[t * hd + d] = krow[d]
+                            vt[d * L + t] = vrow[d]
+                        }
+                    }
+                    // S = Q·Kᵀ/√d (L×L), causal softmax per row, O = P·V.
+                    var scores = Gemm.multiply(qh, kh, m: L, n: L, k: hd, threads: 1)
                     for i in 0..<L {
-                        let qi = qb + (w * L + i) * qs + head * hd
+                        let row = i * L
                         var mx = -Float.infinity
-                        for j in 0...i {
-                            let s = Gemm.dot(qi, kb + (w * L + j) * ks + kvh * hd, hd) * scale
-                            scores[j] = s
-                            mx = max(mx, s)
-                        }
+                        for j in 0...i { mx = max(mx, scores[row + j]) }
                         var sum: Float = 0
-                        for j in 0...i { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
-                        for d in 0..<hd { acc[d] = 0 }
-                        for j in 0...i {
-                            let p = scores[j] / sum
-                            let vj = vb + (w * L + j) * ks + kvh * hd
-                            for d in 0..<hd { acc[d] += p * vj[d] }
-                        }
-                        let o = outBox.value + (w * L + i) * (nh * hd) + head * hd
-                        for d in 0..<hd { o[d] = acc[d] }
+                        for j in 0...i { let e = exp(scores[row + j] - mx); scores[row + j] = e; sum += e }
+                        let inv = 1 / sum
+                        for j in 0...i { scores[row + j] *= inv }
+                        for j in (i + 1)..<L { scores[row + j] = 0 }
+                    }
+                    let o = Gemm.multiply(scores, vt, m: L, n: hd, k: L, threads: 1)
+                    for t in 0..<L {
+                        let dst = outBox.value + (w * L + t) * (nh * hd) + head * hd
+                        for d in 0..<hd { dst[d] = o[t * hd + d] }
                     }
                 }
             } } }

@@ -46,16 +46,16 @@ public enum Gemm {
     }
 
     /// Array convenience: returns `X·Wᵀ` as a new M×N array.
-    public static func multiply(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, bias: [Float]? = nil) -> [Float] {
+    public static func multiply(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, bias: [Float]? = nil, threads: Int? = nil) -> [Float] {
         precondition(x.count == m * k && w.count == n * k, "Gemm.multiply: shape mismatch")
         var y = [Float](repeating: 0, count: m * n)
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
             if let bias {
                 bias.withUnsafeBufferPointer { bp in
-                    multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, bias: bp.baseAddress!)
+                    multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, bias: bp.baseAddress!, threads: threads)
                 }
             } else {
-                multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k)
+                multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, threads: threads)
             }
         } } }
         return y
