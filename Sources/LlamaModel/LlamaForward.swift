@@ -22,25 +22,33 @@ public struct LlamaForward: DecoderRunner {
     }
 
     public func runBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode) -> Matrix {
+        stepThroughBlock(block, config: config, hidden: hidden, windowLength: windowLength, mode: mode) { _, _ in }
+    }
+
+    public func stepThroughBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode,
+                                 visit: (Site, Matrix) throws -> Void) rethrows -> Matrix {
         var h = hidden
-        let attn = attentionOutput(block, config: config, hidden: h, windowLength: windowLength, mode: mode)
+        let attnIn = LlamaForward.rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps)
+        try visit(block.qkv, attnIn)
+        let attn = attention(block, config: config, qkv: block.qkv.forward(attnIn, mode: mode), windowLength: windowLength, mode: mode)
+        try visit(block.o, attn)
         add(&h, block.o.forward(attn, mode: mode)[0])
         let mlpIn = LlamaForward.rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps)
+        try visit(block.gateUp, mlpIn)
         let act = swiglu(block.gateUp.forward(mlpIn, mode: mode))
+        try visit(block.down, act)
         add(&h, block.down.forward(act, mode: mode)[0])
         return h
     }
 
+    /// The input of site `kind` of `block` (before the site's online transforms).
     public func siteInput(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int,
                           site kind: SiteKind, mode: ExecutionMode) -> Matrix {
-        if kind == .qkv { return LlamaForward.rmsNorm(hidden, block.attentionNorm, eps: config.rmsNormEps) }
-        let attn = attentionOutput(block, config: config, hidden: hidden, windowLength: windowLength, mode: mode)
-        if kind == .o { return attn }
-        var h = hidden
-        add(&h, block.o.forward(attn, mode: mode)[0])
-        let mlpIn = LlamaForward.rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps)
-        if kind == .gateUp { return mlpIn }
-        return swiglu(block.gateUp.forward(mlpIn, mode: mode))
+        var captured: Matrix?
+        _ = stepThroughBlock(block, config: config, hidden: hidden, windowLength: windowLength, mode: mode) { site, x in
+            if site.kind == kind { captured = x }
+        }
+        return captured!
     }
 
     public func logits(_ model: DecoderModel, windows: [[Int]], mode: ExecutionMode) -> Matrix {
@@ -92,13 +100,12 @@ public struct LlamaForward: DecoderRunner {
         for i in 0..<h.data.count { h.data[i] += y.data[i] }
     }
 
-    /// Self-attention of one block: returns the concatenated head outputs (tokens × heads·headDim),
-    /// the input of o_proj.
-    func attentionOutput(_ block: DecoderBlock, config c: DecoderConfig, hidden: Matrix, windowLength L: Int, mode: ExecutionMode) -> Matrix {
-        let x = LlamaForward.rmsNorm(hidden, block.attentionNorm, eps: c.rmsNormEps)
-        var qkv = block.qkv.forward(x, mode: mode)
+    /// Self-attention of one block from its q/k/v projections: returns the concatenated head
+    /// outputs (tokens × heads·headDim), the input of o_proj.
+    func attention(_ block: DecoderBlock, config c: DecoderConfig, qkv: [Matrix], windowLength L: Int, mode: ExecutionMode) -> Matrix {
+        var qkv = qkv
         let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount
-        let tokens = hidden.rows
+        let tokens = qkv[0].rows
         precondition(L > 0 && tokens % L == 0, "tokens \(tokens) not a multiple of the window length \(L)")
         LlamaForward.applyRope(&qkv[0], heads: nh, headDim: hd, windowLength: L, theta: c.ropeTheta, layout: c.ropeLayout)
         LlamaForward.applyRope(&qkv[1], heads: nkv, headDim: hd, windowLength: L, theta: c.ropeTheta, layout: c.ropeLayout)

@@ -7,9 +7,11 @@ public protocol DecoderRunner {
     func embed(_ model: DecoderModel, windows: [[Int]]) -> Matrix
     /// Runs `block` on `hidden`; returns the block's output hidden states.
     func runBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode) -> Matrix
-    /// Runs `block` up to the input of site `kind` and returns that input, in the site's original
-    /// basis (folded transforms included, online ones not applied).
-    func siteInput(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, site kind: SiteKind, mode: ExecutionMode) -> Matrix
+    /// Runs `block` site by site: computes each site's input (before the site's own online
+    /// transforms), calls `visit` — which may transform and quantize that site — then continues
+    /// with the site as `visit` left it. Returns the block's output.
+    func stepThroughBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode,
+                          visit: (Site, Matrix) throws -> Void) rethrows -> Matrix
     /// Logits (windowLength × vocab per window, stacked) of the whole model.
     func logits(_ model: DecoderModel, windows: [[Int]], mode: ExecutionMode) -> Matrix
 }
@@ -81,11 +83,10 @@ public struct Pipeline {
         var hidden = calibration.isEmpty ? Matrix(zeros: 0, model.config.hiddenSize) : runner.embed(model, windows: calibration)
         for block in model.blocks {
             progress("block \(block.index + 1)/\(model.blocks.count)")
-            for site in block.sites {
-                let raw = runner.siteInput(block, config: model.config, hidden: hidden, windowLength: windowLength,
-                                           site: site.kind, mode: .quantized)
+            // Capture each site's input through the block's already processed sites, as deployed.
+            let stepped = try runner.stepThroughBlock(block, config: model.config, hidden: hidden, windowLength: windowLength,
+                                                      mode: .quantized) { site, raw in
                 let originals = site.linears.map { ($0.weight, $0.bias) }
-                let rawBefore = raw
                 for (mi, method) in methods.enumerated() {
                     let t = Date()
                     var calib: SiteCalibration?
@@ -101,16 +102,14 @@ public struct Pipeline {
                     let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
-                report.sites.append(Pipeline.measure(site: site, rawInput: rawBefore, originals: originals))
+                report.sites.append(Pipeline.measure(site: site, rawInput: raw, originals: originals))
             }
-            let mode: ExecutionMode
             switch propagation {
-            case .quantized: mode = .quantized
-            case .floatActivations: mode = .quantizedWeights
-            case .floatModel: mode = .float
-            }
-            if !calibration.isEmpty {
-                hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: mode)
+            case .quantized: hidden = stepped
+            case .floatActivations:
+                hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .quantizedWeights)
+            case .floatModel:
+                hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .float)
             }
         }
         report.costs = methods.map { m in
