@@ -115,6 +115,9 @@ struct RecipeDecoder {
                 r.variants.append(try applyVariantFields(f, to: v, path: p))
             }
             if items.isEmpty { throw error(vs, "variants", "the list is empty; remove it or add a variant") }
+        } else if base.pipeline.isEmpty && !base.scheme.weights.isQuantized && !base.scheme.activations.isQuantized
+                    && base.attention == nil && base.overrides.isEmpty {
+            r.variants = []   // nothing to quantize: the run evaluates FP only
         } else {
             base.name = base.scheme.label
             r.variants = [base]

@@ -53,3 +53,17 @@ final class PerplexityTests: XCTestCase {
         XCTAssertEqual(Stats.percentile(Array(stride(from: 0.0, through: 100, by: 1)), 0.99), 99)
     }
 }
+
+final class ActivationStatisticsTests: XCTestCase {
+    func testMassiveActivationsAreFoundAtDownProjOnSinkTokens() {
+        let model = SyntheticModel.make(seed: 0)
+        let windows = SyntheticModel.tokens(seed: 3, windows: 2, length: 48)
+        let stats = ActivationStatistics.collect(model: model, windows: windows)
+        XCTAssertEqual(stats.count, 16)
+        for s in stats where s.site.hasSuffix(".down") {
+            XCTAssertGreaterThan(s.ratio, 50, s.site)
+            XCTAssertTrue(SyntheticModel.sinkTokens.contains(s.topTokens[0].token), "\(s.site): \(s.topTokens)")
+            XCTAssertEqual(s.topTokens[0].channel, s.topChannels[0].channel)
+        }
+    }
+}
