@@ -15,7 +15,10 @@ What it writes:
   spm_tiny.model             a tiny SentencePiece BPE model (byte_fallback, identity normalizer)
   spm_tiny_expected.json     {"cases": [{"text": ..., "ids": [...]}]} from `sentencepiece`
   bpe_tiny_tokenizer.json    a tiny byte-level BPE tokenizer.json trained with `tokenizers`
-  bpe_tiny_expected.json     expected ids for a few strings (special tokens parsed)
+  bpe_tiny_expected.json     expected ids for tricky strings (special tokens parsed) with the
+                             tokenizer.json's own pre-tokenizer (gpt2) and with the smollm and
+                             llama3 pre-tokenizers swapped in
+  pretokenizer_expected.json word splits of the same strings by the gpt2 / llama3 / smollm regexes
 
 Optional: --dump-json PATH writes the SmolLM2 tokenizer metadata (tokens, merges, token types,
 pre, bos/eos, add_bos) as JSON for inspection; it is several MB, so do not commit it.
@@ -38,6 +41,32 @@ WIKI_VALID = os.path.join(SHARED, "data", "wikitext-2-raw", "wiki.valid.raw")
 REF_DIR = os.path.join(SHARED, "reference", "tokens")
 
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+# Strings that exercise the pre-tokenizer patterns and the BPE merging.
+TRICKY_TEXTS = [
+    "The game was released in Japan in 2011.",
+    "<|im_start|>user\nHello there<|im_end|>\n<|endoftext|>",
+    "  two  spaces,\ttabs\t\tand\n\n\nnewlines  ",
+    "Café déjà vu — naïve façade",
+    "日本語のテキスト 🦙🚀 e\u0301",
+    "It's they're we've I'm you'll he'd 12345 3.14",
+    "IT'S THEY'RE WE'VE I'M YOU'LL HE'D 'x '",
+    "a\r\nb\r\n\r\n  c \n d\n",
+    "   leading and trailing   ",
+    "!!!\n\n?! ...  ;; x-y_z (1990s)",
+    "1234567 12 123 \u0661\u0662\u0663\u0664 \u216b\u2167 \u00b2\u00b3 9",
+    "\u00a0nbsp\u3000ideographic\u2009thin",
+    "tab\there\t\t\tthree\n\t\n",
+    "x\u200dy\ufeffz \U0001F469\u200d\U0001F4BB",
+    "'''s ''ll",
+    " ",
+    "",
+    "\n",
+    " = = Gameplay = = \n",
+    " @-@ 3 @,@ 000 @.@ 5",
+]
 
 
 def smollm_gguf_path():
@@ -141,8 +170,8 @@ def make_smollm_fixtures(dump_json):
 def write_cases_json(f, obj):
     """JSON with one line per case, so diffs stay readable."""
     head = {k: v for k, v in obj.items() if k != "cases"}
-    f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "cases": [\n')
-    f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in obj["cases"]))
+    f.write(json.dumps(head, ensure_ascii=True)[:-1] + ', "cases": [\n')
+    f.write(",\n".join(json.dumps(c, ensure_ascii=True) for c in obj["cases"]))
     f.write("\n]}\n")
 
 
@@ -187,6 +216,25 @@ def make_spm_fixtures():
     print(f"wrote {out} ({len(model)} bytes, {sp.get_piece_size()} pieces) and {len(cases)} cases")
 
 
+def make_pretokenizer_fixtures():
+    """Word splits of TRICKY_TEXTS by the regexes, run by HF tokenizers (Oniguruma)."""
+    from tokenizers import Regex, pre_tokenizers
+    pats = {
+        "gpt2": pre_tokenizers.Split(Regex(GPT2_PATTERN), behavior="isolated"),
+        "llama3": pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),
+        "smollm": pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"),
+            pre_tokenizers.Split(Regex(GPT2_PATTERN), behavior="isolated")]),
+    }
+    cases = []
+    for name, pt in pats.items():
+        for t in TRICKY_TEXTS:
+            cases.append({"pattern": name, "text": t, "words": [w for w, _ in pt.pre_tokenize_str(t)]})
+    with open(os.path.join(OUT, "pretokenizer_expected.json"), "w", encoding="utf-8") as f:
+        write_cases_json(f, {"source": "HF tokenizers Split(Regex, isolated)", "cases": cases})
+    print(f"wrote pretokenizer_expected.json ({len(cases)} cases)")
+
+
 def make_bpe_json_fixtures():
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
     with open(WIKI_VALID, encoding="utf-8") as f:
@@ -200,17 +248,29 @@ def make_bpe_json_fixtures():
     tok.train_from_iterator([sample], trainer=trainer)
     out = os.path.join(OUT, "bpe_tiny_tokenizer.json")
     tok.save(out)
-    texts = [
-        "The game was released in Japan in 2011.",
-        "<|im_start|>user\nHello there<|im_end|>\n<|endoftext|>",
-        "  two  spaces,\ttabs\t\tand\n\n\nnewlines  ",
-        "Café déjà vu — naïve façade",
-        "日本語のテキスト 🦙🚀 e\u0301",
-        "It's they're we've I'm you'll he'd 12345 3.14",
-    ]
-    cases = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in texts]
+    # The same vocabulary and merges under the pre-tokenizers of the three supported patterns
+    # (the Swift test swaps the "pre_tokenizer" object in the same way).
+    base = json.loads(tok.to_str())
+    variants = {
+        "gpt2": (base["pre_tokenizer"], False),
+        "smollm": ({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}, False),
+        "llama3": ({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}, True),
+    }
+    cases = []
+    for name, (pre, ignore_merges) in variants.items():
+        d = json.loads(json.dumps(base))
+        d["pre_tokenizer"] = pre
+        d["model"]["ignore_merges"] = ignore_merges
+        v = Tokenizer.from_str(json.dumps(d))
+        for t in TRICKY_TEXTS:
+            cases.append({"variant": name, "text": t, "ids": v.encode(t, add_special_tokens=False).ids})
+    variant_desc = {k: {"pre_tokenizer": p, "ignore_merges": im} for k, (p, im) in variants.items()}
     with open(os.path.join(OUT, "bpe_tiny_expected.json"), "w", encoding="utf-8") as f:
-        write_cases_json(f, {"vocab_size": tok.get_vocab_size(), "cases": cases})
+        write_cases_json(f, {"vocab_size": tok.get_vocab_size(), "variants": variant_desc, "cases": cases})
     print(f"wrote {out} (vocab {tok.get_vocab_size()}) and {len(cases)} cases")
 
 
@@ -225,6 +285,7 @@ def main():
     if args.only in (None, "spm"):
         make_spm_fixtures()
     if args.only in (None, "bpe"):
+        make_pretokenizer_fixtures()
         make_bpe_json_fixtures()
 
 
