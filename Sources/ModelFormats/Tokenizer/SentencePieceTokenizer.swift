@@ -232,7 +232,8 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     // MARK: Decoding
 
     /// Like llama.cpp's detokenize: the space added in front by `addSpacePrefix` is removed again
-    /// when the first decoded piece starts with one.
+    /// when the first decoded piece starts with one. Control tokens that are not rendered (a
+    /// leading BOS) do not count as the first piece, so `decode(encode(text)) == text`.
     public func decodeBytes(_ ids: [Int], renderSpecial: Bool) -> [UInt8] {
         var out: [UInt8] = []
         var first = true
@@ -241,7 +242,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
             if type == .control && !renderSpecial { continue }
             var piece = decodeBytesOf[id]
             if first && addSpacePrefix && type != .control && piece.first == 0x20 { piece.removeFirst() }
-            if type != .control { first = false }
+            first = false
             out.append(contentsOf: piece)
         }
         return out
