@@ -14,6 +14,7 @@ What it writes:
                              reference ids in shared/reference/tokens/ exactly.
   spm_tiny.model             a tiny SentencePiece BPE model (byte_fallback, identity normalizer)
   spm_tiny_expected.json     {"cases": [{"text": ..., "ids": [...]}]} from `sentencepiece`
+  spm_tiny_wiki_test_32k.u16 `sentencepiece` ids (uint16 LE) of the first 32 KiB of wiki.test.raw
   bpe_tiny_tokenizer.json    a tiny byte-level BPE tokenizer.json trained with `tokenizers`
   bpe_tiny_expected.json     expected ids for tricky strings (special tokens parsed) with the
                              tokenizer.json's own pre-tokenizer (gpt2) and with the smollm and
@@ -180,7 +181,10 @@ def make_spm_fixtures():
     with open(WIKI_VALID, encoding="utf-8") as f:
         lines = [l.strip() for l in f if l.strip() and not l.strip().startswith("=")]
     sample = "\n".join(lines)[:12000]
-    with tempfile.TemporaryDirectory() as d:
+    # a fixed directory: the trainer spec stored in the model records the input path
+    d = os.path.join(tempfile.gettempdir(), "quantwb_spm_fixture")
+    os.makedirs(d, exist_ok=True)
+    if True:
         corpus = os.path.join(d, "corpus.txt")
         with open(corpus, "w", encoding="utf-8") as f:
             f.write(sample)
@@ -208,7 +212,16 @@ def make_spm_fixtures():
         " ",
         "@@ 3 @-@ 4 , 1990s ; <unk> x",
     ]
-    cases = [{"text": t, "ids": sp.encode(t)} for t in texts]
+    cases = [{"text": t, "ids": sp.encode(t)} for t in texts + TRICKY_TEXTS]
+    # a longer text in one piece: the first 32,768 bytes of wiki.test.raw (cut at a character)
+    with open(WIKI_TEST, "rb") as f:
+        chunk = f.read(32768).decode("utf-8", errors="ignore")
+    ids = sp.encode(chunk)
+    data = struct.pack(f"<{len(ids)}H", *ids)
+    with open(os.path.join(OUT, "spm_tiny_wiki_test_32k.u16"), "wb") as f:
+        f.write(data)
+    print(f"wrote spm_tiny_wiki_test_32k.u16: {len(ids)} ids for {len(chunk.encode())} bytes, "
+          f"sha256 {hashlib.sha256(data).hexdigest()}")
     meta = {"vocab_size": sp.get_piece_size(), "bos_id": sp.bos_id(), "eos_id": sp.eos_id(),
             "unk_id": sp.unk_id(), "cases": cases}
     with open(os.path.join(OUT, "spm_tiny_expected.json"), "w", encoding="utf-8") as f:

@@ -33,7 +33,7 @@ final class TokenizerSentencePieceTests: XCTestCase {
     func testMatchesSentencePiece() throws {
         let t = try SentencePieceTokenizer(sentencePieceModel: modelURL)
         let cases = try XCTUnwrap(try expected()["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.count, 10)
+        XCTAssertEqual(cases.count, 30)
         for c in cases {
             let text = try XCTUnwrap(c["text"] as? String)
             let ids = try XCTUnwrap(c["ids"] as? [Int])
@@ -42,6 +42,35 @@ final class TokenizerSentencePieceTests: XCTestCase {
             XCTAssertEqual(t.decode(ids), text, text.debugDescription)
             if !text.contains("<") { XCTAssertEqual(t.encode(text), [1] + ids) }
         }
+    }
+
+    /// 32 KiB of wiki.test.raw as one piece (fixture ids from sentencepiece).
+    func testLongTextMatchesSentencePiece() throws {
+        let t = try SentencePieceTokenizer(sentencePieceModel: modelURL)
+        guard FileManager.default.fileExists(atPath: TokenizerTestPaths.wikiTest.path) else {
+            throw XCTSkip("wiki.test.raw not found")
+        }
+        var bytes = [UInt8](try Data(contentsOf: TokenizerTestPaths.wikiTest))
+        var chunk = Array(bytes[0..<32768])
+        while let last = chunk.last, last & 0xC0 == 0x80 || last >= 0xC0 { chunk.removeLast() }  // whole characters
+        let fixture = try Data(contentsOf: TokenizerTestPaths.fixtures.appendingPathComponent("spm_tiny_wiki_test_32k.u16"))
+        let expected: [Int] = fixture.withUnsafeBytes { raw in
+            (0..<(raw.count / 2)).map { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+        }
+        let got = t.encode(bytes: chunk, parseSpecial: false, addBOS: false)
+        XCTAssertEqual(got.count, expected.count)
+        if let i = zip(got, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
+            XCTFail("first difference at id \(i): got \(got[i]) expected \(expected[i])")
+        }
+        XCTAssertEqual(t.decodeBytes(got), chunk)
+
+        // speed on the whole file (one piece per line would be the usual use; this is the worst case)
+        bytes = Array(bytes.prefix(400_000))
+        let start = Date()
+        let ids = t.encode(bytes: bytes, parseSpecial: false, addBOS: false)
+        let seconds = Date().timeIntervalSince(start)
+        print("SentencePiece: \(bytes.count) bytes in one piece -> \(ids.count) ids in \(String(format: "%.3f", seconds)) s")
+        XCTAssertLessThan(seconds, 5)
     }
 
     func testSpecialTokensInTextLikeLlamaCpp() throws {
