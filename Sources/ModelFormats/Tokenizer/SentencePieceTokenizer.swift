@@ -318,9 +318,8 @@ struct SentencePieceModelProto {
             let (field, wire) = try r.tag()
             switch (field, wire) {
             case (1, 2):
-                var p = Reader(bytes: data, pos: 0, end: 0)
                 let range = try r.lengthDelimited()
-                p = Reader(bytes: data, pos: range.lowerBound, end: range.upperBound)
+                var p = Reader(bytes: data, pos: range.lowerBound, end: range.upperBound)
                 var piece = "", score: Float = 0, type: Int32 = 1
                 while !p.atEnd {
                     let (f, w) = try p.tag()

@@ -137,7 +137,7 @@ public struct TokenizerPreTokenizer: Sendable, Equatable {
         s.cps.withUnsafeBufferPointer { cps in
             s.flags.withUnsafeBufferPointer { fl in
                 s.offsets.withUnsafeBufferPointer { off in
-                    var m = Matcher(cps: cps, fl: fl, off: off)
+                    let m = Matcher(cps: cps, fl: fl, off: off)
                     switch pattern {
                     case .gpt2:
                         m.gpt2(0, n, &words)
