@@ -131,12 +131,18 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         return out.map { Int($0) }
     }
 
-    struct MergeCandidate {
+    struct MergeCandidate: TokenizerHeapElement {
         var rank: Int32
         var left: Int32
         var leftID: Int32
         var rightID: Int32
         var merged: Int32
+
+        /// lowest rank first, then leftmost
+        @inline(__always)
+        static func comesBefore(_ a: Self, _ b: Self) -> Bool {
+            a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+        }
     }
 
     struct Session {
@@ -146,9 +152,7 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         var ids: [Int32] = []
         var next: [Int32] = []
         var prev: [Int32] = []
-        var heap = TokenizerHeap<MergeCandidate>(before: { a, b in
-            a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-        })
+        var heap = TokenizerHeap<MergeCandidate>()
     }
 
     @inline(__always)

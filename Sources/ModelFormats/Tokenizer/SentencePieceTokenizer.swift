@@ -148,11 +148,17 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         return out.map { Int($0) }
     }
 
-    struct Bigram {
+    struct Bigram: TokenizerHeapElement {
         var score: Float
         var left: Int32
         var right: Int32
         var size: Int32
+
+        /// highest score first, then leftmost
+        @inline(__always)
+        static func comesBefore(_ a: Self, _ b: Self) -> Bool {
+            a.score > b.score || (a.score == b.score && a.left < b.left)
+        }
     }
 
     struct Session {
@@ -160,9 +166,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         var length: [Int32] = []
         var prev: [Int32] = []
         var next: [Int32] = []
-        var heap = TokenizerHeap<Bigram>(before: { a, b in
-            a.score > b.score || (a.score == b.score && a.left < b.left)
-        })
+        var heap = TokenizerHeap<Bigram>()
     }
 
     @inline(__always)

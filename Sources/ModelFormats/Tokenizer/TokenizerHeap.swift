@@ -1,9 +1,11 @@
-/// A binary min-heap over `before` (the element that must come out first is "before" the others).
-struct TokenizerHeap<Element> {
-    var items: [Element] = []
-    let before: (Element, Element) -> Bool
+/// An element of a `TokenizerHeap`: `comesBefore` is true when `a` must be popped before `b`.
+protocol TokenizerHeapElement {
+    static func comesBefore(_ a: Self, _ b: Self) -> Bool
+}
 
-    init(before: @escaping (Element, Element) -> Bool) { self.before = before }
+/// A binary heap that pops the element that comes before all others first.
+struct TokenizerHeap<Element: TokenizerHeapElement> {
+    var items: [Element] = []
 
     var isEmpty: Bool { items.isEmpty }
 
@@ -14,7 +16,7 @@ struct TokenizerHeap<Element> {
         var i = items.count - 1
         while i > 0 {
             let parent = (i - 1) >> 1
-            if !before(items[i], items[parent]) { break }
+            if !Element.comesBefore(items[i], items[parent]) { break }
             items.swapAt(i, parent)
             i = parent
         }
@@ -31,8 +33,8 @@ struct TokenizerHeap<Element> {
                 let l = 2 * i + 1
                 if l >= n { break }
                 var c = l
-                if l + 1 < n && before(items[l + 1], items[l]) { c = l + 1 }
-                if !before(items[c], items[i]) { break }
+                if l + 1 < n && Element.comesBefore(items[l + 1], items[l]) { c = l + 1 }
+                if !Element.comesBefore(items[c], items[i]) { break }
                 items.swapAt(c, i)
                 i = c
             }
