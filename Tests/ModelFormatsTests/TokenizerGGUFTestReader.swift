@@ -153,6 +153,25 @@ struct TokenizerGGUFTestReader {
         return nil
     }
 
+    /// The metadata as plain Swift values (what `TokenizerGGUF.makeTokenizer(metadata:)` takes).
+    var plainValues: [String: Any] {
+        var out: [String: Any] = [:]
+        for (k, v) in values {
+            switch v {
+            case .int(let x): out[k] = x
+            case .uint(let x): out[k] = x
+            case .float(let x): out[k] = x
+            case .bool(let x): out[k] = x
+            case .string(let x): out[k] = x
+            case .strings(let x): out[k] = x
+            case .ints(let x): out[k] = x
+            case .floats(let x): out[k] = x
+            case .other: break
+            }
+        }
+        return out
+    }
+
     /// The tokenizer described by this file's `tokenizer.*` keys.
     func makeTokenizer() throws -> TextTokenizer {
         try TokenizerGGUF.makeTokenizer(

@@ -28,6 +28,19 @@ final class TokenizerSmolLM2Tests: XCTestCase {
         XCTAssertEqual(t.tokenTypes[0], .control)
     }
 
+    func testMakeTokenizerFromMetadataDictionary() throws {
+        guard let url = TokenizerTestPaths.smolLM2 else { throw XCTSkip("SmolLM2 GGUF not installed") }
+        let plain = try TokenizerGGUFTestReader(url: url).plainValues
+        let t = try XCTUnwrap(try TokenizerGGUF.makeTokenizer(metadata: plain) as? BPETokenizer)
+        XCTAssertEqual(t.vocabularySize, 49152)
+        XCTAssertEqual(t.bosTokenID, 1)
+        XCTAssertEqual(t.eosTokenID, 2)
+        XCTAssertEqual(t.tokenTypes[5], .control)
+        XCTAssertEqual(t.encode("Hello world"), try smolLM2().encode("Hello world"))
+        XCTAssertThrowsError(try TokenizerGGUF.makeTokenizer(metadata: ["tokenizer.ggml.model": "rwkv",
+                                                                         "tokenizer.ggml.tokens": ["a"]]))
+    }
+
     /// llama.cpp's `llama-tokenize` ids for the first 2,000 characters of wiki.test.raw.
     func testMatchesLlamaCppReference() throws {
         let t = try smolLM2()

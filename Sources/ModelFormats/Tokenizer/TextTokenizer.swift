@@ -93,6 +93,40 @@ public enum TokenizerGGUF {
     public static let addBOSKey = "tokenizer.ggml.add_bos_token"
     public static let addSpacePrefixKey = "tokenizer.ggml.add_space_prefix"
 
+    /// The tokenizer described by GGUF metadata given as a dictionary (key → value), whatever
+    /// reader produced it: strings as `String`, integers as any `BinaryInteger`, booleans as
+    /// `Bool`, arrays as `[String]`, `[Float]`/`[Double]` and arrays of any integer type.
+    public static func makeTokenizer(metadata: [String: Any]) throws -> TextTokenizer {
+        func int(_ key: String) -> Int? {
+            guard let v = metadata[key] else { return nil }
+            if let i = v as? any BinaryInteger { return Int(i) }
+            return nil
+        }
+        func int32s(_ key: String) -> [Int32]? {
+            guard let v = metadata[key] else { return nil }
+            if let a = v as? [Int32] { return a }
+            if let a = v as? [any BinaryInteger] { return a.map { Int32(truncatingIfNeeded: Int64($0)) } }
+            return nil
+        }
+        func floats(_ key: String) -> [Float]? {
+            guard let v = metadata[key] else { return nil }
+            if let a = v as? [Float] { return a }
+            if let a = v as? [Double] { return a.map { Float($0) } }
+            return nil
+        }
+        guard let model = metadata[modelKey] as? String else {
+            throw TokenizerError.malformed("no \(modelKey) in the metadata")
+        }
+        guard let tokens = metadata[tokensKey] as? [String] else {
+            throw TokenizerError.malformed("no \(tokensKey) string array in the metadata")
+        }
+        return try makeTokenizer(
+            model: model, pre: metadata[preKey] as? String, tokens: tokens, scores: floats(scoresKey),
+            tokenTypes: int32s(tokenTypeKey), merges: metadata[mergesKey] as? [String],
+            bosTokenID: int(bosKey), eosTokenID: int(eosKey), unknownTokenID: int(unknownKey),
+            addBOS: metadata[addBOSKey] as? Bool, addSpacePrefix: metadata[addSpacePrefixKey] as? Bool)
+    }
+
     /// `model` "gpt2" → `BPETokenizer`, "llama" → `SentencePieceTokenizer`.
     /// Missing `addBOS` / `addSpacePrefix` take llama.cpp's defaults for the model type.
     public static func makeTokenizer(
