@@ -42,6 +42,15 @@ final class TokenizerLlamaCppVocabTests: XCTestCase {
                 }
             }
             print("\(file): \(inputs.count - failures)/\(inputs.count) inputs match")
+            // speed and round trip on the whole of wiki.test.raw
+            if let wiki = try? Data(contentsOf: TokenizerTestPaths.wikiTest) {
+                let bytes = [UInt8](wiki)
+                let start = Date()
+                let ids = tokenizer.encode(bytes: bytes, parseSpecial: false, addBOS: false)
+                let seconds = Date().timeIntervalSince(start)
+                print("\(file): wiki.test.raw -> \(ids.count) ids in \(String(format: "%.3f", seconds)) s")
+                XCTAssertTrue(tokenizer.decodeBytes(ids) == bytes, "\(file): round trip of wiki.test.raw")
+            }
             checkedVocabs += 1
         }
         XCTAssertGreaterThan(checkedVocabs, 0)

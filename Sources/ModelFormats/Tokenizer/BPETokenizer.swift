@@ -131,20 +131,6 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         return out.map { Int($0) }
     }
 
-    struct MergeCandidate: TokenizerHeapElement {
-        var rank: Int32
-        var left: Int32
-        var leftID: Int32
-        var rightID: Int32
-        var merged: Int32
-
-        /// lowest rank first, then leftmost
-        @inline(__always)
-        static func comesBefore(_ a: Self, _ b: Self) -> Bool {
-            a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-        }
-    }
-
     struct Session {
         var preScratch = TokenizerPreTokenizer.Scratch()
         /// word bytes → (start, count) of its ids in the output already produced
@@ -152,7 +138,8 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         var ids: [Int32] = []
         var next: [Int32] = []
         var prev: [Int32] = []
-        var heap = TokenizerHeap<MergeCandidate>()
+        /// priority = merge rank (lowest first, then leftmost); a = left id, b = right id, c = merged id
+        var heap = TokenizerHeap()
     }
 
     @inline(__always)
@@ -189,28 +176,28 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
             for k in 0..<(n - 1) {
                 let a = s.ids[k], b = s.ids[k + 1]
                 if a >= 0, b >= 0, let m = lookupMerge(a, b) {
-                    s.heap.push(MergeCandidate(rank: Int32(m >> 32), left: Int32(k), leftID: a, rightID: b,
-                                               merged: Int32(truncatingIfNeeded: m)))
+                    s.heap.push(TokenizerMergeCandidate(priority: Int64(m >> 32), left: Int32(k), a: a, b: b,
+                                                        c: Int32(truncatingIfNeeded: m)))
                 }
             }
             while let c = s.heap.pop() {
                 let l = Int(c.left)
                 let r = Int(s.next[l])
-                guard r >= 0, s.ids[l] == c.leftID, s.ids[r] == c.rightID else { continue }
+                guard r >= 0, s.ids[l] == c.a, s.ids[r] == c.b else { continue }
                 // merge r into l
-                s.ids[l] = c.merged
+                s.ids[l] = c.c
                 s.ids[r] = -2
                 let rn = s.next[r]
                 s.next[l] = rn
                 if rn >= 0 { s.prev[Int(rn)] = Int32(l) }
                 let p = s.prev[l]
-                if p >= 0, s.ids[Int(p)] >= 0, let m = lookupMerge(s.ids[Int(p)], c.merged) {
-                    s.heap.push(MergeCandidate(rank: Int32(m >> 32), left: p, leftID: s.ids[Int(p)],
-                                               rightID: c.merged, merged: Int32(truncatingIfNeeded: m)))
+                if p >= 0, s.ids[Int(p)] >= 0, let m = lookupMerge(s.ids[Int(p)], c.c) {
+                    s.heap.push(TokenizerMergeCandidate(priority: Int64(m >> 32), left: p, a: s.ids[Int(p)],
+                                                        b: c.c, c: Int32(truncatingIfNeeded: m)))
                 }
-                if rn >= 0, s.ids[Int(rn)] >= 0, let m = lookupMerge(c.merged, s.ids[Int(rn)]) {
-                    s.heap.push(MergeCandidate(rank: Int32(m >> 32), left: Int32(l), leftID: c.merged,
-                                               rightID: s.ids[Int(rn)], merged: Int32(truncatingIfNeeded: m)))
+                if rn >= 0, s.ids[Int(rn)] >= 0, let m = lookupMerge(c.c, s.ids[Int(rn)]) {
+                    s.heap.push(TokenizerMergeCandidate(priority: Int64(m >> 32), left: Int32(l), a: c.c,
+                                                        b: s.ids[Int(rn)], c: Int32(truncatingIfNeeded: m)))
                 }
             }
             var k: Int32 = 0

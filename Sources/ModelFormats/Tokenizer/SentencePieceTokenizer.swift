@@ -23,10 +23,13 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     public let addSpacePrefix: Bool
     public var vocabularySize: Int { tokens.count }
 
-    let idForPiece: [ArraySlice<UInt8>: Int32]
+    let idForPiece: TokenizerBytesTable
     let byteTokens: [Int32]
     let specials: TokenizerSpecialTokens
     let decodeBytesOf: [[UInt8]]
+    /// No token longer than one character contains "\n", so merges never cross a newline and the
+    /// text can be merged line by line with the same result (and much smaller heaps).
+    let newlineIsolates: Bool
 
     static let spaceMark: [UInt8] = [0xE2, 0x96, 0x81]  // "▁"
 
@@ -52,8 +55,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         self.addsBOS = addBOS && bosTokenID != nil
         self.addSpacePrefix = addSpacePrefix
 
-        var map: [ArraySlice<UInt8>: Int32] = [:]
-        map.reserveCapacity(tokens.count)
+        var map = TokenizerBytesTable(capacity: tokens.count)
         var raw: [[UInt8]] = []
         raw.reserveCapacity(tokens.count)
         var dec: [[UInt8]] = []
@@ -62,7 +64,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         for (i, t) in tokens.enumerated() {
             let u = Array(t.utf8)
             raw.append(u)
-            map[u[...]] = Int32(i)  // the last of duplicates wins, as in llama.cpp
+            map.insert(u, id: Int32(i))  // the last of duplicates wins, as in llama.cpp
             switch types[i] {
             case .byte:
                 if let b = Self.byteValue(t) {
@@ -81,12 +83,13 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         }
         // llama.cpp falls back to a single-character token for a byte without a <0xNN> token
         for b in 0..<128 where byteIDs[b] < 0 {
-            if let id = map[[UInt8(b)][...]] { byteIDs[b] = id }
+            if let id = map.find([UInt8(b)][...]) { byteIDs[b] = id }
         }
         idForPiece = map
         byteTokens = byteIDs
         decodeBytesOf = dec
         specials = TokenizerSpecialTokens(tokens: raw, types: types)
+        newlineIsolates = !raw.contains { $0.count > 1 && $0.contains(0x0A) }
     }
 
     /// Reads a SentencePiece `tokenizer.model` (a serialized `ModelProto`): pieces, scores, types,
@@ -141,24 +144,26 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
                 for b in bytes[range] {
                     if b == 0x20 { text.append(contentsOf: Self.spaceMark) } else { text.append(b) }
                 }
-                tokenize(text, &out, &session)
+                if newlineIsolates {
+                    // cut at the newline symbols of the same character walk `tokenize` does
+                    var a = 0, i = 0
+                    while i < text.count {
+                        let n = min(Self.utf8Length(text[i]), text.count - i)
+                        if text[i] == 0x0A {
+                            if a < i { tokenize(text, a..<i, &out, &session) }
+                            tokenize(text, i..<(i + 1), &out, &session)
+                            a = i + 1
+                        }
+                        i += n
+                    }
+                    if a < text.count { tokenize(text, a..<text.count, &out, &session) }
+                } else {
+                    tokenize(text, 0..<text.count, &out, &session)
+                }
                 previousWasSpecial = false
             }
         }
         return out.map { Int($0) }
-    }
-
-    struct Bigram: TokenizerHeapElement {
-        var score: Float
-        var left: Int32
-        var right: Int32
-        var size: Int32
-
-        /// highest score first, then leftmost
-        @inline(__always)
-        static func comesBefore(_ a: Self, _ b: Self) -> Bool {
-            a.score > b.score || (a.score == b.score && a.left < b.left)
-        }
     }
 
     struct Session {
@@ -166,7 +171,8 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         var length: [Int32] = []
         var prev: [Int32] = []
         var next: [Int32] = []
-        var heap = TokenizerHeap<Bigram>()
+        /// priority from the score (highest first, then leftmost); a = right symbol, b = merged size
+        var heap = TokenizerHeap()
     }
 
     @inline(__always)
@@ -179,15 +185,16 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         }
     }
 
-    private func tokenize(_ text: [UInt8], _ out: inout [Int32], _ s: inout Session) {
+    /// Merges `text[range]` (one piece, already escaped) and appends its ids.
+    private func tokenize(_ text: [UInt8], _ range: Range<Int>, _ out: inout [Int32], _ s: inout Session) {
         s.start.removeAll(keepingCapacity: true)
         s.length.removeAll(keepingCapacity: true)
         s.prev.removeAll(keepingCapacity: true)
         s.next.removeAll(keepingCapacity: true)
         s.heap.removeAll()
-        var i = 0
-        while i < text.count {
-            let n = min(Self.utf8Length(text[i]), text.count - i)
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let n = min(Self.utf8Length(text[i]), range.upperBound - i)
             let k = Int32(s.start.count)
             s.start.append(Int32(i)); s.length.append(Int32(n))
             s.prev.append(k - 1); s.next.append(k + 1)
@@ -197,19 +204,29 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         if count == 0 { return }
         s.next[count - 1] = -1
 
+        text.withUnsafeBufferPointer { buf in
+            guard let p = buf.baseAddress else { return }
+            merge(p, &out, &s)
+        }
+    }
+
+    private func merge(_ p: UnsafePointer<UInt8>, _ out: inout [Int32], _ s: inout Session) {
+        @inline(__always)
         func tryAdd(_ l: Int32, _ r: Int32, _ s: inout Session) {
             if l < 0 || r < 0 { return }
             let a = Int(s.start[Int(l)])
             let size = Int(s.length[Int(l)] + s.length[Int(r)])
-            guard let id = idForPiece[text[a..<(a + size)]] else { return }
-            s.heap.push(Bigram(score: scores[Int(id)], left: l, right: r, size: Int32(size)))
+            guard let id = idForPiece.find(p + a, size) else { return }
+            s.heap.push(TokenizerMergeCandidate(priority: TokenizerMergeCandidate.priority(forScore: scores[Int(id)]),
+                                                left: l, a: r, b: Int32(size), c: 0))
         }
 
+        let count = s.start.count
         for k in 1..<max(count, 1) { tryAdd(Int32(k - 1), Int32(k), &s) }
         while let bg = s.heap.pop() {
-            let l = Int(bg.left), r = Int(bg.right)
+            let l = Int(bg.left), r = Int(bg.a)
             let ln = s.length[l], rn = s.length[r]
-            if ln == 0 || rn == 0 || ln + rn != bg.size || s.next[l] != bg.right { continue }
+            if ln == 0 || rn == 0 || ln + rn != bg.b || s.next[l] != bg.a { continue }
             s.length[l] = ln + rn
             s.length[r] = 0
             let nx = s.next[r]
@@ -221,11 +238,11 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         var k: Int32 = 0
         while k >= 0 {
             let a = Int(s.start[Int(k)]), n = Int(s.length[Int(k)])
-            if let id = idForPiece[text[a..<(a + n)]] {
+            if let id = idForPiece.find(p + a, n) {
                 out.append(id)
             } else {
-                for b in text[a..<(a + n)] {
-                    let t = byteTokens[Int(b)]
+                for j in a..<(a + n) {
+                    let t = byteTokens[Int(p[j])]
                     out.append(t >= 0 ? t : Int32(unknownTokenID))
                 }
             }
