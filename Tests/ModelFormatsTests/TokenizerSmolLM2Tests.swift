@@ -26,6 +26,9 @@ final class TokenizerSmolLM2Tests: XCTestCase {
         XCTAssertEqual(t.eosTokenID, 2)
         XCTAssertFalse(t.addsBOS)
         XCTAssertEqual(t.tokenTypes[0], .control)
+        XCTAssertEqual(t.tokenID("<|im_start|>"), 1)
+        let the = try XCTUnwrap(t.tokenID("Ġthe"))
+        XCTAssertEqual(t.encode(" the"), [the])
     }
 
     func testMakeTokenizerFromMetadataDictionary() throws {

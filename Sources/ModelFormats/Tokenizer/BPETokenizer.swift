@@ -27,7 +27,9 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
     /// (left id << 32 | right id) → (rank << 32 | merged id).
     let mergeTable: [UInt64: UInt64]
     /// Raw bytes → id, for `ignoresMerges`.
-    let idForBytes: [[UInt8]: Int32]
+    let idForBytes: TokenizerBytesTable
+    /// Token text → id.
+    let idForText: [String: Int32]
     let specials: TokenizerSpecialTokens
 
     /// - Parameters:
@@ -76,8 +78,7 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         idForText.reserveCapacity(tokens.count)
         var bytesOf: [[UInt8]] = []
         bytesOf.reserveCapacity(tokens.count)
-        var idForBytes: [[UInt8]: Int32] = [:]
-        idForBytes.reserveCapacity(tokens.count)
+        var idForBytes = TokenizerBytesTable(capacity: tokens.count)
         var rawTexts: [[UInt8]] = []
         rawTexts.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() {
@@ -90,10 +91,11 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
             default: b = TokenizerByteLevel.decode(t) ?? raw
             }
             bytesOf.append(b)
-            if types[i] != .control { idForBytes[b] = Int32(i) }
+            if types[i] != .control { idForBytes.insert(b, id: Int32(i)) }
         }
         tokenBytes = bytesOf
         self.idForBytes = idForBytes
+        self.idForText = idForText
         byteTokens = (0..<256).map { b in idForText[String(Character(TokenizerByteLevel.scalars[b]))] ?? -1 }
 
         var table: [UInt64: UInt64] = [:]
@@ -161,7 +163,7 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
             return
         }
         let start = out.count
-        if ignoresMerges, let id = idForBytes[Array(key)] {
+        if ignoresMerges, let id = idForBytes.find(buf.baseAddress! + w.lowerBound, n) {
             out.append(id)
         } else {
             s.ids.removeAll(keepingCapacity: true)
@@ -224,6 +226,6 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
 
     /// The id of a token text as stored in the vocabulary ("Ġthe"), if any.
     public func tokenID(_ text: String) -> Int? {
-        tokens.firstIndex(of: text)
+        idForText[text].map { Int($0) }
     }
 }
