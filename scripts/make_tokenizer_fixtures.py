@@ -21,6 +21,10 @@ What it writes:
                              llama3 pre-tokenizers swapped in
   pretokenizer_expected.json word splits of the same strings by the gpt2 / llama3 / smollm regexes
 
+Besides these fixtures, Tests/ModelFormatsTests/TokenizerLlamaCppVocabTests.swift checks llama.cpp's
+own tokenizer test vectors (models/ggml-vocab-*.gguf with .inp/.out in the llama.cpp repository)
+when QUANTWB_LLAMA_CPP_VOCABS points at a folder holding them; nothing of them is committed here.
+
 Optional: --dump-json PATH writes the SmolLM2 tokenizer metadata (tokens, merges, token types,
 pre, bos/eos, add_bos) as JSON for inspection; it is several MB, so do not commit it.
 """
