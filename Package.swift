@@ -58,7 +58,9 @@ for (module, deps) in [
 ] {
     targets.append(.testTarget(name: "\(module)Tests",
                                dependencies: deps.map { .target(name: $0) },
-                               path: "Tests/\(module)Tests", swiftSettings: optimized))
+                               path: "Tests/\(module)Tests",
+                               exclude: module == "ModelFormats" ? ["Fixtures"] : [],
+                               swiftSettings: optimized))
 }
 
 let package = Package(
