@@ -27,8 +27,18 @@ public enum Gemm {
         if m <= 4 {
             smallM(x, w, y, m: m, n: n, k: k, bias: bias, threads: t)
         } else {
-            packed(x, w, y, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
+            packed(x, lda: k, w, y, ldy: n, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
         }
+    }
+
+    /// `Y = X·Wᵀ` with row strides `lda` for X and `ldy` for Y (W contiguous N×K); always packed.
+    public static func multiplyStrided(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>,
+                                       into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int,
+                                       bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 { for i in 0..<m { for j in 0..<n { y[i * ldy + j] = bias?[j] ?? 0 } }; return }
+        let t = 2 * m * n * k < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        packed(x, lda: lda, w, y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
     }
 
     // MARK: small M (GEMV)
@@ -78,8 +88,8 @@ public enum Gemm {
         }
     }
 
-    static func packed(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                       m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
+    static func packed(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
         // Split the longer dimension into `t` chunks aligned to the tile size.
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
         let splitN = panelsN >= 4 * t || panelsN >= panelsM
@@ -87,16 +97,16 @@ public enum Gemm {
         Parallel.forEach(tasks, threads: tasks) { task in
             if splitN {
                 let j0 = task * panelsN / tasks * s.nr, j1 = min(n, (task + 1) * panelsN / tasks * s.nr)
-                block(x, w + j0 * k, y + j0, m: m, n: j1 - j0, k: k, ldy: n, bias: bias.map { $0 + j0 }, s)
+                block(x, lda: lda, w + j0 * k, y + j0, m: m, n: j1 - j0, k: k, ldy: ldy, bias: bias.map { $0 + j0 }, s)
             } else {
                 let i0 = task * panelsM / tasks * s.mr, i1 = min(m, (task + 1) * panelsM / tasks * s.mr)
-                block(x + i0 * k, w, y + i0 * n, m: i1 - i0, n: n, k: k, ldy: n, bias: bias, s)
+                block(x + i0 * lda, lda: lda, w, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s)
             }
         }
     }
 
-    /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row stride `ldy` for Y.
-    static func block(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row strides `lda` for X and `ldy` for Y.
+    static func block(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                       m: Int, n: Int, k: Int, ldy: Int, bias: UnsafePointer<Float>?, _ s: F32Spec) {
         guard m > 0, n > 0 else { return }
         let kSlabs = (k + s.kc - 1) / s.kc
@@ -117,7 +127,7 @@ public enum Gemm {
                 var ic = 0
                 while ic < m {
                     let mcur = min(mc, m - ic)
-                    packPanels(x + ic * k + pc, ld: k, count: mcur, depth: kcur, width: s.mr, into: pa)
+                    packPanels(x + ic * lda + pc, ld: lda, count: mcur, depth: kcur, width: s.mr, into: pa)
                     var jr = 0
                     while jr < ncur {
                         let cols = min(s.nr, ncur - jr)

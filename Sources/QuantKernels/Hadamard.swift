@@ -44,35 +44,78 @@ public struct HadamardTransform: Sendable {
             ?? "use a random orthogonal matrix instead")
     }
 
-    /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size`.
-    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false) {
-        let norm = 1 / Float(size).squareRoot()
-        Parallel.forEach(rows, threads: rows * size >= 1 << 15 ? nil : 1) { r in
-            let row = x + r * size
-            var tmp = [Float](repeating: 0, count: factor > 1 ? size : 0)
-            for a in 0..<factor { HadamardTransform.fwht(row + a * pow2, pow2) }
-            if factor > 1 {
-                tmp.withUnsafeMutableBufferPointer { t in
-                    for a in 0..<factor {
-                        let out = t.baseAddress! + a * pow2
-                        for i in 0..<pow2 { out[i] = 0 }
-                        for c in 0..<factor {
-                            let h = transpose ? factorMatrix[c * factor + a] : factorMatrix[a * factor + c]
-                            let src = row + c * pow2
-                            if h > 0 { for i in 0..<pow2 { out[i] += src[i] } } else { for i in 0..<pow2 { out[i] -= src[i] } }
-                        }
-                    }
-                    for i in 0..<size { row[i] = t[i] * norm }
-                }
-            } else {
-                for i in 0..<size { row[i] *= norm }
+    /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size` (`transpose`: `x ← x·M`, the
+    /// inverse). Per row: SIMD FWHT of each length-2^m segment in place, then `H_K` (or `H_Kᵀ`) times
+    /// the K×2^m segment matrix, vectorized over the 2^m columns into one scratch row per thread,
+    /// scaled by 1/√n on the way back. Rows are independent, so any thread count gives the same bits.
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false, threads: Int? = nil) {
+        guard rows > 0 else { return }
+        let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
+        let chunks = min(rows, t)
+        factorMatrix.withUnsafeBufferPointer { hp in
+            Parallel.forEach(chunks, threads: chunks) { c in
+                let r0 = c * rows / chunks, r1 = (c + 1) * rows / chunks
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+                    .bindMemory(to: Float.self, capacity: size)
+                defer { scratch.deallocate() }
+                for r in r0..<r1 { applyRow(x + r * size, scratch, hp.baseAddress!, transpose) }
             }
         }
     }
 
+    @inline(__always)
+    func applyRow(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>,
+                  _ transpose: Bool) {
+        let norm = 1 / Float(size).squareRoot()
+        let k = factor, p = pow2
+        for a in 0..<k { HadamardTransform.fwht(row + a * p, p) }
+        if k == 1 { RowOps.scale(row, size, by: norm); return }
+        for a in 0..<k {
+            let out = tmp + a * p
+            for c in 0..<k {
+                let sign = transpose ? h[c * k + a] : h[a * k + c]
+                RowOps.accumulate(out, row + c * p, p, sign: sign, first: c == 0)
+            }
+        }
+        RowOps.scale(tmp, into: row, size, by: norm)
+    }
+
     /// In-place unnormalized Walsh–Hadamard transform of length `n` (a power of two).
+    /// Strides ≥ 8 are eight-lane butterflies; the first three stages run inside one SIMD8 register
+    /// (three rounds of `(even + odd, even − odd)`, which also undo their own index rotation).
     @inline(__always)
     public static func fwht(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n < 8 { fwhtReference(x, n); return }
+        let raw = UnsafeMutableRawPointer(x)
+        var i = 0
+        while i < n {
+            var v = raw.load(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            raw.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var h = 8
+        while h < n {
+            var b = 0
+            while b < n {
+                var j = b
+                while j < b + h {
+                    let u = raw.load(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    let w = raw.load(fromByteOffset: 4 * (j + h), as: SIMD8<Float>.self)
+                    raw.storeBytes(of: u + w, toByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: u - w, toByteOffset: 4 * (j + h), as: SIMD8<Float>.self)
+                    j += 8
+                }
+                b += 2 * h
+            }
+            h *= 2
+        }
+    }
+
+    /// Scalar FWHT (the definition the SIMD version is tested against).
+    public static func fwhtReference(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var h = 1
         while h < n {
             var i = 0
@@ -85,6 +128,19 @@ public struct HadamardTransform: Sendable {
             }
             h *= 2
         }
+    }
+
+    /// The dense orthonormal matrix `M = (H_K ⊗ H_{2^m})/√n` (n×n row-major). Reference for tests.
+    public func denseMatrix() -> [Float] {
+        let n = size, p = pow2, k = factor
+        var sylvester = [Float](repeating: 1, count: p * p)
+        for i in 0..<p { for j in 0..<p where (i & j).nonzeroBitCount % 2 == 1 { sylvester[i * p + j] = -1 } }
+        let norm = 1 / Float(n).squareRoot()
+        var m = [Float](repeating: 0, count: n * n)
+        for a in 0..<k { for c in 0..<k { for i in 0..<p { for j in 0..<p {
+            m[(a * p + i) * n + c * p + j] = factorMatrix[a * k + c] * sylvester[i * p + j] * norm
+        } } } }
+        return m
     }
 
     /// The ±1 Hadamard matrix of order k (row-major), or nil when no construction is known here.
