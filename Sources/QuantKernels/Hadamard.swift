@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+#endif
+
 /// Orthonormal Hadamard transforms applied to rows, `x ← x·Mᵀ` with `M = (H_K ⊗ H_{2^m})/√n`.
 ///
 /// `n = K·2^m`, where `H_K` is 1, or a Paley construction (type I: K = q+1, q prime ≡ 3 mod 4;
@@ -52,20 +56,32 @@ public struct HadamardTransform: Sendable {
         guard rows > 0 else { return }
         let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
         let chunks = min(rows, t)
-        factorMatrix.withUnsafeBufferPointer { hp in
+        let k = factor
+        var hk = factorMatrix
+        if transpose { for a in 0..<k { for c in 0..<k { hk[a * k + c] = factorMatrix[c * k + a] } } }
+        let norm = 1 / Float(size).squareRoot()
+        #if arch(x86_64)
+        let simd = KernelDispatch.active != .portable && pow2 >= 8
+        #endif
+        hk.withUnsafeBufferPointer { hp in
             Parallel.forEach(chunks, threads: chunks) { c in
                 let r0 = c * rows / chunks, r1 = (c + 1) * rows / chunks
                 let scratch = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
                     .bindMemory(to: Float.self, capacity: size)
                 defer { scratch.deallocate() }
-                for r in r0..<r1 { applyRow(x + r * size, scratch, hp.baseAddress!, transpose) }
+                #if arch(x86_64)
+                if simd {
+                    for r in r0..<r1 { AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm) }
+                    return
+                }
+                #endif
+                for r in r0..<r1 { applyRow(x + r * size, scratch, hp.baseAddress!) }
             }
         }
     }
 
     @inline(__always)
-    func applyRow(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>,
-                  _ transpose: Bool) {
+    func applyRow(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>) {
         let norm = 1 / Float(size).squareRoot()
         let k = factor, p = pow2
         for a in 0..<k { HadamardTransform.fwht(row + a * p, p) }
@@ -73,7 +89,7 @@ public struct HadamardTransform: Sendable {
         for a in 0..<k {
             let out = tmp + a * p
             for c in 0..<k {
-                let sign = transpose ? h[c * k + a] : h[a * k + c]
+                let sign = h[a * k + c]
                 RowOps.accumulate(out, row + c * p, p, sign: sign, first: c == 0)
             }
         }

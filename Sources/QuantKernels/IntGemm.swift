@@ -68,8 +68,15 @@ public enum IntGemm {
         precondition(a.k == w.k, "IntGemm: activations have K = \(a.k), weights K = \(w.k)")
         let m = a.m, n = w.n, groups = w.groups
         guard m > 0, n > 0 else { return }
-        let (mr, dots) = kernel(KernelDispatch.active)
+        var (mr, dots) = kernel(KernelDispatch.active)
         let int4 = w.storageBits == 4
+        #if arch(x86_64)
+        // W4A4 on AVX2: activations ≤ 15 let 16-bit lanes accumulate longer.
+        if KernelDispatch.active == .avx2 && int4 && a.grid.bits <= 4 {
+            dots = { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
+            mr = AVX2Int.mr
+        }
+        #endif
         let steps = int4 ? w.paddedGroup / 8 : w.paddedGroup / 4
         let groupBytes = w.paddedGroup * panelWidth / (int4 ? 2 : 1)
         let glen = Int32(truncatingIfNeeded: w.groupSize)

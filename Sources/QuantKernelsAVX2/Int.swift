@@ -63,6 +63,45 @@ public enum AVX2Int {
         if rows > 3 { o.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); o.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
     }
 
+    /// `dots` for int4 weights and activations ≤ 15 (W4A4): `vpmaddubsw` pairs are ≤ 2·15·15, so
+    /// 16-bit lanes accumulate 32 blocks (≤ 28 800) before one `vpmaddwd` widens them to int32.
+    public static func dotsSmall(_ rows: Int, _ a: UnsafePointer<UInt8>, _ lda: Int, _ w: UnsafePointer<UInt8>,
+                                 _ steps: Int, _ out: UnsafeMutablePointer<Int32>) {
+        let r0 = UnsafeRawPointer(a), r1 = UnsafeRawPointer(a + min(1, rows - 1) * lda)
+        let r2 = UnsafeRawPointer(a + min(2, rows - 1) * lda), r3 = UnsafeRawPointer(a + min(3, rows - 1) * lda)
+        var a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00
+        let lowNibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
+        var pw = UnsafeRawPointer(w)
+        var o = 0, done = 0
+        while done < steps {
+            let chunk = min(32, steps - done)
+            var s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00
+            for _ in 0..<chunk {
+                let v0 = pw.load(as: __m256i.self), v1 = pw.load(fromByteOffset: 32, as: __m256i.self)
+                let l0 = _mm256_and_si256(v0, lowNibbles), h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lowNibbles)
+                let l1 = _mm256_and_si256(v1, lowNibbles), h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), lowNibbles)
+                @inline(__always) func row(_ r: UnsafeRawPointer, _ c0: inout __m256i, _ c1: inout __m256i) {
+                    let x0 = _mm256_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                    let x1 = _mm256_set1_epi32(r.loadUnaligned(fromByteOffset: o + 4, as: Int32.self))
+                    c0 = _mm256_add_epi16(c0, _mm256_add_epi16(_mm256_maddubs_epi16(x0, l0), _mm256_maddubs_epi16(x1, h0)))
+                    c1 = _mm256_add_epi16(c1, _mm256_add_epi16(_mm256_maddubs_epi16(x0, l1), _mm256_maddubs_epi16(x1, h1)))
+                }
+                row(r0, &s00, &s01); row(r1, &s10, &s11); row(r2, &s20, &s21); row(r3, &s30, &s31)
+                pw += 64; o += 8
+            }
+            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(s00, ones)); a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(s01, ones))
+            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(s10, ones)); a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(s11, ones))
+            a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(s20, ones)); a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(s21, ones))
+            a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(s30, ones)); a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(s31, ones))
+            done += chunk
+        }
+        let p = UnsafeMutableRawPointer(out)
+        p.storeBytes(of: a00, toByteOffset: 0, as: __m256i.self); p.storeBytes(of: a01, toByteOffset: 32, as: __m256i.self)
+        if rows > 1 { p.storeBytes(of: a10, toByteOffset: 64, as: __m256i.self); p.storeBytes(of: a11, toByteOffset: 96, as: __m256i.self) }
+        if rows > 2 { p.storeBytes(of: a20, toByteOffset: 128, as: __m256i.self); p.storeBytes(of: a21, toByteOffset: 160, as: __m256i.self) }
+        if rows > 3 { p.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); p.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
+    }
+
     /// Practical integer peak: `n` iterations of 8 independent 32-byte u8·s8 4-way dot steps in the
     /// same instruction pattern as the int4 tile (`vpmaddubsw` + `vpmaddwd` + `vpaddd`). Returns a
     /// value to keep the loop alive. Ops per iteration: 8 · 32 multiply-adds = 512 integer ops.
