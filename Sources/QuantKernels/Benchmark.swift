@@ -84,20 +84,23 @@ public enum KernelBenchmark {
         return best
     }
 
-    public static func run(threads: [Int] = [1, 2], quick: Bool = false) -> KernelBenchmarkReport {
+    /// Runs every kernel (or only those named in `only`: "f32", "int", "hadamard", "openblas") on the
+    /// standard shapes for each thread count in `threads`. `quick` uses fewer shapes and repetitions.
+    public static func run(threads: [Int] = [1, 2], quick: Bool = false, only: Set<String>? = nil) -> KernelBenchmarkReport {
+        func wants(_ s: String) -> Bool { only?.contains(s) ?? true }
         let path = KernelDispatch.active
         var report = KernelBenchmarkReport(path: path.rawValue, quick: quick)
         let budget = quick ? 0.05 : 0.25
         // Practical peaks: every thread runs the register-only loop.
         for t in threads {
-            let iters = quick ? 2_000_000 : 10_000_000
+            let iters = quick ? 1_000_000 : 2_000_000
             let (fl, io, name) = peakLoops(path)
             if let fl {
-                let s = time(budget: 0) { Parallel.forEach(t, threads: t) { _ in _ = fl(iters) } }
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = fl(iters) } }
                 report.f32Peak[t] = Double(t * iters) * fl(0).perIter / s / 1e9
             }
             if let io {
-                let s = time(budget: 0) { Parallel.forEach(t, threads: t) { _ in _ = io(iters) } }
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = io(iters) } }
                 report.intPeak[t] = Double(t * iters) * io(0).perIter / s / 1e9
             }
             report.intPeakInstruction = name
@@ -122,15 +125,17 @@ public enum KernelBenchmark {
                 let ops = 2.0 * Double(m) * Double(n) * Double(k)
                 let b = m * n * k > 1 << 30 ? 0 : budget
                 for t in threads {
+                    if !wants("f32") && !wants("int") { continue }
                     let sf = x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
                         time(budget: b) { Gemm.multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, threads: t) }
                     } } }
-                    let s8 = y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a8, p8, into: yp.baseAddress!, threads: t) } }
-                    let s4 = y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a4, p4, into: yp.baseAddress!, threads: t) } }
+                    let s8 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a8, p8, into: yp.baseAddress!, threads: t) } }
+                    let s4 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a4, p4, into: yp.baseAddress!, threads: t) } }
                     let rf = ops / sf / 1e9, r8 = ops / s8 / 1e9, r4 = ops / s4 / 1e9
                     let pf = report.f32Peak[t], pi = report.intPeak[t]
                     report.rows.append(KernelBenchmarkRow(kernel: "f32", m: m, k: k, n: n, threads: t, rate: rf,
                                                           fractionOfPeak: pf.map { rf / $0 }))
+                    if !wants("int") { continue }
                     report.rows.append(KernelBenchmarkRow(kernel: "W8A8", m: m, k: k, n: n, threads: t, rate: r8,
                                                           fractionOfPeak: pi.map { r8 / $0 }, ratioToF32: r8 / rf))
                     report.rows.append(KernelBenchmarkRow(kernel: "W4A4", m: m, k: k, n: n, threads: t, rate: r4,
@@ -140,7 +145,7 @@ public enum KernelBenchmark {
         }
         // Hadamard on a 2048×1536 activation (K = 12 Paley × 128 WHT) vs a read+write pass.
         let hr = quick ? 512 : 2048, hn = 1536
-        if let h = try? HadamardTransform(size: hn) {
+        if wants("hadamard"), let h = try? HadamardTransform(size: hn) {
             var a = (0..<(hr * hn)).map { _ in rand() }
             var dst = [Float](repeating: 0, count: hr * hn)
             for t in threads {
@@ -158,7 +163,7 @@ public enum KernelBenchmark {
                                                             milliseconds: sh * 1e3, copyMilliseconds: sc * 1e3))
             }
         }
-        addOpenBLAS(&report, threads: threads, ms: ms, kn: kn, quick: quick)
+        if wants("openblas") { addOpenBLAS(&report, threads: threads, ms: ms, kn: kn, quick: quick) }
         if path != .vnni {
             report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
         }
@@ -175,7 +180,7 @@ public enum KernelBenchmark {
         case .vnni:
             return ({ (Double(AVX512F32.peakLoop($0)), 384) }, { (Double(AVX512Int.peakLoop($0)), 768) }, "vpdpbusd")
         case .avx2:
-            return ({ (Double(AVX2F32.peakLoop($0)), 192) }, { (Double(AVX2Int.peakLoop($0)), 512) }, "vpmaddubsw+vpmaddwd")
+            return ({ (Double(AVX2F32.peakLoop($0)), 192) }, { (Double(AVX2Int.peakLoop($0)), 512) }, "vpmaddubsw+vpaddw")
         case .portable: break
         }
         #endif

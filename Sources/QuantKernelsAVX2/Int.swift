@@ -102,23 +102,20 @@ public enum AVX2Int {
         if rows > 3 { p.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); p.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
     }
 
-    /// Practical integer peak: `n` iterations of 8 independent 32-byte u8·s8 4-way dot steps in the
-    /// same instruction pattern as the int4 tile (`vpmaddubsw` + `vpmaddwd` + `vpaddd`). Returns a
-    /// value to keep the loop alive. Ops per iteration: 8 · 32 multiply-adds = 512 integer ops.
+    /// Practical integer peak: `n` iterations of 8 independent `vpmaddubsw` + `vpaddw` (the fastest
+    /// exact u8·s8 pattern, used by the W4A4 tile); 8 · 32 multiply-adds = 512 integer ops per iteration.
     public static func peakLoop(_ n: Int) -> Int32 {
-        let x = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1)
+        // Eight different multiplicands so no two multiplies are common subexpressions.
+        let x0 = _mm256_set1_epi8(1), x1 = _mm256_set1_epi8(2), x2 = _mm256_set1_epi8(3), x3 = _mm256_set1_epi8(4)
+        let x4 = _mm256_set1_epi8(5), x5 = _mm256_set1_epi8(6), x6 = _mm256_set1_epi8(7), x7 = _mm256_set1_epi8(8)
         var w = _mm256_set1_epi8(1)
         var c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0
         for _ in 0..<n {
-            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
-            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones))
-            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
-            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones))
-            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
-            c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones))
-            c6 = _mm256_add_epi32(c6, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
-            c7 = _mm256_add_epi32(c7, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones))
-            w = _mm256_xor_si256(w, c0)
+            c0 = _mm256_add_epi16(c0, _mm256_maddubs_epi16(x0, w)); c1 = _mm256_add_epi16(c1, _mm256_maddubs_epi16(x1, w))
+            c2 = _mm256_add_epi16(c2, _mm256_maddubs_epi16(x2, w)); c3 = _mm256_add_epi16(c3, _mm256_maddubs_epi16(x3, w))
+            c4 = _mm256_add_epi16(c4, _mm256_maddubs_epi16(x4, w)); c5 = _mm256_add_epi16(c5, _mm256_maddubs_epi16(x5, w))
+            c6 = _mm256_add_epi16(c6, _mm256_maddubs_epi16(x6, w)); c7 = _mm256_add_epi16(c7, _mm256_maddubs_epi16(x7, w))
+            w = _mm256_add_epi8(w, x0)   // keeps the multiplies inside the loop (one cheap op per 8)
         }
         let s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
                                  _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)))
