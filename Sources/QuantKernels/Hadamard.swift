@@ -52,7 +52,12 @@ public struct HadamardTransform: Sendable {
     /// inverse). Per row: SIMD FWHT of each length-2^m segment in place, then `H_K` (or `H_Kᵀ`) times
     /// the K×2^m segment matrix, vectorized over the 2^m columns into one scratch row per thread,
     /// scaled by 1/√n on the way back. Rows are independent, so any thread count gives the same bits.
-    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false, threads: Int? = nil) {
+    ///
+    /// `thenFakeQuantize`: fused `Quantizer.fakeQuantize` of each transformed row (groups of
+    /// `groupSize` columns) while it is still in L1; bit-identical to calling the two separately.
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false, threads: Int? = nil,
+                      thenFakeQuantize fq: (groupSize: Int, grid: QuantGrid)? = nil) {
+        if let fq { precondition(fq.groupSize > 0 && size % fq.groupSize == 0, "group size must divide the row length") }
         guard rows > 0 else { return }
         let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
         let chunks = min(rows, t)
@@ -71,11 +76,17 @@ public struct HadamardTransform: Sendable {
                 defer { scratch.deallocate() }
                 #if arch(x86_64)
                 if simd {
-                    for r in r0..<r1 { AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm) }
+                    for r in r0..<r1 {
+                        AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                        if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
+                    }
                     return
                 }
                 #endif
-                for r in r0..<r1 { applyRow(x + r * size, scratch, hp.baseAddress!) }
+                for r in r0..<r1 {
+                    applyRow(x + r * size, scratch, hp.baseAddress!)
+                    if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
+                }
             }
         }
     }

@@ -54,15 +54,20 @@ public enum Quantizer {
                                     grid: QuantGrid, threads: Int? = nil) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
         Parallel.forEach(rows, threads: rows * cols >= 1 << 14 ? threads : 1) { r in
-            let row = x + r * cols
-            var g = 0
-            while g < cols {
-                let p = row + g
-                let (lo, hi) = minMax(p, groupSize)
-                let (s, z) = grid.parameters(min: lo, max: hi)
-                fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z)
-                g += groupSize
-            }
+            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid)
+        }
+    }
+
+    /// One row of `fakeQuantize`.
+    @inline(__always)
+    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid) {
+        var g = 0
+        while g < cols {
+            let p = row + g
+            let (lo, hi) = minMax(p, groupSize)
+            let (s, z) = grid.parameters(min: lo, max: hi)
+            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z)
+            g += groupSize
         }
     }
 
@@ -138,27 +143,27 @@ public enum Quantizer {
     /// `Int32(UInt8(bitPattern:))` to read those), and per-group scales and zeros
     /// (`rows × cols/groupSize`).
     public static func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, groupSize: Int,
-                                grid: QuantGrid) -> (codes: [Int32], scales: [Float], zeros: [Int32]) {
+                                grid: QuantGrid, threads: Int? = nil) -> (codes: [Int32], scales: [Float], zeros: [Int32]) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
         let groups = cols / groupSize
         var codes = [Int32](repeating: 0, count: rows * cols)
         var scales = [Float](repeating: 1, count: rows * groups)
         var zeros = [Int32](repeating: 0, count: rows * groups)
-        codes.withUnsafeMutableBufferPointer { cb in
-            let c = cb.baseAddress!
-            for r in 0..<rows {
+        codes.withUnsafeMutableBufferPointer { cb in scales.withUnsafeMutableBufferPointer { sb in zeros.withUnsafeMutableBufferPointer { zb in
+            guard let c = cb.baseAddress, let sp = sb.baseAddress, let zp = zb.baseAddress else { return }
+            Parallel.forEach(rows, threads: rows * cols >= 1 << 15 ? threads : 1) { r in
                 for g in 0..<groups {
                     let p = x + r * cols + g * groupSize
                     let (lo, hi) = minMax(p, groupSize)
                     let (s, z) = grid.parameters(min: lo, max: hi)
-                    scales[r * groups + g] = s; zeros[r * groups + g] = z
+                    sp[r * groups + g] = s; zp[r * groups + g] = z
                     let out = c + r * cols + g * groupSize
                     codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
                              { i, v in UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: SIMD8<Int32>.self) },
                              { i, q in out[i] = q })
                 }
             }
-        }
+        } } }
         return (codes, scales, zeros)
     }
 

@@ -93,3 +93,30 @@ final class TransformTests: XCTestCase {
         } }
     }
 }
+
+final class FusedTests: XCTestCase {
+    func testHadamardThenFakeQuantizeIsBitIdentical() throws {
+        var rng = TestRNG(10)
+        let h = try HadamardTransform(size: 576)
+        let grid = QuantGrid(bits: 4, symmetric: false)
+        let x = rng.floats(50 * 576)
+        try forEachPath { _ in
+            var a = x, b = x
+            a.withUnsafeMutableBufferPointer { h.apply($0.baseAddress!, rows: 50, thenFakeQuantize: (groupSize: 64, grid: grid)) }
+            b.withUnsafeMutableBufferPointer {
+                h.apply($0.baseAddress!, rows: 50)
+                Quantizer.fakeQuantizeReference($0.baseAddress!, rows: 50, cols: 576, groupSize: 64, grid: grid)
+            }
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern))
+        }
+    }
+
+    func testQuantizeThreadsBitIdentical() {
+        var rng = TestRNG(11)
+        let x = rng.floats(300 * 256)
+        let g = QuantGrid(bits: 8, symmetric: false)
+        let q1 = x.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: 300, cols: 256, groupSize: 128, grid: g, threads: 1) }
+        let q2 = x.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: 300, cols: 256, groupSize: 128, grid: g, threads: 2) }
+        XCTAssertEqual(q1.codes, q2.codes); XCTAssertEqual(q1.scales, q2.scales); XCTAssertEqual(q1.zeros, q2.zeros)
+    }
+}
