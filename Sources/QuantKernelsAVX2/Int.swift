@@ -17,6 +17,7 @@ public enum AVX2Int {
     /// saturate at 255·(−128)·2). int4 uses `vpmaddubsw` (≤ 2·255·15, cannot saturate) + `vpmaddwd`.
     public static func dots(_ rows: Int, _ a: UnsafePointer<UInt8>, _ lda: Int, _ w: UnsafePointer<UInt8>,
                             _ steps: Int, _ int4: Bool, _ out: UnsafeMutablePointer<Int32>) {
+        if rows == 1 { return dots1(a, w, steps, int4, out) }
         let r0 = UnsafeRawPointer(a), r1 = UnsafeRawPointer(a + min(1, rows - 1) * lda)
         let r2 = UnsafeRawPointer(a + min(2, rows - 1) * lda), r3 = UnsafeRawPointer(a + min(3, rows - 1) * lda)
         var a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00
@@ -63,10 +64,49 @@ public enum AVX2Int {
         if rows > 3 { o.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); o.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
     }
 
+    /// One activation row (GEMV / decode): same arithmetic as `dots` without the unused rows.
+    static func dots1(_ a: UnsafePointer<UInt8>, _ w: UnsafePointer<UInt8>, _ steps: Int, _ int4: Bool,
+                      _ out: UnsafeMutablePointer<Int32>) {
+        let r = UnsafeRawPointer(a)
+        var c0 = _mm256_setzero_si256(), c1 = c0, d0 = c0, d1 = c0
+        var pw = UnsafeRawPointer(w)
+        var o = 0
+        if int4 {
+            let lowNibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
+            for _ in 0..<steps {
+                let v0 = pw.load(as: __m256i.self), v1 = pw.load(fromByteOffset: 32, as: __m256i.self)
+                let x0 = _mm256_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                let x1 = _mm256_set1_epi32(r.loadUnaligned(fromByteOffset: o + 4, as: Int32.self))
+                let t0 = _mm256_add_epi16(_mm256_maddubs_epi16(x0, _mm256_and_si256(v0, lowNibbles)),
+                                          _mm256_maddubs_epi16(x1, _mm256_and_si256(_mm256_srli_epi16(v0, 4), lowNibbles)))
+                let t1 = _mm256_add_epi16(_mm256_maddubs_epi16(x0, _mm256_and_si256(v1, lowNibbles)),
+                                          _mm256_maddubs_epi16(x1, _mm256_and_si256(_mm256_srli_epi16(v1, 4), lowNibbles)))
+                c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(t0, ones)); c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(t1, ones))
+                pw += 64; o += 8
+            }
+        } else {
+            let lowBytes = _mm256_set1_epi16(0x00FF)
+            for _ in 0..<steps {
+                let v0 = pw.load(as: __m256i.self), v1 = pw.load(fromByteOffset: 32, as: __m256i.self)
+                let x = _mm256_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                let xe = _mm256_and_si256(x, lowBytes), xd = _mm256_srli_epi16(x, 8)
+                c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(xe, _mm256_srai_epi16(_mm256_slli_epi16(v0, 8), 8)))
+                d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(xd, _mm256_srai_epi16(v0, 8)))
+                c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(xe, _mm256_srai_epi16(_mm256_slli_epi16(v1, 8), 8)))
+                d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(xd, _mm256_srai_epi16(v1, 8)))
+                pw += 64; o += 4
+            }
+            c0 = _mm256_add_epi32(c0, d0); c1 = _mm256_add_epi32(c1, d1)
+        }
+        let p = UnsafeMutableRawPointer(out)
+        p.storeBytes(of: c0, toByteOffset: 0, as: __m256i.self); p.storeBytes(of: c1, toByteOffset: 32, as: __m256i.self)
+    }
+
     /// `dots` for int4 weights and activations ≤ 15 (W4A4): `vpmaddubsw` pairs are ≤ 2·15·15, so
     /// 16-bit lanes accumulate 32 blocks (≤ 28 800) before one `vpmaddwd` widens them to int32.
     public static func dotsSmall(_ rows: Int, _ a: UnsafePointer<UInt8>, _ lda: Int, _ w: UnsafePointer<UInt8>,
                                  _ steps: Int, _ out: UnsafeMutablePointer<Int32>) {
+        if rows == 1 { return dots1(a, w, steps, true, out) }
         let r0 = UnsafeRawPointer(a), r1 = UnsafeRawPointer(a + min(1, rows - 1) * lda)
         let r2 = UnsafeRawPointer(a + min(2, rows - 1) * lda), r3 = UnsafeRawPointer(a + min(3, rows - 1) * lda)
         var a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00

@@ -11,6 +11,7 @@ public enum AVX512Int {
     /// One `vpdpbusd` per row per 4 k (int4: nibbles unpacked in registers, two `vpdpbusd` per 8 k).
     public static func dots(_ rows: Int, _ a: UnsafePointer<UInt8>, _ lda: Int, _ w: UnsafePointer<UInt8>,
                             _ steps: Int, _ int4: Bool, _ out: UnsafeMutablePointer<Int32>) {
+        if rows == 1 { return dots1(a, w, steps, int4, out) }
         let r0 = UnsafeRawPointer(a + min(0, rows - 1) * lda)
         let r1 = UnsafeRawPointer(a + min(1, rows - 1) * lda)
         let r2 = UnsafeRawPointer(a + min(2, rows - 1) * lda)
@@ -60,6 +61,36 @@ public enum AVX512Int {
         if rows > 5 { p.storeBytes(of: c5, toByteOffset: 320, as: __m512i.self) }
         if rows > 6 { p.storeBytes(of: c6, toByteOffset: 384, as: __m512i.self) }
         if rows > 7 { p.storeBytes(of: c7, toByteOffset: 448, as: __m512i.self) }
+    }
+
+    /// One activation row (GEMV / decode); two accumulators to hide the `vpdpbusd` latency.
+    static func dots1(_ a: UnsafePointer<UInt8>, _ w: UnsafePointer<UInt8>, _ steps: Int, _ int4: Bool,
+                      _ out: UnsafeMutablePointer<Int32>) {
+        let r = UnsafeRawPointer(a)
+        var c0 = _mm512_setzero_si512(), c1 = c0
+        var pw = UnsafeRawPointer(w)
+        var o = 0
+        if int4 {
+            let lowNibbles = _mm512_set1_epi8(0x0F)
+            for _ in 0..<steps {
+                let v = pw.load(as: __m512i.self)
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self)), _mm512_and_si512(v, lowNibbles))
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(r.loadUnaligned(fromByteOffset: o + 4, as: Int32.self)),
+                                         _mm512_and_si512(_mm512_srli_epi16(v, 4), lowNibbles))
+                pw += 64; o += 8
+            }
+        } else {
+            var s = 0
+            while s + 2 <= steps {
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self)), pw.load(as: __m512i.self))
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(r.loadUnaligned(fromByteOffset: o + 4, as: Int32.self)), pw.load(fromByteOffset: 64, as: __m512i.self))
+                pw += 128; o += 8; s += 2
+            }
+            if s < steps {
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(r.loadUnaligned(fromByteOffset: o, as: Int32.self)), pw.load(as: __m512i.self))
+            }
+        }
+        UnsafeMutableRawPointer(out).storeBytes(of: _mm512_add_epi32(c0, c1), as: __m512i.self)
     }
 
     /// Practical VNNI peak: `n` iterations of 12 independent `vpdpbusd` (12·64 = 768 integer ops).
