@@ -25,7 +25,10 @@ public struct HadamardTransform: Sendable {
         }
     }
 
-    public init(size n: Int) throws {
+    /// Finds the smallest K (n = K·2^m) with a construction. `maxFactor` rejects constructions whose
+    /// dense K×K factor would cost more than wanted (per row K·n adds; e.g. 29568 = 924·32 via
+    /// Paley II q = 461 exists but costs 924 adds per element) with the same block-diagonal hint.
+    public init(size n: Int, maxFactor: Int = .max) throws {
         precondition(n > 0)
         size = n
         var m = n
@@ -35,7 +38,7 @@ public struct HadamardTransform: Sendable {
         var k = m
         var pw = p
         while true {
-            if let (h, name) = HadamardTransform.construct(k) {
+            if k <= maxFactor, let (h, name) = HadamardTransform.construct(k) {
                 factor = k; factorMatrix = h; construction = name; pow2 = pw
                 return
             }

@@ -24,6 +24,7 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(try HadamardTransform(size: 1536).factor, 12)
         XCTAssertEqual(try HadamardTransform(size: 18944).factor, 148)
         XCTAssertEqual(try HadamardTransform(size: 29568).factor, 924)       // Paley II q = 461
+        XCTAssertThrowsError(try HadamardTransform(size: 29568, maxFactor: 172))
         XCTAssertThrowsError(try HadamardTransform(size: 13696)) { e in
             XCTAssertTrue("\(e)".contains("block-diagonal Hadamard (block_size: 128)"), "\(e)")
         }
