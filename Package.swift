@@ -16,11 +16,23 @@ let optimized: [SwiftSetting] = [
 /// one line in Sources/workbench/main.swift, and its tests.
 let methods = ["RTN"]
 
+/// ISA-specific kernel targets (x86_64 only; `-target-cpu` is an error elsewhere). QuantKernels
+/// picks one at run time (KernelDispatch). cascadelake, not skylake-avx512: VNNI is needed.
+#if arch(x86_64)
+let isaKernelTargets = ["QuantKernelsAVX2", "QuantKernelsAVX512"]
+#else
+let isaKernelTargets: [String] = []
+#endif
+
 var targets: [Target] = [
     .systemLibrary(
         name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
         providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
-    .target(name: "QuantKernels", path: "Sources/QuantKernels", swiftSettings: optimized),
+    .target(name: "CQuantCPU", path: "Sources/CQuantCPU"),
+    .target(name: "QuantKernels", dependencies: ["CQuantCPU"] + isaKernelTargets.map { .target(name: $0) },
+            path: "Sources/QuantKernels", swiftSettings: optimized),
+    .executableTarget(name: "kernel-bench", dependencies: ["QuantKernels"], path: "Sources/KernelBench",
+                      swiftSettings: optimized),
     .target(name: "QuantCore", dependencies: ["QuantKernels"], path: "Sources/QuantCore",
             swiftSettings: optimized),
     .target(name: "Recipes", dependencies: ["CYAML", "QuantCore"], path: "Sources/Recipes",
@@ -40,6 +52,12 @@ var targets: [Target] = [
     .target(name: "TestSupport", dependencies: ["QuantCore", "LlamaModel", "ModelFormats"],
             path: "Tests/TestSupport", swiftSettings: optimized),
 ]
+#if arch(x86_64)
+targets.append(.target(name: "QuantKernelsAVX2", path: "Sources/QuantKernelsAVX2",
+                       swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "haswell"])]))
+targets.append(.target(name: "QuantKernelsAVX512", path: "Sources/QuantKernelsAVX512",
+                       swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "cascadelake"])]))
+#endif
 for method in methods {
     targets.append(.target(name: method, dependencies: ["QuantCore", "QuantKernels"],
                            path: "Plugins/\(method)", exclude: ["Tests"], swiftSettings: optimized))

@@ -1,5 +1,16 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+import QuantKernelsAVX512
+#endif
+
 /// Dense f32 matrix products. Convention everywhere: `Y = X·Wᵀ`, X is M×K (tokens × in),
 /// W is N×K (out × in), Y is M×N, all row-major and contiguous.
+///
+/// Large M: BLIS-style blocking. W is packed into K_c×16 (AVX2, portable: ×8; AVX-512: ×32) column
+/// panels, X into M_r×K_c row panels, and a register-blocked micro-kernel updates an M_r×N_r tile of Y
+/// per K_c slab. Small M (≤ 4): no packing, each output is a dot product of contiguous rows (GEMV).
+/// Work is split over column (or row) chunks; every output element is computed by the same
+/// instruction sequence whatever the thread count, so 1 and N threads are bit-identical.
 public enum Gemm {
     /// `Y = X·Wᵀ` (+ `bias` broadcast over rows when given). Overwrites `y`.
     public static func multiply(
@@ -7,29 +18,186 @@ public enum Gemm {
         m: Int, n: Int, k: Int, bias: UnsafePointer<Float>? = nil, threads: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
-        // Split over output rows (tokens) when there are many, else over output columns.
-        if m >= 4 {
-            Parallel.forEach(m, threads: threads) { i in
-                rowTimesMatrix(x + i * k, w, y + i * n, n: n, k: k, bias: bias, columns: 0..<n)
-            }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { y[i * n + j] = bias?[j] ?? 0 } }
+            return
+        }
+        let flops = 2 * m * n * k
+        let t = flops < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        if m <= 4 {
+            smallM(x, w, y, m: m, n: n, k: k, bias: bias, threads: t)
         } else {
-            let chunks = max(1, min(64, n / 64))
-            Parallel.forEach(chunks, threads: threads) { c in
-                let lo = c * n / chunks, hi = (c + 1) * n / chunks
-                for i in 0..<m { rowTimesMatrix(x + i * k, w, y + i * n, n: n, k: k, bias: bias, columns: lo..<hi) }
+            packed(x, lda: k, w, y, ldy: n, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
+        }
+    }
+
+    /// `Y = X·Wᵀ` with row strides `lda` for X and `ldy` for Y (W contiguous N×K); always packed.
+    public static func multiplyStrided(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>,
+                                       into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int,
+                                       bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 { for i in 0..<m { for j in 0..<n { y[i * ldy + j] = bias?[j] ?? 0 } }; return }
+        let t = 2 * m * n * k < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        packed(x, lda: lda, w, y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
+    }
+
+    // MARK: small M (GEMV)
+
+    /// Outputs in blocks of 4 columns; each block reads 4 rows of W once for all `m` tokens.
+    static func smallM(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                       m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads: Int) {
+        let blocks = (n + 3) / 4
+        let chunks = min(blocks, 64)
+        let path = KernelDispatch.active
+        Parallel.forEach(chunks, threads: threads) { c in
+            for blk in (c * blocks / chunks)..<((c + 1) * blocks / chunks) {
+                let j0 = blk * 4
+                if j0 + 4 <= n {
+                    #if arch(x86_64)
+                    if path != .portable {
+                        AVX2F32.dots4(x, m, w + j0 * k, k, y + j0, n)
+                        if let bias { for i in 0..<m { for j in j0..<(j0 + 4) { y[i * n + j] += bias[j] } } }
+                        continue
+                    }
+                    #endif
+                }
+                for i in 0..<m { for j in j0..<min(j0 + 4, n) { y[i * n + j] = dot(x + i * k, w + j * k, k) + (bias?[j] ?? 0) } }
             }
         }
     }
 
-    @inline(__always)
-    static func rowTimesMatrix(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                               n: Int, k: Int, bias: UnsafePointer<Float>?, columns: Range<Int>) {
-        for j in columns {
-            y[j] = dot(x, w + j * k, k) + (bias?[j] ?? 0)
+    // MARK: packed (BLIS-style)
+
+    typealias MicroKernel = (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int,
+                             Bool, UnsafePointer<Float>?) -> Void
+
+    /// Micro-kernel and blocking parameters of one ISA path.
+    struct F32Spec {
+        var mr: Int, nr: Int, kc: Int, mc: Int, nc: Int
+        var kernel: MicroKernel
+
+        static func `for`(_ path: KernelPath) -> F32Spec {
+            #if arch(x86_64)
+            switch path {
+            case .vnni: return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel)
+            case .avx2: return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel)
+            case .portable: break
+            }
+            #endif
+            return F32Spec(mr: 4, nr: 8, kc: 256, mc: 128, nc: 2048, kernel: portableKernel)
         }
     }
 
-    /// Σ a[i]·b[i] with a fixed 16-lane accumulation order.
+    static func packed(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
+        // Split the longer dimension into `t` chunks aligned to the tile size.
+        let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
+        let splitN = panelsN >= 4 * t || panelsN >= panelsM
+        let tasks = max(1, min(t, splitN ? panelsN : panelsM))
+        Parallel.forEach(tasks, threads: tasks) { task in
+            if splitN {
+                let j0 = task * panelsN / tasks * s.nr, j1 = min(n, (task + 1) * panelsN / tasks * s.nr)
+                block(x, lda: lda, w + j0 * k, y + j0, m: m, n: j1 - j0, k: k, ldy: ldy, bias: bias.map { $0 + j0 }, s)
+            } else {
+                let i0 = task * panelsM / tasks * s.mr, i1 = min(m, (task + 1) * panelsM / tasks * s.mr)
+                block(x + i0 * lda, lda: lda, w, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s)
+            }
+        }
+    }
+
+    /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row strides `lda` for X and `ldy` for Y.
+    static func block(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                      m: Int, n: Int, k: Int, ldy: Int, bias: UnsafePointer<Float>?, _ s: F32Spec) {
+        guard m > 0, n > 0 else { return }
+        let kSlabs = (k + s.kc - 1) / s.kc
+        let kc = (k + kSlabs - 1) / kSlabs              // even slabs: 576 → 3 × 192
+        let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
+        let nc = min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
+        let pa = UnsafeMutableRawPointer.allocate(byteCount: mc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc)
+        let pb = UnsafeMutableRawPointer.allocate(byteCount: nc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: nc * kc)
+        defer { pa.deallocate(); pb.deallocate() }
+        var jc = 0
+        while jc < n {
+            let ncur = min(nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let kcur = min(kc, k - pc)
+                packPanels(w + jc * k + pc, ld: k, count: ncur, depth: kcur, width: s.nr, into: pb)
+                let last = pc + kcur == k
+                var ic = 0
+                while ic < m {
+                    let mcur = min(mc, m - ic)
+                    packPanels(x + ic * lda + pc, ld: lda, count: mcur, depth: kcur, width: s.mr, into: pa)
+                    var jr = 0
+                    while jr < ncur {
+                        let cols = min(s.nr, ncur - jr)
+                        let bp = UnsafePointer(pb + jr * kcur)
+                        let bb = last ? bias.map { $0 + jc + jr } : nil
+                        var ir = 0
+                        while ir < mcur {
+                            s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jc + jr, ldy,
+                                     min(s.mr, mcur - ir), cols, pc > 0, bb)
+                            ir += s.mr
+                        }
+                        jr += s.nr
+                    }
+                    ic += mcur
+                }
+                pc += kcur
+            }
+            jc += ncur
+        }
+    }
+
+    /// Packs `count` rows of a row-major matrix (stride `ld`), `depth` columns each, into panels of
+    /// `width` rows stored column by column: panel p holds `depth` steps of `width` values
+    /// (rows p·width ..< p·width+width, zero-padded past `count`).
+    static func packPanels(_ src: UnsafePointer<Float>, ld: Int, count: Int, depth: Int, width: Int,
+                           into dst: UnsafeMutablePointer<Float>) {
+        var r0 = 0
+        var out = dst
+        while r0 < count {
+            let rows = min(width, count - r0)
+            for r in 0..<rows {
+                let s = src + (r0 + r) * ld
+                var o = out + r
+                for p in 0..<depth { o.pointee = s[p]; o += width }
+            }
+            if rows < width {
+                for r in rows..<width { var o = out + r; for _ in 0..<depth { o.pointee = 0; o += width } }
+            }
+            out += width * depth
+            r0 += width
+        }
+    }
+
+    /// Portable 4×8 micro-kernel (Swift SIMD, separate multiply and add, no FMA assumed).
+    static func portableKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                               _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int, _ cols: Int,
+                               _ accumulate: Bool, _ bias: UnsafePointer<Float>?) {
+        typealias V = SIMD8<Float>
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V()
+        var pa = a, pb = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            let bv = pb.load(as: V.self)
+            c0 += V(repeating: pa[0]) * bv; c1 += V(repeating: pa[1]) * bv
+            c2 += V(repeating: pa[2]) * bv; c3 += V(repeating: pa[3]) * bv
+            pa += 4; pb += 32
+        }
+        let tile = (c0, c1, c2, c3)
+        for i in 0..<rows {
+            let v = i == 0 ? tile.0 : i == 1 ? tile.1 : i == 2 ? tile.2 : tile.3
+            let p = c + i * ldc
+            for j in 0..<cols {
+                var e = v[j]
+                if accumulate { e += p[j] }
+                if let bias { e += bias[j] }
+                p[j] = e
+            }
+        }
+    }
+
+    /// Σ a[i]·b[i] with a fixed 16-lane accumulation order (multiply, then add).
     @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int) -> Float {
         var acc = SIMD16<Float>(repeating: 0)
@@ -37,7 +205,7 @@ public enum Gemm {
         while i + 16 <= k {
             let va = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
             let vb = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
-            acc.addProduct(va, vb)
+            acc += va * vb
             i += 16
         }
         var s = acc.sum()
@@ -46,16 +214,19 @@ public enum Gemm {
     }
 
     /// Array convenience: returns `X·Wᵀ` as a new M×N array.
-    public static func multiply(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, bias: [Float]? = nil, threads: Int? = nil) -> [Float] {
+    public static func multiply(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, bias: [Float]? = nil,
+                                threads: Int? = nil) -> [Float] {
         precondition(x.count == m * k && w.count == n * k, "Gemm.multiply: shape mismatch")
+        if k == 0 { return (0..<(m * n)).map { bias?[$0 % n] ?? 0 } }
         var y = [Float](repeating: 0, count: m * n)
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            guard let yb = yp.baseAddress, let xb = xp.baseAddress, let wb = wp.baseAddress else { return }
             if let bias {
                 bias.withUnsafeBufferPointer { bp in
-                    multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, bias: bp.baseAddress!, threads: threads)
+                    multiply(xb, wb, into: yb, m: m, n: n, k: k, bias: bp.baseAddress!, threads: threads)
                 }
             } else {
-                multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, threads: threads)
+                multiply(xb, wb, into: yb, m: m, n: n, k: k, threads: threads)
             }
         } } }
         return y

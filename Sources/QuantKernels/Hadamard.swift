@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+#endif
+
 /// Orthonormal Hadamard transforms applied to rows, `x ← x·Mᵀ` with `M = (H_K ⊗ H_{2^m})/√n`.
 ///
 /// `n = K·2^m`, where `H_K` is 1, or a Paley construction (type I: K = q+1, q prime ≡ 3 mod 4;
@@ -21,7 +25,10 @@ public struct HadamardTransform: Sendable {
         }
     }
 
-    public init(size n: Int) throws {
+    /// Finds the smallest K (n = K·2^m) with a construction. `maxFactor` rejects constructions whose
+    /// dense K×K factor would cost more than wanted (per row K·n adds; e.g. 29568 = 924·32 via
+    /// Paley II q = 461 exists but costs 924 adds per element) with the same block-diagonal hint.
+    public init(size n: Int, maxFactor: Int = .max) throws {
         precondition(n > 0)
         size = n
         var m = n
@@ -31,7 +38,7 @@ public struct HadamardTransform: Sendable {
         var k = m
         var pw = p
         while true {
-            if let (h, name) = HadamardTransform.construct(k) {
+            if k <= maxFactor, let (h, name) = HadamardTransform.construct(k) {
                 factor = k; factorMatrix = h; construction = name; pow2 = pw
                 return
             }
@@ -44,35 +51,101 @@ public struct HadamardTransform: Sendable {
             ?? "use a random orthogonal matrix instead")
     }
 
-    /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size`.
-    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false) {
+    /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size` (`transpose`: `x ← x·M`, the
+    /// inverse). Per row: SIMD FWHT of each length-2^m segment in place, then `H_K` (or `H_Kᵀ`) times
+    /// the K×2^m segment matrix, vectorized over the 2^m columns into one scratch row per thread,
+    /// scaled by 1/√n on the way back. Rows are independent, so any thread count gives the same bits.
+    ///
+    /// `thenFakeQuantize`: fused `Quantizer.fakeQuantize` of each transformed row (groups of
+    /// `groupSize` columns) while it is still in L1; bit-identical to calling the two separately.
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, transpose: Bool = false, threads: Int? = nil,
+                      thenFakeQuantize fq: (groupSize: Int, grid: QuantGrid)? = nil) {
+        if let fq { precondition(fq.groupSize > 0 && size % fq.groupSize == 0, "group size must divide the row length") }
+        guard rows > 0 else { return }
+        let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
+        let chunks = min(rows, t)
+        let k = factor
+        var hk = factorMatrix
+        if transpose { for a in 0..<k { for c in 0..<k { hk[a * k + c] = factorMatrix[c * k + a] } } }
         let norm = 1 / Float(size).squareRoot()
-        Parallel.forEach(rows, threads: rows * size >= 1 << 15 ? nil : 1) { r in
-            let row = x + r * size
-            var tmp = [Float](repeating: 0, count: factor > 1 ? size : 0)
-            for a in 0..<factor { HadamardTransform.fwht(row + a * pow2, pow2) }
-            if factor > 1 {
-                tmp.withUnsafeMutableBufferPointer { t in
-                    for a in 0..<factor {
-                        let out = t.baseAddress! + a * pow2
-                        for i in 0..<pow2 { out[i] = 0 }
-                        for c in 0..<factor {
-                            let h = transpose ? factorMatrix[c * factor + a] : factorMatrix[a * factor + c]
-                            let src = row + c * pow2
-                            if h > 0 { for i in 0..<pow2 { out[i] += src[i] } } else { for i in 0..<pow2 { out[i] -= src[i] } }
-                        }
+        #if arch(x86_64)
+        let simd = KernelDispatch.active != .portable && pow2 >= 8
+        #endif
+        hk.withUnsafeBufferPointer { hp in
+            Parallel.forEach(chunks, threads: chunks) { c in
+                let r0 = c * rows / chunks, r1 = (c + 1) * rows / chunks
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+                    .bindMemory(to: Float.self, capacity: size)
+                defer { scratch.deallocate() }
+                #if arch(x86_64)
+                if simd {
+                    for r in r0..<r1 {
+                        AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                        if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
                     }
-                    for i in 0..<size { row[i] = t[i] * norm }
+                    return
                 }
-            } else {
-                for i in 0..<size { row[i] *= norm }
+                #endif
+                for r in r0..<r1 {
+                    applyRow(x + r * size, scratch, hp.baseAddress!)
+                    if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
+                }
             }
         }
     }
 
+    @inline(__always)
+    func applyRow(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>) {
+        let norm = 1 / Float(size).squareRoot()
+        let k = factor, p = pow2
+        for a in 0..<k { HadamardTransform.fwht(row + a * p, p) }
+        if k == 1 { RowOps.scale(row, size, by: norm); return }
+        for a in 0..<k {
+            let out = tmp + a * p
+            for c in 0..<k {
+                let sign = h[a * k + c]
+                RowOps.accumulate(out, row + c * p, p, sign: sign, first: c == 0)
+            }
+        }
+        RowOps.scale(tmp, into: row, size, by: norm)
+    }
+
     /// In-place unnormalized Walsh–Hadamard transform of length `n` (a power of two).
+    /// Strides ≥ 8 are eight-lane butterflies; the first three stages run inside one SIMD8 register
+    /// (three rounds of `(even + odd, even − odd)`, which also undo their own index rotation).
     @inline(__always)
     public static func fwht(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n < 8 { fwhtReference(x, n); return }
+        let raw = UnsafeMutableRawPointer(x)
+        var i = 0
+        while i < n {
+            var v = raw.load(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            v = SIMD8(lowHalf: v.evenHalf + v.oddHalf, highHalf: v.evenHalf - v.oddHalf)
+            raw.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var h = 8
+        while h < n {
+            var b = 0
+            while b < n {
+                var j = b
+                while j < b + h {
+                    let u = raw.load(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    let w = raw.load(fromByteOffset: 4 * (j + h), as: SIMD8<Float>.self)
+                    raw.storeBytes(of: u + w, toByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: u - w, toByteOffset: 4 * (j + h), as: SIMD8<Float>.self)
+                    j += 8
+                }
+                b += 2 * h
+            }
+            h *= 2
+        }
+    }
+
+    /// Scalar FWHT (the definition the SIMD version is tested against).
+    public static func fwhtReference(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var h = 1
         while h < n {
             var i = 0
@@ -85,6 +158,19 @@ public struct HadamardTransform: Sendable {
             }
             h *= 2
         }
+    }
+
+    /// The dense orthonormal matrix `M = (H_K ⊗ H_{2^m})/√n` (n×n row-major). Reference for tests.
+    public func denseMatrix() -> [Float] {
+        let n = size, p = pow2, k = factor
+        var sylvester = [Float](repeating: 1, count: p * p)
+        for i in 0..<p { for j in 0..<p where (i & j).nonzeroBitCount % 2 == 1 { sylvester[i * p + j] = -1 } }
+        let norm = 1 / Float(n).squareRoot()
+        var m = [Float](repeating: 0, count: n * n)
+        for a in 0..<k { for c in 0..<k { for i in 0..<p { for j in 0..<p {
+            m[(a * p + i) * n + c * p + j] = factorMatrix[a * k + c] * sylvester[i * p + j] * norm
+        } } } }
+        return m
     }
 
     /// The ±1 Hadamard matrix of order k (row-major), or nil when no construction is known here.

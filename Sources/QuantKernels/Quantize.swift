@@ -54,11 +54,33 @@ public enum Quantizer {
                                     grid: QuantGrid, threads: Int? = nil) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
         Parallel.forEach(rows, threads: rows * cols >= 1 << 14 ? threads : 1) { r in
-            let row = x + r * cols
+            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid)
+        }
+    }
+
+    /// One row of `fakeQuantize`.
+    @inline(__always)
+    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid) {
+        var g = 0
+        while g < cols {
+            let p = row + g
+            let (lo, hi) = minMax(p, groupSize)
+            let (s, z) = grid.parameters(min: lo, max: hi)
+            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z)
+            g += groupSize
+        }
+    }
+
+    /// Scalar definition of `fakeQuantize` (the SIMD path must match it bit for bit).
+    public static func fakeQuantizeReference(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, groupSize: Int,
+                                             grid: QuantGrid) {
+        precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
+        for r in 0..<rows {
             var g = 0
             while g < cols {
-                let p = row + g
-                let (lo, hi) = minMax(p, groupSize)
+                let p = x + r * cols + g
+                var lo = Float.infinity, hi = -Float.infinity
+                for i in 0..<groupSize { lo = min(lo, p[i]); hi = max(hi, p[i]) }
                 let (s, z) = grid.parameters(min: lo, max: hi)
                 for i in 0..<groupSize { p[i] = grid.dequantize(grid.quantize(p[i], scale: s, zero: z), scale: s, zero: z) }
                 g += groupSize
@@ -66,26 +88,82 @@ public enum Quantizer {
         }
     }
 
+    // MARK: SIMD building blocks
+    //
+    // Round-half-even without a rounding instruction: for |v| ≤ 2^22, `(v + 1.5·2^23)` lands in
+    // [2^23, 2^24) where the float spacing is 1, so the addition itself rounds v to the nearest
+    // integer (ties to even, the default FP mode) and the integer sits in the low mantissa bits.
+    // Clamping before rounding equals clamping after it because the bounds are integers.
+
+    static let magic: Float = 12582912          // 1.5·2^23
+    static let magicBits: Int32 = 0x4B40_0000
+
+    /// `clamp(x/scale, qmin−zero, qmax−zero) + magic`, eight lanes.
+    @inline(__always)
+    static func shifted(_ x: SIMD8<Float>, _ s: SIMD8<Float>, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>) -> SIMD8<Float> {
+        var v = x / s
+        v.replace(with: lo, where: v .< lo)
+        v.replace(with: hi, where: v .> hi)
+        return v + SIMD8(repeating: magic)
+    }
+
+    /// In place `x ← (q(x) − zero)·scale` for `n` values.
+    @inline(__always)
+    static func fakeQuantizeRun(_ p: UnsafeMutablePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32) {
+        let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
+        let raw = UnsafeMutableRawPointer(p)
+        var i = 0
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let r = shifted(v, s, lo, hi) - SIMD8(repeating: magic)
+            raw.storeBytes(of: r * s, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { p[i] = grid.dequantize(grid.quantize(p[i], scale: scale, zero: zero), scale: scale, zero: zero); i += 1 }
+    }
+
+    /// Codes `q(x) + offset` of `n` values through `store(i, codes8)` / `storeOne(i, code)`.
+    @inline(__always)
+    static func codesRun(_ p: UnsafePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32, offset: Int32,
+                         _ store: (Int, SIMD8<Int32>) -> Void, _ storeOne: (Int, Int32) -> Void) {
+        let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
+        let raw = UnsafeRawPointer(p)
+        let bias = SIMD8<Int32>(repeating: zero &+ offset &- magicBits)
+        var i = 0
+        while i + 8 <= n {
+            let v = shifted(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), s, lo, hi)
+            store(i, unsafeBitCast(v, to: SIMD8<Int32>.self) &+ bias)
+            i += 8
+        }
+        while i < n { storeOne(i, grid.quantize(p[i], scale: scale, zero: zero) &+ offset); i += 1 }
+    }
+
     /// Quantizes to integers. Returns codes (row-major, as `Int8` for symmetric grids and as the
     /// raw unsigned level stored in an `Int8` bit pattern for asymmetric 8-bit grids — use
     /// `Int32(UInt8(bitPattern:))` to read those), and per-group scales and zeros
     /// (`rows × cols/groupSize`).
     public static func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, groupSize: Int,
-                                grid: QuantGrid) -> (codes: [Int32], scales: [Float], zeros: [Int32]) {
+                                grid: QuantGrid, threads: Int? = nil) -> (codes: [Int32], scales: [Float], zeros: [Int32]) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
         let groups = cols / groupSize
         var codes = [Int32](repeating: 0, count: rows * cols)
         var scales = [Float](repeating: 1, count: rows * groups)
         var zeros = [Int32](repeating: 0, count: rows * groups)
-        for r in 0..<rows {
-            for g in 0..<groups {
-                let p = x + r * cols + g * groupSize
-                let (lo, hi) = minMax(p, groupSize)
-                let (s, z) = grid.parameters(min: lo, max: hi)
-                scales[r * groups + g] = s; zeros[r * groups + g] = z
-                for i in 0..<groupSize { codes[r * cols + g * groupSize + i] = grid.quantize(p[i], scale: s, zero: z) }
+        codes.withUnsafeMutableBufferPointer { cb in scales.withUnsafeMutableBufferPointer { sb in zeros.withUnsafeMutableBufferPointer { zb in
+            guard let c = cb.baseAddress, let sp = sb.baseAddress, let zp = zb.baseAddress else { return }
+            Parallel.forEach(rows, threads: rows * cols >= 1 << 15 ? threads : 1) { r in
+                for g in 0..<groups {
+                    let p = x + r * cols + g * groupSize
+                    let (lo, hi) = minMax(p, groupSize)
+                    let (s, z) = grid.parameters(min: lo, max: hi)
+                    sp[r * groups + g] = s; zp[r * groups + g] = z
+                    let out = c + r * cols + g * groupSize
+                    codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
+                             { i, v in UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: SIMD8<Int32>.self) },
+                             { i, q in out[i] = q })
+                }
             }
-        }
+        } } }
         return (codes, scales, zeros)
     }
 
@@ -93,13 +171,26 @@ public enum Quantizer {
     public static func fakeQuantizeTensor(_ x: UnsafeMutablePointer<Float>, count: Int, grid: QuantGrid) {
         let (lo, hi) = minMax(x, count)
         let (s, z) = grid.parameters(min: lo, max: hi)
-        for i in 0..<count { x[i] = grid.dequantize(grid.quantize(x[i], scale: s, zero: z), scale: s, zero: z) }
+        fakeQuantizeRun(x, count, grid: grid, scale: s, zero: z)
     }
 
+    /// (min, max) of `n` values, (0, 0) when empty. Eight-lane SIMD; equal to the scalar fold.
     @inline(__always)
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        if n == 0 { return (0, 0) }
         var lo = Float.infinity, hi = -Float.infinity
-        for i in 0..<n { lo = min(lo, p[i]); hi = max(hi, p[i]) }
-        return n == 0 ? (0, 0) : (lo, hi)
+        var i = 0
+        if n >= 8 {
+            var vlo = SIMD8<Float>(repeating: .infinity), vhi = SIMD8<Float>(repeating: -.infinity)
+            let raw = UnsafeRawPointer(p)
+            while i + 8 <= n {
+                let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+                vlo = pointwiseMin(vlo, v); vhi = pointwiseMax(vhi, v)
+                i += 8
+            }
+            lo = vlo.min(); hi = vhi.max()
+        }
+        while i < n { lo = min(lo, p[i]); hi = max(hi, p[i]); i += 1 }
+        return (lo, hi)
     }
 }

@@ -1,41 +1,126 @@
 /// Structured row transforms used by the core's transform chain. Rows are contiguous, row-major.
 public enum RowOps {
-    /// `x[r, j] ← x[r, j]·s[j]`.
-    public static func scaleColumns(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, by s: [Float]) {
+    /// `x[r, j] ← x[r, j]·s[j]` (eight-lane SIMD, rows split over threads).
+    public static func scaleColumns(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, by s: [Float], threads: Int? = nil) {
+        precondition(s.count == cols)
         s.withUnsafeBufferPointer { sp in
-            for r in 0..<rows { let row = x + r * cols; for j in 0..<cols { row[j] *= sp[j] } }
+            guard let sb = sp.baseAddress else { return }
+            Parallel.forEach(rows, threads: rows * cols >= 1 << 16 ? threads : 1) { r in multiply(x + r * cols, sb, cols) }
         }
     }
 
     /// `x[r, j] ← x[r, perm[j]]` (gather).
-    public static func permuteColumns(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, perm: [Int]) {
-        var tmp = [Float](repeating: 0, count: cols)
-        for r in 0..<rows {
-            let row = x + r * cols
-            for j in 0..<cols { tmp[j] = row[perm[j]] }
-            for j in 0..<cols { row[j] = tmp[j] }
+    public static func permuteColumns(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, perm: [Int], threads: Int? = nil) {
+        precondition(perm.count == cols)
+        perm.withUnsafeBufferPointer { pp in
+            guard let pb = pp.baseAddress else { return }
+            let t = rows * cols >= 1 << 16 ? (threads ?? Parallel.threadCount) : 1
+            let chunks = max(1, min(rows, t))
+            Parallel.forEach(chunks, threads: chunks) { c in
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+                defer { tmp.deallocate() }
+                for r in (c * rows / chunks)..<((c + 1) * rows / chunks) {
+                    let row = x + r * cols
+                    for j in 0..<cols { tmp[j] = row[pb[j]] }
+                    row.update(from: tmp, count: cols)
+                }
+            }
         }
     }
 
     /// Block-diagonal multiply `x ← x·blockdiag(R_0, R_1, …)`: `blocks` holds one b×b row-major
-    /// matrix per block of b columns, or a single matrix shared by every block.
+    /// matrix per block of b columns, or a single matrix shared by every block
+    /// (`transposeBlocks`: use `R_iᵀ`). Each block is a packed f32 GEMM over all rows at once.
     public static func blockMultiply(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
-                                     blockSize b: Int, blocks: [[Float]], transposeBlocks: Bool = false) {
-        precondition(cols % b == 0 && (blocks.count == 1 || blocks.count == cols / b))
-        Parallel.forEach(rows, threads: rows * cols * b >= 1 << 20 ? nil : 1) { r in
-            var tmp = [Float](repeating: 0, count: b)
-            let row = x + r * cols
-            for blk in 0..<(cols / b) {
-                let m = blocks.count == 1 ? blocks[0] : blocks[blk]
-                let p = row + blk * b
-                for j in 0..<b {
-                    var s: Float = 0
-                    if transposeBlocks { for i in 0..<b { s += p[i] * m[j * b + i] } }
-                    else { for i in 0..<b { s += p[i] * m[i * b + j] } }
-                    tmp[j] = s
-                }
-                for j in 0..<b { p[j] = tmp[j] }
+                                     blockSize b: Int, blocks: [[Float]], transposeBlocks: Bool = false, threads: Int? = nil) {
+        precondition(b > 0 && cols % b == 0 && (blocks.count == 1 || blocks.count == cols / b))
+        precondition(blocks.allSatisfy { $0.count == b * b }, "blockMultiply: each block must be b×b")
+        guard rows > 0 else { return }
+        // Gemm computes Y = X·Wᵀ, so W = R_iᵀ for x·R_i and W = R_i for x·R_iᵀ.
+        let ws: [[Float]] = transposeBlocks ? blocks : blocks.map { r in
+            var t = [Float](repeating: 0, count: b * b)
+            for i in 0..<b { for j in 0..<b { t[j * b + i] = r[i * b + j] } }
+            return t
+        }
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * b)
+        defer { tmp.deallocate() }
+        for blk in 0..<(cols / b) {
+            ws[ws.count == 1 ? 0 : blk].withUnsafeBufferPointer { wp in
+                Gemm.multiplyStrided(x + blk * b, lda: cols, wp.baseAddress!, into: tmp, ldy: b, m: rows, n: b, k: b, threads: threads)
             }
+            for r in 0..<rows { (x + r * cols + blk * b).update(from: tmp + r * b, count: b) }
+        }
+    }
+
+    /// Scalar reference of `blockMultiply`.
+    public static func blockMultiplyReference(_ x: [Float], rows: Int, cols: Int, blockSize b: Int, blocks: [[Float]],
+                                              transposeBlocks: Bool = false) -> [Float] {
+        var y = x
+        for r in 0..<rows { for blk in 0..<(cols / b) {
+            let m = blocks.count == 1 ? blocks[0] : blocks[blk]
+            for j in 0..<b {
+                var s = 0.0
+                for i in 0..<b { s += Double(x[r * cols + blk * b + i]) * Double(transposeBlocks ? m[j * b + i] : m[i * b + j]) }
+                y[r * cols + blk * b + j] = Float(s)
+            }
+        } }
+        return y
+    }
+
+    // MARK: SIMD row helpers
+
+    /// `p[i] ← p[i]·s[i]`.
+    @inline(__always)
+    static func multiply(_ p: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ n: Int) {
+        let rp = UnsafeMutableRawPointer(p), rs = UnsafeRawPointer(s)
+        var i = 0
+        while i + 8 <= n {
+            let v = rp.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            rp.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { p[i] *= s[i]; i += 1 }
+    }
+
+    /// `p[i] ← p[i]·c`.
+    @inline(__always)
+    static func scale(_ p: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) { scale(p, into: p, n, by: c) }
+
+    /// `dst[i] ← src[i]·c`.
+    @inline(__always)
+    static func scale(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) {
+        let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst), cv = SIMD8<Float>(repeating: c)
+        var i = 0
+        while i + 8 <= n {
+            rd.storeBytes(of: rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * cv, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { dst[i] = src[i] * c; i += 1 }
+    }
+
+    /// `out ← (first ? 0 : out) ± src` by the sign of `sign`.
+    @inline(__always)
+    static func accumulate(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, sign: Float, first: Bool) {
+        let ro = UnsafeMutableRawPointer(out), rs = UnsafeRawPointer(src)
+        var i = 0
+        if first {
+            if sign > 0 { out.update(from: src, count: n) } else { while i < n { out[i] = -src[i]; i += 1 } }
+            return
+        }
+        if sign > 0 {
+            while i + 8 <= n {
+                ro.storeBytes(of: ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) + rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+                              toByteOffset: 4 * i, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { out[i] += src[i]; i += 1 }
+        } else {
+            while i + 8 <= n {
+                ro.storeBytes(of: ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+                              toByteOffset: 4 * i, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { out[i] -= src[i]; i += 1 }
         }
     }
 }

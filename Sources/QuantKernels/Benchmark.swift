@@ -1,0 +1,228 @@
+import Foundation
+#if arch(x86_64)
+import QuantKernelsAVX2
+import QuantKernelsAVX512
+#endif
+
+/// One measured kernel at one shape and thread count.
+public struct KernelBenchmarkRow: Codable, Sendable {
+    public var kernel: String
+    public var m: Int, k: Int, n: Int, threads: Int
+    /// GFLOP/s (f32) or GOP/s (integer; 2 ops per multiply-add).
+    public var rate: Double
+    /// `rate` / the practical peak of the same instruction class at the same thread count.
+    public var fractionOfPeak: Double?
+    /// `rate` / own f32 rate at the same shape and threads (integer kernels).
+    public var ratioToF32: Double?
+    /// f32 only: numpy/OpenBLAS SGEMM GFLOP/s at the same shape and threads, when numpy is present.
+    public var openBLAS: Double?
+}
+
+/// Hadamard transform of a rows×n activation vs one read+write pass over the same bytes.
+public struct HadamardBenchmarkRow: Codable, Sendable {
+    public var rows: Int, n: Int, threads: Int
+    public var construction: String
+    public var milliseconds: Double, copyMilliseconds: Double
+    public var ratio: Double { milliseconds / copyMilliseconds }
+}
+
+public struct KernelBenchmarkReport: Codable, Sendable {
+    public var path: String
+    public var quick: Bool
+    /// Practical peaks per thread count: register-only FMA loop (GFLOP/s), integer dot loop (GOP/s).
+    public var f32Peak: [Int: Double] = [:], intPeak: [Int: Double] = [:]
+    public var intPeakInstruction: String = ""
+    public var rows: [KernelBenchmarkRow] = []
+    public var hadamard: [HadamardBenchmarkRow] = []
+    public var notes: [String] = []
+
+    public func json() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    /// Plain-text table.
+    public var text: String {
+        func f(_ v: Double?, _ d: Int = 1) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "–" }
+        func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+        var out = "quantwb kernel benchmark — path \(path)\(quick ? " (quick)" : "")\n"
+        for t in f32Peak.keys.sorted() {
+            out += "peak t=\(t): f32 FMA loop \(f(f32Peak[t])) GFLOP/s, int loop (\(intPeakInstruction)) \(f(intPeak[t])) GOP/s\n"
+        }
+        out += ["kernel", "M", "K", "N", "thr", "G(FL)OP/s", "of peak", "×f32", "OpenBLAS", "ours/OB"]
+            .enumerated().map { pad($1, [8, 6, 6, 7, 4, 10, 8, 6, 9, 8][$0]) }.joined(separator: " ") + "\n"
+        for r in rows {
+            let cells = [r.kernel, "\(r.m)", "\(r.k)", "\(r.n)", "\(r.threads)", f(r.rate), r.fractionOfPeak.map { String(format: "%.0f%%", 100 * $0) } ?? "–",
+                         f(r.ratioToF32, 2), f(r.openBLAS), r.openBLAS.map { String(format: "%.2f", r.rate / $0) } ?? "–"]
+            out += cells.enumerated().map { pad($1, [8, 6, 6, 7, 4, 10, 8, 6, 9, 8][$0]) }.joined(separator: " ") + "\n"
+        }
+        for h in hadamard {
+            out += "hadamard \(h.rows)×\(h.n) [\(h.construction)] t=\(h.threads): \(f(h.milliseconds, 2)) ms vs read+write pass \(f(h.copyMilliseconds, 2)) ms → \(f(h.ratio, 2))×\n"
+        }
+        for n in notes { out += "note: \(n)\n" }
+        return out
+    }
+}
+
+/// Kernel throughput on LLM-like shapes (M tokens × K in × N out), for `workbench bench kernels`.
+public enum KernelBenchmark {
+    public static let shapesKN = [(576, 576), (576, 1536), (1536, 576), (576, 49152)]
+    public static let tokens = [1, 512, 2048]
+
+    /// Seconds of the fastest of several runs (at least one, until `budget` seconds are spent).
+    static func time(budget: Double, _ body: () -> Void) -> Double {
+        body()                                           // warm-up (page faults, caches)
+        var best = Double.infinity, spent = 0.0, reps = 0
+        while reps < 2 || (spent < budget && reps < 50) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            best = min(best, dt); spent += dt; reps += 1
+            if dt > budget { break }
+        }
+        return best
+    }
+
+    /// Runs every kernel (or only those named in `only`: "f32", "int", "hadamard", "openblas") on the
+    /// standard shapes for each thread count in `threads`. `quick` uses fewer shapes and repetitions.
+    public static func run(threads: [Int] = [1, 2], quick: Bool = false, only: Set<String>? = nil) -> KernelBenchmarkReport {
+        func wants(_ s: String) -> Bool { only?.contains(s) ?? true }
+        let path = KernelDispatch.active
+        var report = KernelBenchmarkReport(path: path.rawValue, quick: quick)
+        let budget = quick ? 0.05 : 0.25
+        // Practical peaks: every thread runs the register-only loop.
+        for t in threads {
+            let iters = quick ? 1_000_000 : 2_000_000
+            let (fl, io, name) = peakLoops(path)
+            if let fl {
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = fl(iters) } }
+                report.f32Peak[t] = Double(t * iters) * fl(0).perIter / s / 1e9
+            }
+            if let io {
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = io(iters) } }
+                report.intPeak[t] = Double(t * iters) * io(0).perIter / s / 1e9
+            }
+            report.intPeakInstruction = name
+        }
+        let ms = quick ? [1, 512] : tokens
+        let kn = quick ? Array(shapesKN.prefix(3)) : shapesKN
+        var rng: UInt64 = 0x1234_5678
+        func rand() -> Float { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return Float(Int64(rng >> 40) - (1 << 23)) / Float(1 << 23) }
+        let maxM = ms.max()!, maxK = kn.map(\.0).max()!, maxN = kn.map(\.1).max()!
+        let x = (0..<(maxM * maxK)).map { _ in rand() }
+        var y = [Float](repeating: 0, count: maxM * maxN)
+        let g8 = QuantGrid(bits: 8, symmetric: true), g4 = QuantGrid(bits: 4, symmetric: true)
+        for (k, n) in kn {
+            let w = (0..<(n * k)).map { _ in rand() }
+            let q8 = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: k, grid: g8) }
+            let p8 = IntGemm.packWeights(codes: q8.codes, scales: q8.scales, zeros: q8.zeros, n: n, k: k, groupSize: k, grid: g8)
+            let q4 = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: k, grid: g4) }
+            let p4 = IntGemm.packWeights(codes: q4.codes, scales: q4.scales, zeros: q4.zeros, n: n, k: k, groupSize: k, grid: g4)
+            for m in ms {
+                let a8 = x.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: m, k: k, grid: g8) }
+                let a4 = x.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: m, k: k, grid: g4) }
+                let ops = 2.0 * Double(m) * Double(n) * Double(k)
+                let b = m * n * k > 1 << 30 ? 0 : budget
+                for t in threads {
+                    if !wants("f32") && !wants("int") { continue }
+                    let sf = x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                        time(budget: b) { Gemm.multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, threads: t) }
+                    } } }
+                    let s8 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a8, p8, into: yp.baseAddress!, threads: t) } }
+                    let s4 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a4, p4, into: yp.baseAddress!, threads: t) } }
+                    let rf = ops / sf / 1e9, r8 = ops / s8 / 1e9, r4 = ops / s4 / 1e9
+                    let pf = report.f32Peak[t], pi = report.intPeak[t]
+                    report.rows.append(KernelBenchmarkRow(kernel: "f32", m: m, k: k, n: n, threads: t, rate: rf,
+                                                          fractionOfPeak: pf.map { rf / $0 }))
+                    if !wants("int") { continue }
+                    report.rows.append(KernelBenchmarkRow(kernel: "W8A8", m: m, k: k, n: n, threads: t, rate: r8,
+                                                          fractionOfPeak: pi.map { r8 / $0 }, ratioToF32: r8 / rf))
+                    report.rows.append(KernelBenchmarkRow(kernel: "W4A4", m: m, k: k, n: n, threads: t, rate: r4,
+                                                          fractionOfPeak: pi.map { r4 / $0 }, ratioToF32: r4 / rf))
+                }
+            }
+        }
+        // Hadamard on a 2048×1536 activation (K = 12 Paley × 128 WHT) vs a read+write pass.
+        let hr = quick ? 512 : 2048, hn = 1536
+        if wants("hadamard"), let h = try? HadamardTransform(size: hn) {
+            var a = (0..<(hr * hn)).map { _ in rand() }
+            var dst = [Float](repeating: 0, count: hr * hn)
+            for t in threads {
+                let sh = a.withUnsafeMutableBufferPointer { ap in time(budget: budget) { h.apply(ap.baseAddress!, rows: hr, threads: t) } }
+                let sc = a.withUnsafeBufferPointer { ap in dst.withUnsafeMutableBufferPointer { dp in
+                    time(budget: budget) {
+                        let src = ap.baseAddress!, d = dp.baseAddress!
+                        Parallel.forEach(t, threads: t) { c in
+                            let lo = c * hr * hn / t, hi = (c + 1) * hr * hn / t
+                            (d + lo).update(from: src + lo, count: hi - lo)
+                        }
+                    }
+                } }
+                report.hadamard.append(HadamardBenchmarkRow(rows: hr, n: hn, threads: t, construction: h.construction,
+                                                            milliseconds: sh * 1e3, copyMilliseconds: sc * 1e3))
+            }
+        }
+        if wants("openblas") { addOpenBLAS(&report, threads: threads, ms: ms, kn: kn, quick: quick) }
+        if path != .vnni {
+            report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
+        }
+        report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
+        return report
+    }
+
+    /// (f32 loop, int loop, int instruction name); each loop returns (result, ops per iteration).
+    typealias PeakLoop = (Int) -> (value: Double, perIter: Double)
+
+    static func peakLoops(_ path: KernelPath) -> (PeakLoop?, PeakLoop?, String) {
+        #if arch(x86_64)
+        switch path {
+        case .vnni:
+            return ({ (Double(AVX512F32.peakLoop($0)), 384) }, { (Double(AVX512Int.peakLoop($0)), 768) }, "vpdpbusd")
+        case .avx2:
+            return ({ (Double(AVX2F32.peakLoop($0)), 192) }, { (Double(AVX2Int.peakLoop($0)), 512) }, "vpmaddubsw+vpaddw")
+        case .portable: break
+        }
+        #endif
+        return (nil, nil, "none")
+    }
+
+    /// Runs numpy (OpenBLAS) SGEMM `x @ w.T` on the same shapes in a subprocess per thread count.
+    static func addOpenBLAS(_ report: inout KernelBenchmarkReport, threads: [Int], ms: [Int], kn: [(Int, Int)], quick: Bool) {
+        let shapes = kn.flatMap { (k, n) in ms.map { "(\($0),\(k),\(n))" } }.joined(separator: ",")
+        let script = """
+        import numpy as np, time, sys
+        rng = np.random.default_rng(0)
+        for (m, k, n) in [\(shapes)]:
+            x = rng.standard_normal((m, k), dtype=np.float32); w = rng.standard_normal((n, k), dtype=np.float32)
+            y = x @ w.T; best = 1e9; spent = 0.0; reps = 0
+            while reps < 2 or (spent < \(quick ? 0.05 : 0.25) and reps < 50):
+                t0 = time.perf_counter(); y = x @ w.T; dt = time.perf_counter() - t0
+                best = min(best, dt); spent += dt; reps += 1
+                if dt > 0.25: break
+            print(m, k, n, 2.0 * m * n * k / best / 1e9, flush=True)
+        """
+        for t in threads {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", script]
+            var env = ProcessInfo.processInfo.environment
+            for key in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] { env[key] = "\(t)" }
+            p.environment = env
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = FileHandle.nullDevice
+            do { try p.run() } catch { report.notes.append("numpy/OpenBLAS comparison skipped: \(error)"); return }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { report.notes.append("numpy/OpenBLAS comparison skipped (python3 -c 'import numpy' failed)"); return }
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                let f = line.split(separator: " ")
+                guard f.count == 4, let m = Int(f[0]), let k = Int(f[1]), let n = Int(f[2]), let r = Double(f[3]) else { continue }
+                if let i = report.rows.firstIndex(where: { $0.kernel == "f32" && $0.m == m && $0.k == k && $0.n == n && $0.threads == t }) {
+                    report.rows[i].openBLAS = r
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+import QuantKernelsAVX512
+#endif
+
+/// Integer GEMM `Y = dequant(A)·dequant(W)ᵀ` with int32 accumulation and f32 output:
+///
+///     y[i, j] = sa[i] · Σ_g sw[j, g] · Σ_{p∈g} (qa[i, p] − za[i]) · (qw[j, p] − zw[j, g])   (+ bias[j])
+///
+/// A is M×K (tokens × in, one scale/zero per token), W is N×K (out × in, one scale/zero per group of
+/// `groupSize` input columns; `groupSize == K` is per channel). The inner sums run on raw codes,
+/// `Σ qa·qw`, and are corrected with precomputed sums: `− zw·Σqa − za·Σqw + G·za·zw` per group, so
+/// asymmetric activations and weights cost nothing in the inner loop.
+///
+/// Storage: activation codes are unsigned bytes (symmetric codes shifted by 2^(b−1)); weight codes
+/// are signed bytes (int8; asymmetric codes shifted by −128) or nibbles 0…15 (int4, two per byte;
+/// symmetric codes shifted by +8). Shifts are folded into the stored zero points, so results are
+/// exactly those of the unshifted formula.
+public enum IntGemm {
+    /// Columns per weight panel.
+    public static let panelWidth = 16
+
+    /// `Y = A·Wᵀ` into `y` (M×N row-major, overwritten).
+    public static func multiply(_ a: QuantizedActivations, _ w: PackedIntWeights, into y: UnsafeMutablePointer<Float>,
+                                bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
+        run(a, w, y: y, acc: nil, bias: bias, threads: threads)
+    }
+
+    /// Array convenience for `multiply`.
+    public static func multiply(_ a: QuantizedActivations, _ w: PackedIntWeights, bias: [Float]? = nil,
+                                threads: Int? = nil) -> [Float] {
+        var y = [Float](repeating: 0, count: a.m * w.n)
+        y.withUnsafeMutableBufferPointer { yp in
+            guard let yb = yp.baseAddress else { return }
+            if let bias { bias.withUnsafeBufferPointer { run(a, w, y: yb, acc: nil, bias: $0.baseAddress, threads: threads) } }
+            else { run(a, w, y: yb, acc: nil, bias: nil, threads: threads) }
+        }
+        return y
+    }
+
+    /// The exact int32 group sums `Σ_{p∈g} (qa[i,p] − za[i])·(qw[j,p] − zw[j,g])` as computed by the
+    /// fast path, laid out M×G×N (`[(i·G + g)·N + j]`). For tests and diagnostics.
+    public static func accumulators(_ a: QuantizedActivations, _ w: PackedIntWeights, threads: Int? = nil) -> [Int32] {
+        var acc = [Int32](repeating: 0, count: a.m * w.groups * w.n)
+        var y = [Float](repeating: 0, count: a.m * w.n)
+        acc.withUnsafeMutableBufferPointer { ap in y.withUnsafeMutableBufferPointer { yp in
+            guard let ab = ap.baseAddress, let yb = yp.baseAddress else { return }
+            run(a, w, y: yb, acc: ab, bias: nil, threads: threads)
+        } }
+        return acc
+    }
+
+    typealias Dots = (Int, UnsafePointer<UInt8>, Int, UnsafePointer<UInt8>, Int, Bool, UnsafeMutablePointer<Int32>) -> Void
+
+    static func kernel(_ path: KernelPath) -> (mr: Int, dots: Dots) {
+        #if arch(x86_64)
+        switch path {
+        case .vnni: return (AVX512Int.mr, AVX512Int.dots)
+        case .avx2: return (AVX2Int.mr, AVX2Int.dots)
+        case .portable: break
+        }
+        #endif
+        return (4, portableDots)
+    }
+
+    static func run(_ a: QuantizedActivations, _ w: PackedIntWeights, y: UnsafeMutablePointer<Float>,
+                    acc: UnsafeMutablePointer<Int32>?, bias: UnsafePointer<Float>?, threads: Int?) {
+        precondition(a.k == w.k, "IntGemm: activations have K = \(a.k), weights K = \(w.k)")
+        let m = a.m, n = w.n, groups = w.groups
+        guard m > 0, n > 0 else { return }
+        var (mr, dots) = kernel(KernelDispatch.active)
+        let int4 = w.storageBits == 4
+        #if arch(x86_64)
+        // W4A4 on AVX2: activations ≤ 15 let 16-bit lanes accumulate longer.
+        if KernelDispatch.active == .avx2 && int4 && a.grid.bits <= 4 {
+            dots = { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
+            mr = AVX2Int.mr
+        }
+        #endif
+        let steps = int4 ? w.paddedGroup / 8 : w.paddedGroup / 4
+        let groupBytes = w.paddedGroup * panelWidth / (int4 ? 2 : 1)
+        let glen = Int32(truncatingIfNeeded: w.groupSize)
+        // Σ of stored activation codes per (token, weight group).
+        var sumA = [Int32](repeating: 0, count: m * groups)
+        a.codes.withUnsafeBufferPointer { cp in
+            for i in 0..<m { for g in 0..<groups {
+                var s: Int32 = 0
+                let p = cp.baseAddress! + i * a.stride + g * w.paddedGroup
+                for t in 0..<min(w.paddedGroup, a.stride - g * w.paddedGroup) { s &+= Int32(p[t]) }
+                sumA[i * groups + g] = s
+            } }
+        }
+        let ops = 2 * m * n * a.k
+        let t = ops < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        let panels = w.panels
+        let rowBlocks = (m + mr - 1) / mr
+        // Deterministic split: column panels when there are enough, else row tiles.
+        let splitN = panels >= 4 * t || panels >= rowBlocks
+        let tasks = max(1, min(t, splitN ? panels : rowBlocks))
+        let mc = 128 / mr * mr
+        a.codes.withUnsafeBufferPointer { cp in sumA.withUnsafeBufferPointer { sap in
+        a.scales.withUnsafeBufferPointer { sav in a.storedZeros.withUnsafeBufferPointer { zav in
+        w.withPointers { wp, sumW, zW, sW in
+            Parallel.forEach(tasks, threads: tasks) { task in
+                let (p0, p1) = splitN ? (task * panels / tasks, (task + 1) * panels / tasks) : (0, panels)
+                let (i0, i1) = splitN ? (0, m) : (task * rowBlocks / tasks * mr, min(m, (task + 1) * rowBlocks / tasks * mr))
+                withUnsafeTemporaryAllocation(of: SIMD16<Int32>.self, capacity: 16) { tmpBuf in
+                withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { fBuf in
+                    let tmp = UnsafeMutableRawPointer(tmpBuf.baseAddress!).assumingMemoryBound(to: Int32.self)
+                    let f = fBuf.baseAddress!
+                    var ic = i0
+                    while ic < i1 {
+                        let icEnd = min(i1, ic + mc)
+                        for panel in p0..<p1 {
+                            let j0 = panel * panelWidth, cols = min(panelWidth, n - j0)
+                            let pdata = wp + panel * groups * groupBytes
+                            var i = ic
+                            while i < icEnd {
+                                let rows = min(mr, icEnd - i)
+                                for r in 0..<rows { f[r] = SIMD16() }
+                                for g in 0..<groups {
+                                    dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
+                                         pdata + g * groupBytes, steps, int4, tmp)
+                                    let pg = (panel * groups + g) * panelWidth
+                                    let zw = UnsafeRawPointer(zW + pg).loadUnaligned(as: SIMD16<Int32>.self)
+                                    let sw = UnsafeRawPointer(sumW + pg).loadUnaligned(as: SIMD16<Int32>.self)
+                                    let scw = UnsafeRawPointer(sW + pg).loadUnaligned(as: SIMD16<Float>.self)
+                                    for r in 0..<rows {
+                                        let za = zav[i + r], sa = sap[(i + r) * groups + g]
+                                        let raw = UnsafeRawPointer(tmp + r * 16).loadUnaligned(as: SIMD16<Int32>.self)
+                                        let comp = raw &- zw &* sa &- sw &* za &+ zw &* (glen &* za)
+                                        if let acc {
+                                            let o = acc + ((i + r) * groups + g) * n + j0
+                                            for c in 0..<cols { o[c] = comp[c] }
+                                        }
+                                        f[r] += scw * SIMD16<Float>(comp)
+                                    }
+                                }
+                                for r in 0..<rows {
+                                    let v = f[r] * sav[i + r]
+                                    let o = y + (i + r) * n + j0
+                                    if let bias { for c in 0..<cols { o[c] = v[c] + bias[j0 + c] } }
+                                    else { for c in 0..<cols { o[c] = v[c] } }
+                                }
+                                i += rows
+                            }
+                        }
+                        ic = icEnd
+                    }
+                } }
+            }
+        } } } } }
+    }
+
+    /// Portable 4×16 tile (Swift SIMD, no ISA-specific code): each 32-bit lane of a 64-byte weight
+    /// block holds one column's 4 bytes (int8) or 8 nibbles (int4).
+    static func portableDots(_ rows: Int, _ a: UnsafePointer<UInt8>, _ lda: Int, _ w: UnsafePointer<UInt8>,
+                             _ steps: Int, _ int4: Bool, _ out: UnsafeMutablePointer<Int32>) {
+        typealias V = SIMD16<Int32>
+        var acc = (V(), V(), V(), V())
+        let rp = (a, a + min(1, rows - 1) * lda, a + min(2, rows - 1) * lda, a + min(3, rows - 1) * lda)
+        var pw = UnsafeRawPointer(w)
+        var k = 0
+        for _ in 0..<steps {
+            let block = V(truncatingIfNeeded: pw.loadUnaligned(as: SIMD16<UInt32>.self))
+            let per = int4 ? 8 : 4
+            for t in 0..<per {
+                let col: V = int4 ? (block &>> V(repeating: Int32(8 * (t & 3) + 4 * (t >> 2)))) & V(repeating: 0xF)
+                                  : (block &<< V(repeating: Int32(24 - 8 * t))) &>> V(repeating: 24)
+                acc.0 &+= col &* Int32(rp.0[k + t]); acc.1 &+= col &* Int32(rp.1[k + t])
+                acc.2 &+= col &* Int32(rp.2[k + t]); acc.3 &+= col &* Int32(rp.3[k + t])
+            }
+            pw += 64; k += per
+        }
+        let o = UnsafeMutableRawPointer(out)
+        o.storeBytes(of: acc.0, as: V.self)
+        if rows > 1 { o.storeBytes(of: acc.1, toByteOffset: 64, as: V.self) }
+        if rows > 2 { o.storeBytes(of: acc.2, toByteOffset: 128, as: V.self) }
+        if rows > 3 { o.storeBytes(of: acc.3, toByteOffset: 192, as: V.self) }
+    }
+
+    // MARK: packing
+
+    /// Packs weight codes from `Quantizer.quantize(w, rows: n, cols: k, groupSize:, grid:)` (N×K Int32
+    /// codes, N×G scales and zeros) into 16-column panels. `grid.bits` ≤ 4 packs two codes per byte;
+    /// 5…8 one per byte. `groupSize` is K (per channel) or a multiple of 8 dividing K.
+    public static func packWeights(codes: [Int32], scales: [Float], zeros: [Int32], n: Int, k: Int, groupSize: Int,
+                                   grid: QuantGrid) -> PackedIntWeights {
+        PackedIntWeights(codes: codes, scales: scales, zeros: zeros, n: n, k: k, groupSize: groupSize, grid: grid)
+    }
+
+    /// Quantizes activations per token (one scale/zero per row of X, M×K row-major) with exactly
+    /// `QuantGrid` semantics (`grid.bits` ≤ 8).
+    public static func quantizeActivations(_ x: UnsafePointer<Float>, m: Int, k: Int, grid: QuantGrid,
+                                           threads: Int? = nil) -> QuantizedActivations {
+        QuantizedActivations(x, m: m, k: k, grid: grid, threads: threads)
+    }
+}
+
+/// Per-token quantized activations in IntGemm's layout: M rows of `stride` (K rounded up to 8)
+/// unsigned bytes, zero-padded, plus one scale and zero per row.
+public struct QuantizedActivations: @unchecked Sendable {
+    public let m: Int, k: Int
+    public let grid: QuantGrid
+    /// Row stride of `codes` in bytes (K rounded up to a multiple of 8).
+    public let stride: Int
+    /// Stored codes: `q + offset` with `offset = 2^(bits−1)` for symmetric grids, 0 otherwise.
+    public internal(set) var codes: [UInt8]
+    public internal(set) var scales: [Float]
+    /// Zero points of the grid (unshifted, as `Quantizer.quantize` reports them).
+    public internal(set) var zeros: [Int32]
+    var storedZeros: [Int32]
+
+    public var offset: Int32 { grid.symmetric ? Int32(1) << (grid.bits - 1) : 0 }
+
+    /// Quantizes X (M×K row-major) per token.
+    public init(_ x: UnsafePointer<Float>, m: Int, k: Int, grid: QuantGrid, threads: Int? = nil) {
+        precondition(grid.bits >= 2 && grid.bits <= 8, "IntGemm activations need 2…8 bits")
+        self.m = m; self.k = k; self.grid = grid
+        stride = (k + 7) / 8 * 8
+        codes = [UInt8](repeating: 0, count: m * stride)
+        scales = [Float](repeating: 1, count: m)
+        zeros = [Int32](repeating: 0, count: m)
+        storedZeros = [Int32](repeating: 0, count: m)
+        let off = grid.symmetric ? Int32(1) << (grid.bits - 1) : 0
+        let stride = self.stride
+        codes.withUnsafeMutableBufferPointer { cb in scales.withUnsafeMutableBufferPointer { sb in
+        zeros.withUnsafeMutableBufferPointer { zb in storedZeros.withUnsafeMutableBufferPointer { szb in
+            let c = cb.baseAddress!, s = sb.baseAddress!, z = zb.baseAddress!, sz = szb.baseAddress!
+            Parallel.forEach(m, threads: m * k >= 1 << 15 ? threads : 1) { i in
+                let row = x + i * k
+                let (lo, hi) = Quantizer.minMax(row, k)
+                let (sc, zp) = grid.parameters(min: lo, max: hi)
+                s[i] = sc; z[i] = zp; sz[i] = zp + off
+                let out = c + i * stride
+                Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
+                    let b = SIMD8<UInt8>(truncatingIfNeeded: v)
+                    UnsafeMutableRawPointer(out + j).storeBytes(of: b, as: SIMD8<UInt8>.self)
+                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) })
+            }
+        } } } }
+    }
+
+    /// Wraps codes already computed with `grid` (M×K Int32, one scale and zero per row).
+    public init(codes q: [Int32], scales: [Float], zeros: [Int32], m: Int, k: Int, grid: QuantGrid) {
+        precondition(q.count == m * k && scales.count == m && zeros.count == m)
+        self.m = m; self.k = k; self.grid = grid
+        stride = (k + 7) / 8 * 8
+        let off = grid.symmetric ? Int32(1) << (grid.bits - 1) : 0
+        var c = [UInt8](repeating: 0, count: m * stride)
+        for i in 0..<m { for p in 0..<k { c[i * stride + p] = UInt8(truncatingIfNeeded: q[i * k + p] + off) } }
+        codes = c; self.scales = scales; self.zeros = zeros; storedZeros = zeros.map { $0 + off }
+    }
+
+    /// The grid codes (unshifted, M×K Int32).
+    public var unpackedCodes: [Int32] {
+        var out = [Int32](repeating: 0, count: m * k)
+        for i in 0..<m { for p in 0..<k { out[i * k + p] = Int32(codes[i * stride + p]) - offset } }
+        return out
+    }
+}
+
+/// Weights in IntGemm's panel layout (see `IntGemm`). Immutable; share freely between threads.
+///
+/// Panel `P` (columns 16P…16P+15) holds, group after group, `paddedGroup/4` 64-byte blocks (int8:
+/// byte `4c + t` = code of column c at k = 4s + t) or `paddedGroup/8` blocks (int4: low nibble of
+/// byte `4c + t` at k = 8s + t, high nibble at k = 8s + 4 + t). Per (panel, group, column): Σ of
+/// stored codes, stored zero point and scale (zero for padding columns).
+public final class PackedIntWeights: @unchecked Sendable {
+    public let n: Int, k: Int, groupSize: Int, groups: Int
+    public let grid: QuantGrid
+    /// 4 (two codes per byte) or 8.
+    public let storageBits: Int
+    /// Group length rounded up to the k-block (only the single-group case is ever padded).
+    public let paddedGroup: Int
+    public var panels: Int { (n + IntGemm.panelWidth - 1) / IntGemm.panelWidth }
+    let data: UnsafeMutableRawPointer
+    let sumW: [Int32], zeroW: [Int32], scaleW: [Float]
+
+    init(codes: [Int32], scales: [Float], zeros: [Int32], n: Int, k: Int, groupSize: Int, grid: QuantGrid) {
+        precondition(grid.bits >= 2 && grid.bits <= 8, "IntGemm weights need 2…8 bits")
+        precondition(groupSize > 0 && k % groupSize == 0 && (groupSize == k || groupSize % 8 == 0),
+                     "IntGemm: group size must be K or a multiple of 8 dividing K")
+        let groups = k / max(groupSize, 1)
+        precondition(codes.count == n * k && scales.count == n * groups && zeros.count == n * groups, "IntGemm: shape mismatch")
+        self.n = n; self.k = k; self.groupSize = groupSize; self.groups = groups; self.grid = grid
+        let sb = grid.bits <= 4 ? 4 : 8
+        storageBits = sb
+        paddedGroup = (groupSize + 7) / 8 * 8
+        // stored = code + off: int8 signed bytes (asym −128), int4 nibbles 0…15 (sym +8).
+        let off: Int32 = sb == 8 ? (grid.symmetric ? 0 : -128) : (grid.symmetric ? 8 : 0)
+        let pw = IntGemm.panelWidth
+        let panels = (n + pw - 1) / pw
+        let groupBytes = paddedGroup * pw / (sb == 4 ? 2 : 1)
+        let bytes = max(64, panels * groups * groupBytes)
+        data = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        data.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        var sums = [Int32](repeating: 0, count: panels * groups * pw)
+        var zs = [Int32](repeating: 0, count: panels * groups * pw)
+        var ss = [Float](repeating: 0, count: panels * groups * pw)
+        let d = data.assumingMemoryBound(to: UInt8.self)
+        for j in 0..<n {
+            let panel = j / pw, c = j % pw
+            for g in 0..<groups {
+                let base = d + (panel * groups + g) * groupBytes
+                var s: Int32 = 0
+                for p in 0..<groupSize {
+                    let v = codes[j * k + g * groupSize + p] + off
+                    s &+= v
+                    if sb == 8 {
+                        base[(p / 4) * 64 + 4 * c + p % 4] = UInt8(truncatingIfNeeded: v)
+                    } else {
+                        let idx = (p / 8) * 64 + 4 * c + p % 4
+                        base[idx] |= UInt8(truncatingIfNeeded: v & 0xF) << (p % 8 >= 4 ? 4 : 0)
+                    }
+                }
+                let e = (panel * groups + g) * pw + c
+                sums[e] = s; zs[e] = zeros[j * groups + g] + off; ss[e] = scales[j * groups + g]
+            }
+        }
+        sumW = sums; zeroW = zs; scaleW = ss
+    }
+
+    deinit { data.deallocate() }
+
+    func withPointers<R>(_ body: (UnsafePointer<UInt8>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Float>) -> R) -> R {
+        sumW.withUnsafeBufferPointer { s in zeroW.withUnsafeBufferPointer { z in scaleW.withUnsafeBufferPointer { sc in
+            body(UnsafePointer(data.assumingMemoryBound(to: UInt8.self)), s.baseAddress!, z.baseAddress!, sc.baseAddress!)
+        } } }
+    }
+
+    /// Bytes of packed codes (excluding per-group metadata).
+    public var codeBytes: Int { panels * groups * paddedGroup * IntGemm.panelWidth / (storageBits == 4 ? 2 : 1) }
+}
+
+extension Reference {
+    /// Scalar integer GEMM straight from grid codes (A: M×K, one scale/zero per row; W: N×K, N×G
+    /// scales/zeros): returns the M×G×N int32 group sums and the M×N f32 output, evaluated in the
+    /// same float order as the fast path: `s = Σ_g sw·Float(acc_g)` (g ascending), `y = s·sa + bias`.
+    public static func intGemm(aCodes: [Int32], aScales: [Float], aZeros: [Int32],
+                               wCodes: [Int32], wScales: [Float], wZeros: [Int32],
+                               m: Int, n: Int, k: Int, groupSize: Int, bias: [Float]? = nil) -> (acc: [Int32], y: [Float]) {
+        let groups = k / groupSize
+        var acc = [Int32](repeating: 0, count: m * groups * n)
+        var y = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            var s: Float = 0
+            for g in 0..<groups {
+                var t = 0
+                for p in (g * groupSize)..<((g + 1) * groupSize) {
+                    t += Int(aCodes[i * k + p] - aZeros[i]) * Int(wCodes[j * k + p] - wZeros[j * groups + g])
+                }
+                let a32 = Int32(truncatingIfNeeded: t)
+                acc[(i * groups + g) * n + j] = a32
+                s += wScales[j * groups + g] * Float(a32)
+            }
+            y[i * n + j] = s * aScales[i] + (bias?[j] ?? 0)
+        } }
+        return (acc, y)
+    }
+}

@@ -1,0 +1,39 @@
+import XCTest
+@testable import QuantKernels
+
+final class GemmTests: XCTestCase {
+    func testMatchesReferenceOnRaggedShapes() {
+        var rng = TestRNG(1)
+        let shapes = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 33, 70), (3, 19, 17), (4, 5, 100), (5, 17, 33),
+                      (7, 33, 1), (13, 47, 300), (37, 29, 513), (100, 70, 64), (150, 160, 260)]
+        forEachPath { path in
+            for (m, n, k) in shapes {
+                let x = rng.floats(m * k), w = rng.floats(n * k), b = rng.floats(n)
+                let ref = Reference.gemm(x, w, m: m, n: n, k: k)
+                let tol = 1e-5 * Float(k).squareRoot() + 1e-6
+                assertClose(Gemm.multiply(x, w, m: m, n: n, k: k), ref, tol: tol, "\(path) \(m)×\(n)×\(k)")
+                let yb = Gemm.multiply(x, w, m: m, n: n, k: k, bias: b)
+                let refb = (0..<(m * n)).map { ref[$0] + b[$0 % n] }
+                assertClose(yb, refb, tol: tol, "\(path) bias \(m)×\(n)×\(k)")
+            }
+        }
+    }
+
+    func testEmptyAndZeroDepth() {
+        XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
+        XCTAssertEqual(Gemm.multiply([], [], m: 2, n: 3, k: 0, bias: [1, 2, 3]), [1, 2, 3, 1, 2, 3])
+    }
+
+    func testThreadsBitIdentical() {
+        var rng = TestRNG(2)
+        forEachPath { path in
+            for (m, n, k) in [(2, 300, 257), (64, 200, 300), (301, 37, 65)] {
+                let x = rng.floats(m * k), w = rng.floats(n * k)
+                let y1 = Gemm.multiply(x, w, m: m, n: n, k: k, threads: 1)
+                let y2 = Gemm.multiply(x, w, m: m, n: n, k: k, threads: 2)
+                let y3 = Gemm.multiply(x, w, m: m, n: n, k: k, threads: 3)
+                XCTAssertEqual(y1, y2, "\(path) \(m)×\(n)×\(k)"); XCTAssertEqual(y1, y3, "\(path) \(m)×\(n)×\(k)")
+            }
+        }
+    }
+}

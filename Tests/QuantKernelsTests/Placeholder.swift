@@ -1,2 +1,0 @@
-import XCTest
-final class QuantKernelsPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,36 @@
+import XCTest
+@testable import QuantKernels
+
+final class QuantizeTests: XCTestCase {
+    func testFakeQuantizeBitIdenticalToScalar() {
+        var rng = TestRNG(5)
+        for grid in [QuantGrid(bits: 4, symmetric: true), QuantGrid(bits: 4, symmetric: false), QuantGrid(bits: 8, symmetric: false),
+                     QuantGrid(bits: 3, symmetric: true, clip: 0.8), QuantGrid(bits: 8, symmetric: true, clip: 0.6)] {
+            for (rows, cols, gs) in [(3, 37, 37), (5, 64, 16), (2, 24, 8), (1, 1, 1), (4, 130, 13)] {
+                var x = rng.floats(rows * cols, -3, 2)
+                x[0] = 0; if x.count > 3 { x[3] = -0.0 }
+                if rows > 1 { for j in 0..<gs { x[cols + j] = 0 } }   // an all-zero group
+                var a = x, b = x
+                a.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: rows, cols: cols, groupSize: gs, grid: grid) }
+                b.withUnsafeMutableBufferPointer { Quantizer.fakeQuantizeReference($0.baseAddress!, rows: rows, cols: cols, groupSize: gs, grid: grid) }
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(grid) \(rows)×\(cols) g\(gs)")
+                // quantize → dequantize equals fakeQuantize
+                let q = x.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, groupSize: gs, grid: grid) }
+                for i in 0..<(rows * cols) {
+                    let g = (i / cols) * (cols / gs) + (i % cols) / gs
+                    let s = q.scales[g], z = q.zeros[g]
+                    XCTAssertEqual(q.codes[i], grid.quantize(x[i], scale: s, zero: z))
+                    XCTAssertEqual(grid.dequantize(q.codes[i], scale: s, zero: z).bitPattern, b[i].bitPattern)
+                }
+            }
+        }
+    }
+
+    func testTiesRoundToEven() {
+        // 0.5, 1.5, 2.5, −0.5, −2.5 after scaling must go to 0, 2, 2, 0, −2.
+        let grid = QuantGrid(bits: 8, symmetric: true)
+        var x: [Float] = [0.5, 1.5, 2.5, -0.5, -2.5, 127, 3.5, -3.5]   // absmax 127 → scale 1
+        x.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: 1, cols: 8, groupSize: 8, grid: grid) }
+        XCTAssertEqual(x, [0, 2, 2, -0.0, -2, 127, 4, -4])
+    }
+}
