@@ -14,7 +14,7 @@ let optimized: [SwiftSetting] = [
 
 /// One entry per method module under Plugins/. Adding a method: add its folder, one line here,
 /// one line in Sources/workbench/main.swift, and its tests.
-let methods = ["RTN"]
+let methods = ["RTN", "Hadamard", "DuQuant"]
 
 var targets: [Target] = [
     .systemLibrary(
