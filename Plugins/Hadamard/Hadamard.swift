@@ -75,10 +75,26 @@ public final class Hadamard: QuantMethod {
             }
             return try HadamardTransform(size: b)
         }
-        do { return try HadamardTransform(size: n) }
-        catch let f as HadamardTransform.Failure {
+        if let h = cache[n] { return h }
+        do {
+            let h = try HadamardTransform(size: n)
+            cache[n] = h
+            return h
+        } catch let f as HadamardTransform.Failure {
             throw MethodError(method: Self.name, site: site, f.description)
         }
+    }
+
+    /// Resolved full-size transforms by size (a large Paley factor takes seconds to build).
+    private var cache: [Int: HadamardTransform] = [:]
+
+    /// A note when the Kronecker factor K is so large that the online cost (K² per 2^m-chunk) is
+    /// far above a block-diagonal Hadamard's.
+    func costNote(_ h: HadamardTransform) -> String? {
+        guard h.factor > 256 else { return nil }
+        let b = (1...12).map { 1 << $0 }.filter { h.size % $0 == 0 }.last ?? 1
+        return "hadamard(\(h.size)) uses a dense \(h.factor)×\(h.factor) factor (\(h.construction)); "
+            + "block_size: \(b) would be far cheaper online"
     }
 
     /// Describes a transform of size n: `hadamard(320 = 20·16, Paley I (q = 19))`.
@@ -97,6 +113,7 @@ public final class Hadamard: QuantMethod {
         if rotatesOnline(site) {
             let h = try resolve(site.inFeatures, site: site.name)
             plan.transforms.append(describe(h, n: site.inFeatures) + " [online]")
+            if let note = costNote(h) { plan.notes.append(note) }
         } else if rotateResidual && (site.kind == .qkv || site.kind == .gateUp) {
             plan.notes.append("input already rotated by the residual-stream Hadamard")
         }
