@@ -1,4 +1,5 @@
 import QuantCore
+import QuantKernels
 
 /// The numerical pieces of DuQuant (Lin et al., NeurIPS 2024): base rotation, greedy block
 /// rotation, zigzag permutation. Matrices are row-major; activations are tokens × channels and
@@ -106,89 +107,79 @@ public enum DuQuantMath {
         precondition(d % b == 0, "block size \(b) does not divide \(d)")
         let k = d / b
         let rot = randomizedRotation(b, &rng)
-        let rotF = rot.map { Float($0) }
         var w = z.data
-
-        // Per-block extremes: value and flat index into w.
-        var bmax = [Float](repeating: 0, count: k), bmaxAt = [Int](repeating: 0, count: k)
-        var bmin = [Float](repeating: 0, count: k), bminAt = [Int](repeating: 0, count: k)
-        func refresh(_ blk: Int) {
-            var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
-            for r in 0..<t {
-                let base = r * d + blk * b
-                for j in base..<(base + b) {
-                    let v = w[j]
-                    if v > mx { mx = v; ia = j }
-                    if v < mn { mn = v; ib = j }
-                }
-            }
-            bmax[blk] = mx; bmaxAt[blk] = ia; bmin[blk] = mn; bminAt[blk] = ib
-        }
-        for blk in 0..<k { refresh(blk) }
-
-        var tmp = [Float](repeating: 0, count: b)
-        /// `row[0..<b] ← row·E_e·Rot·E_e`.
-        func rotate(_ p: UnsafeMutablePointer<Float>, _ e: Int) {
-            swap(p, e)
-            for j in 0..<b {
-                var s: Float = 0
-                for i in 0..<b { s += p[i] * rotF[i * b + j] }
-                tmp[j] = s
-            }
-            for j in 0..<b { p[j] = tmp[j] }
-            swap(p, e)
-        }
-        func swap(_ p: UnsafeMutablePointer<Float>, _ e: Int) { let v = p[0]; p[0] = p[e]; p[e] = v }
-
         var history: [(block: Int, e: Int)] = []
         var best = Float.infinity, bestK = 0, first: Float = 0
-        for step in 0...steps {
-            var mxB = 0, mnB = 0
-            for blk in 1..<max(k, 1) {
-                if bmax[blk] > bmax[mxB] { mxB = blk }
-                if bmin[blk] < bmin[mnB] { mnB = blk }
+
+        let rotF = rot.map { Float($0) }
+        w.withUnsafeMutableBufferPointer { wb in
+            let wp = wb.baseAddress!
+            // Per-block extremes: value and flat index into w.
+            var bmax = [Float](repeating: 0, count: k), bmaxAt = [Int](repeating: 0, count: k)
+            var bmin = [Float](repeating: 0, count: k), bminAt = [Int](repeating: 0, count: k)
+            func refresh(_ blk: Int) {
+                var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
+                for r in 0..<t {
+                    let base = r * d + blk * b
+                    for j in base..<(base + b) {
+                        let v = wp[j]
+                        if v > mx { mx = v; ia = j }
+                        if v < mn { mn = v; ib = j }
+                    }
+                }
+                bmax[blk] = mx; bmaxAt[blk] = ia; bmin[blk] = mn; bminAt[blk] = ib
             }
-            let peak = bmax[mxB] - bmin[mnB]
-            if step == 0 { first = peak }
-            if peak < best { best = peak; bestK = step }
-            if step == steps || t == 0 { break }
-            let at = abs(bmax[mxB]) > abs(bmin[mnB]) ? bmaxAt[mxB] : bminAt[mnB]
-            let (row, col) = (at / d, at % d)
-            switch variant {
-            case .paper:
-                let blk = col / b, e = col % b
-                w.withUnsafeMutableBufferPointer { p in
-                    for r in 0..<t { rotate(p.baseAddress! + r * d + blk * b, e) }
+            for blk in 0..<k { refresh(blk) }
+
+            for step in 0...steps {
+                var mxB = 0, mnB = 0
+                for blk in 1..<max(k, 1) {
+                    if bmax[blk] > bmax[mxB] { mxB = blk }
+                    if bmin[blk] < bmin[mnB] { mnB = blk }
                 }
-                refresh(blk)
-                history.append((blk, e))
-            case .code:
-                // Stacked view: row r·k + blk of a (T·k) × b matrix.
-                let e = (row * k + col / b) % b
-                w.withUnsafeMutableBufferPointer { p in
-                    for r in 0..<(t * k) { rotate(p.baseAddress! + r * b, e) }
+                let peak = bmax[mxB] - bmin[mnB]
+                if step == 0 { first = peak }
+                if peak < best { best = peak; bestK = step }
+                if step == steps || t == 0 { break }
+                let at = abs(bmax[mxB]) > abs(bmin[mnB]) ? bmaxAt[mxB] : bminAt[mnB]
+                let (row, col) = (at / d, at % d)
+                switch variant {
+                case .paper:
+                    // Only the outlier's block: its T rows of b, with row stride D.
+                    let blk = col / b, e = col % b
+                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp + blk * b, rows: t, stride: d, b: b, e: e, rot: $0.baseAddress!) }
+                    refresh(blk)
+                    history.append((blk, e))
+                case .code:
+                    // Stacked view: row r·k + blk of a (T·k) × b matrix; every block rotates.
+                    let e = (row * k + col / b) % b
+                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp, rows: t * k, stride: b, b: b, e: e, rot: $0.baseAddress!) }
+                    for blk in 0..<k { refresh(blk) }
+                    history.append((0, e))
                 }
-                for blk in 0..<k { refresh(blk) }
-                history.append((0, e))
             }
         }
-
         // Replay the kept prefix on the b×b matrices (Double): R ← R·E_e·Rot·E_e.
         let count = variant == .paper ? k : 1
         var acc = [[Double]](repeating: identity(b), count: count)
         var row = [Double](repeating: 0, count: b)
         for (blk, e) in history.prefix(bestK) {
-            for i in 0..<b {
-                let base = i * b
-                acc[blk].swapAt(base, base + e)
-                for j in 0..<b {
-                    var s = 0.0
-                    for q in 0..<b { s += acc[blk][base + q] * rot[q * b + j] }
-                    row[j] = s
+            var m = acc[blk]
+            m.withUnsafeMutableBufferPointer { mp in rot.withUnsafeBufferPointer { rp in row.withUnsafeMutableBufferPointer { yp in
+                for i in 0..<b {
+                    let a = mp.baseAddress! + i * b
+                    let y = yp.baseAddress!
+                    a.swapAt0(e)
+                    for j in 0..<b { y[j] = 0 }
+                    for q in 0..<b {
+                        let v = a[q], r = rp.baseAddress! + q * b
+                        if v != 0 { for j in 0..<b { y[j] += v * r[j] } }
+                    }
+                    for j in 0..<b { a[j] = y[j] }
+                    a.swapAt0(e)
                 }
-                for j in 0..<b { acc[blk][base + j] = row[j] }
-                acc[blk].swapAt(base, base + e)
-            }
+            } } }
+            acc[blk] = m
         }
         let blocks = acc.map { $0.map { Float($0) } }
         if bestK > 0 { Transform.blockOrthogonal(blockSize: b, blocks: blocks).applyToActivations(&z) }
@@ -240,3 +231,36 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension UnsafeMutablePointer where Pointee == Double {
+    /// Swaps elements 0 and e.
+    @inline(__always) func swapAt0(_ e: Int) { let v = self[0]; self[0] = self[e]; self[e] = v }
+}
+
+extension DuQuantMath {
+    /// In place, for `rows` rows of b values starting `stride` apart: `x ← x·E_e·Rot·E_e`
+    /// (swap coordinates 0 and e, multiply by Rot, swap back). The product runs as row-axpys
+    /// `y += x_i·Rot_i`, which vectorize along the row; threads split the rows of large steps.
+    static func rotateRows(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, b: Int, e: Int, rot: UnsafePointer<Float>) {
+        let chunks = rows * b * b >= 1 << 22 ? max(1, min(Parallel.threadCount, rows / 64)) : 1
+        let box = UncheckedBox((x, rot))
+        Parallel.forEach(chunks, threads: chunks) { c in
+            let (x, rot) = box.value
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: b)
+            defer { y.deallocate() }
+            for row in (c * rows / chunks)..<((c + 1) * rows / chunks) {
+                let p = x + row * stride
+                var v = p[0]; p[0] = p[e]; p[e] = v
+                y.update(repeating: 0, count: b)
+                for i in 0..<b {
+                    let xi = p[i]
+                    if xi == 0 { continue }
+                    let ri = rot + i * b
+                    for j in 0..<b { y[j] += xi * ri[j] }
+                }
+                p.update(from: y, count: b)
+                v = p[0]; p[0] = p[e]; p[e] = v
+            }
+        }
+    }
+}

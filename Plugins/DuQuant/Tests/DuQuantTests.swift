@@ -175,6 +175,7 @@ final class DuQuantTests: XCTestCase {
         let (_, _, paper) = try run([method(), TestRTN()], scheme: scheme)
         let (_, _, code) = try run([method(["variant": .string("code")]), TestRTN()], scheme: scheme)
         func mean(_ r: PipelineReport) -> Double { r.sites.map(\.relativeOutputError).reduce(0, +) / Double(r.sites.count) }
+        for r in [rtn, paper, code] { print("pipeline \(r.seconds) s; " + r.costs.map { "\($0.method) \($0.seconds) s" }.joined(separator: ", ")) }
         print("W4A4 mean site error: rtn \(mean(rtn)), duquant(paper)+rtn \(mean(paper)), duquant(code)+rtn \(mean(code))")
         for (a, b) in zip(rtn.sites, paper.sites) { print("  \(a.site): rtn \(a.relativeOutputError) duquant \(b.relativeOutputError)") }
         XCTAssertLessThan(mean(paper), mean(rtn))
