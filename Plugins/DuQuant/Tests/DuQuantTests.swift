@@ -14,8 +14,9 @@ final class DuQuantTests: XCTestCase {
         return try DuQuant(options: o)
     }
 
-    func run(_ methods: [any QuantMethod], scheme: QuantScheme? = nil, seed: UInt64 = 7) throws -> (DecoderModel, DecoderModel, PipelineReport) {
-        let fp = SyntheticModel.make(seed: 0)
+    func run(_ methods: [any QuantMethod], scheme: QuantScheme? = nil, seed: UInt64 = 7,
+             config: DecoderConfig = SyntheticModel.config) throws -> (DecoderModel, DecoderModel, PipelineReport) {
+        let fp = SyntheticModel.make(seed: 0, config: config)
         let model = fp.copy()
         if let scheme { _ = try model.assignSchemes(scheme, overrides: []) }
         let cal = SyntheticModel.tokens(seed: 5, windows: 4, length: 32)
@@ -117,11 +118,19 @@ final class DuQuantTests: XCTestCase {
             // The transforms reduce what the activation quantizer sees at the down site.
             for s in report.sites where s.site.hasSuffix(".down") { XCTAssertLessThan(s.inputMaxAfter, s.inputMaxBefore, s.site) }
         }
-        // Without smoothing, and on sampled rows with two permutation rounds.
+        // Without smoothing, and on sampled rows with two permutation rounds (two blocks suffice).
+        var small = SyntheticModel.config
+        small.layerCount = 2
         let (fp, model, _) = try run([method(["smooth": .bool(false), "calibrate_on": .string("rows"), "sample_rows": .int(50),
-                                              "permutation_times": .int(2)])])
+                                              "permutation_times": .int(2)])], config: small)
         XCTAssertEqual(model.blocks[0].qkv.transforms.count, 5)
         XCTAssertLessThan(floatLogitsError(fp, model), 1e-5)
+        // Multi-head attention (KV heads = heads): o's smoothing folds into v_proj's output rows.
+        var mha = small
+        mha.kvHeadCount = mha.headCount
+        let (fpM, modelM, _) = try run([method()], config: mha)
+        XCTAssertEqual(modelM.blocks[1].o.transforms[0].placement, .folded(into: "layers.1.self_attn.v_proj"))
+        XCTAssertLessThan(floatLogitsError(fpM, modelM), 1e-5)
     }
 
     func testBlockSizeThatDoesNotDivideFailsInPlanAndAutoAdapts() throws {
@@ -159,12 +168,14 @@ final class DuQuantTests: XCTestCase {
                 return nil
             } }
         }
-        let (_, a, _) = try run([method()])
-        let (_, b, _) = try run([method()])
-        let (_, c, _) = try run([method()], seed: 8)
+        var small = SyntheticModel.config
+        small.layerCount = 2
+        let (_, a, _) = try run([method()], config: small)
+        let (_, b, _) = try run([method()], config: small)
+        let (_, c, _) = try run([method()], seed: 8, config: small)
         XCTAssertEqual(blocks(a), blocks(b))
         XCTAssertNotEqual(blocks(a), blocks(c))
-        XCTAssertEqual(a.blocks[2].gateUp.linears[0].weight, b.blocks[2].gateUp.linears[0].weight)
+        XCTAssertEqual(a.blocks[1].gateUp.linears[0].weight, b.blocks[1].gateUp.linears[0].weight)
     }
 
     func testW4A4DuQuantThenRTNBeatsRTNAlone() throws {
