@@ -47,6 +47,23 @@ final class HadamardTests: XCTestCase {
         for (y, z) in zip(site.forward(x, mode: .float), orig.forward(x, mode: .float)) { XCTAssertLessThan(y.relativeError(to: z), 1e-5) }
     }
 
+    /// algorithms.md §10c: for n = 96 = 12·8 the transform is `x·(H_12 ⊗ H_8)ᵀ/√96`
+    /// (row-major 12×8 view, WHT on each row of 8, then H_12 from the left).
+    func testKroneckerOrderingFor96() throws {
+        let h = try HadamardTransform(size: 96)
+        XCTAssertEqual(h.factor, 12)
+        let x = randomMatrix(1, 96, seed: 4).data
+        var y = x
+        y.withUnsafeMutableBufferPointer { h.apply($0.baseAddress!, rows: 1) }
+        func h8(_ p: Int, _ q: Int) -> Float { (p & q).nonzeroBitCount % 2 == 0 ? 1 : -1 }
+        for i in 0..<96 {
+            let (a, p) = (i / 8, i % 8)
+            var s: Float = 0
+            for j in 0..<96 { s += h.factorMatrix[a * 12 + j / 8] * h8(p, j % 8) * x[j] }
+            XCTAssertEqual(y[i], s / Float(96).squareRoot(), accuracy: 1e-4)
+        }
+    }
+
     func testBlockDiagonalHadamardIsFunctionPreserving() throws {
         for b in ["16", "32"] {
             let (fp, model, _) = try run([method(["block_size": .string(b), "random_signs": .bool(b == "16")])])
