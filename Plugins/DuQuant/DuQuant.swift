@@ -128,18 +128,19 @@ public final class DuQuant: QuantMethod {
         var x = calibrationMatrix(calibration, rng: &rng)
 
         if smooth {
-            let member = site.kind == .gateUp ? min(1, site.linears.count - 1) : 0
+            // The weight max comes from one linear: up_proj for gate/up, the first member elsewhere (q_proj).
+            let member = site.kind == .gateUp ? DuQuant.member(site, "up_proj", fallback: 1) : site.linears[0]
             let s = DuQuantMath.smoothingFactors(activationAbsMax: calibration.channelAbsMax,
-                                                 weight: site.linears[member].weight, alpha: alpha)
+                                                 weight: member.weight, alpha: alpha)
             let inv = s.map { 1 / $0 }
             let placement = smoothingPlacement(site.kind, block: context.block, index: site.block, config: context.model.config)
             switch (site.kind, placement) {
             case (.qkv, _), (.gateUp, _):
                 context.model.foldScaleIntoNorm(block: context.block.index, site: site.kind, scale: inv)
             case (.down, _):
-                context.block.gateUp.linears[1].scaleOutputRows(by: inv)
+                DuQuant.member(context.block.gateUp, "up_proj", fallback: 1).scaleOutputRows(by: inv)
             case (.o, .folded):
-                context.block.qkv.linears[2].scaleOutputRows(by: inv)
+                DuQuant.member(context.block.qkv, "v_proj", fallback: 2).scaleOutputRows(by: inv)
             case (.o, .online):
                 break
             }
@@ -163,6 +164,11 @@ public final class DuQuant: QuantMethod {
         }
         let absAfter = x.columnAbsMax().max() ?? 0
         context.log("duquant \(site.name): b = \(b), \(x.rows)×\(n) calibration, absmax \(fmt(absBefore)) → \(fmt(absAfter)); " + summary.joined(separator: "; "))
+    }
+
+    /// The member linear whose name ends in `suffix` (LLaMA order as the fallback index).
+    static func member(_ site: Site, _ suffix: String, fallback: Int) -> Linear {
+        site.linears.first { $0.name.hasSuffix(suffix) } ?? site.linears[min(fallback, site.linears.count - 1)]
     }
 
     /// The matrix the rotations are calibrated on (a copy, in the site's current basis).
