@@ -62,7 +62,8 @@ for method in methods {
     targets.append(.target(name: method, dependencies: ["QuantCore", "QuantKernels"],
                            path: "Plugins/\(method)", exclude: ["Tests"], swiftSettings: optimized))
     targets.append(.testTarget(name: "\(method)Tests",
-                               dependencies: [.target(name: method), "QuantCore", "LlamaModel", "TestSupport"],
+                               dependencies: [.target(name: method), "QuantCore", "LlamaModel", "TestSupport"]
+                                   + (method == "RTN" ? [] : ["RTN"]),
                                path: "Plugins/\(method)/Tests", swiftSettings: optimized))
 }
 for (module, deps) in [

@@ -199,7 +199,7 @@ public struct LlamaForward: DecoderRunner {
             var m = qkv[i]
             let rows = m.rows * (m.cols / hd)
             m.data.withUnsafeMutableBufferPointer { p in
-                if aq.hadamardOnHeadDim && i < 2 { try! HadamardTransform(size: hd).apply(p.baseAddress!, rows: rows) }
+                if aq.hadamardOnHeadDim && i < 2 { try! HadamardTransform.cached(size: hd).apply(p.baseAddress!, rows: rows) }
                 if on { Quantizer.fakeQuantize(p.baseAddress!, rows: rows, cols: hd, groupSize: hd, grid: grid) }
             }
             qkv[i] = m

@@ -65,7 +65,7 @@ public enum Transform: Sendable {
             case let .hadamard(n, b, signs):
                 precondition(n == cols)
                 if let signs { RowOps.scaleColumns(p, rows: rows, cols: cols, by: signs) }
-                let h = try! HadamardTransform(size: b)
+                let h = try! HadamardTransform.cached(size: b)
                 h.apply(p, rows: rows * (cols / b))
             case .orthogonal(let m):
                 precondition(m.rows == cols)
@@ -89,7 +89,7 @@ public enum Transform: Sendable {
             case let .blockOrthogonal(b, blocks):
                 RowOps.blockMultiply(p, rows: rows, cols: cols, blockSize: b, blocks: blocks, transposeBlocks: true)
             case let .hadamard(_, b, signs):
-                let h = try! HadamardTransform(size: b)
+                let h = try! HadamardTransform.cached(size: b)
                 h.apply(p, rows: rows * (cols / b), transpose: true)
                 if let signs { RowOps.scaleColumns(p, rows: rows, cols: cols, by: signs) }
             case .orthogonal(let m):
