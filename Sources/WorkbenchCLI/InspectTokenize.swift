@@ -20,6 +20,12 @@ struct Tokenize: ParsableCommand {
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "kernels", abstract: "Kernel throughput on the reference model's shapes vs this machine's peaks.")
     @Option(help: "Also write the results as JSON.") var json: String?
-    @Flag(help: "Fewer repetitions.") var quick = false
-    func run() throws { try failing { try BenchCommand.run(json: json, quick: quick) } }
+    @Flag(help: "Fewer shapes and repetitions.") var quick = false
+    @Option(help: "Thread counts, comma-separated.") var threads: String = "1,2"
+    @Option(help: "Only these kernel families, comma-separated: f32, int, hadamard, openblas.") var only: String?
+    func run() throws {
+        let t = threads.split(separator: ",").compactMap { Int($0) }
+        guard !t.isEmpty, t.allSatisfy({ $0 > 0 }) else { throw ValidationError("--threads takes positive integers, e.g. 1,2") }
+        try failing { try BenchCommand.run(json: json, quick: quick, threads: t, only: only.map { Set($0.split(separator: ",").map(String.init)) }) }
+    }
 }

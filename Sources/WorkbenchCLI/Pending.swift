@@ -1,4 +1,5 @@
 import Foundation
+import QuantKernels
 
 // Commands whose back ends land with the model-formats and kernels modules.
 enum InspectCommand {
@@ -12,7 +13,10 @@ enum TokenizeCommand {
     }
 }
 enum BenchCommand {
-    static func run(json: String?, quick: Bool) throws {
-        throw WorkbenchFailure.runtime("the kernel benchmark is not available in this build")
+    static func run(json: String?, quick: Bool, threads: [Int], only: Set<String>?) throws {
+        print(KernelDispatch.summary)
+        let report = KernelBenchmark.run(threads: threads, quick: quick, only: only)
+        print(report.text)
+        if let json { try writeAtomically(try report.json(), to: json) }
     }
 }
