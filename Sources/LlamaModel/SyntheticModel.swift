@@ -84,3 +84,32 @@ public enum SyntheticModel {
         }
     }
 }
+
+extension SyntheticModel {
+    /// `count` windows of `length` tokens sampled from `model` itself (temperature 1, seeded),
+    /// each starting with a sink token — "text" whose perplexity under the float model is
+    /// meaningful. Without a KV cache this costs about length²/2 token evaluations per window.
+    public static func sample(from model: DecoderModel, seed: UInt64, windows count: Int, length: Int) -> [[Int]] {
+        var rng = SeededGenerator(seed: seed)
+        var windows = (0..<count).map { _ in [Int(rng.next() % UInt64(sinkTokens.count))] }
+        let runner = LlamaForward()
+        while windows[0].count < length {
+            let t = windows[0].count
+            let h = runner.finalHidden(model, windows: windows, mode: .float)
+            // Only the last position of each window is needed.
+            var last = Matrix(zeros: count, h.cols)
+            for w in 0..<count { for j in 0..<h.cols { last[w, j] = h[w * t + t - 1, j] } }
+            let logits = last.timesTransposed(model.lmHead.weight)
+            for w in 0..<count {
+                let row = logits.row(w)
+                let mx = row.max() ?? 0
+                let p = row.map { Double(exp($0 - mx)) }
+                var u = rng.nextUnit() * p.reduce(0, +)
+                var pick = p.count - 1
+                for (i, v) in p.enumerated() { u -= v; if u <= 0 { pick = i; break } }
+                windows[w].append(pick)
+            }
+        }
+        return windows
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import QuantKernels
 
 /// A linear layer `Y = X·Wᵀ (+ b)`, `W` out × in, inside a site.
@@ -10,8 +11,20 @@ public final class Linear {
     /// The weight scheme after per-layer overrides.
     public var scheme: WeightScheme
     /// The quantization result, when a method has quantized this layer.
-    public var quantized: QuantizedWeight? { didSet { cachedDequantized = nil } }
+    public var quantized: QuantizedWeight? { didSet { cachedDequantized = nil; cachedPacked = nil } }
     private var cachedDequantized: Matrix?
+    private var cachedPacked: PackedIntWeights?
+
+    /// The quantized weights packed for the integer GEMM, when they fit it (≤ 8 bits, groups a
+    /// multiple of 8 or whole rows).
+    public var packedForIntegerGemm: PackedIntWeights? {
+        guard let q = quantized, q.grid.bits <= 8, q.groupSize == q.cols || q.groupSize % 8 == 0 else { return nil }
+        if let p = cachedPacked { return p }
+        let p = IntGemm.packWeights(codes: q.codes, scales: q.scales, zeros: q.zeros, n: q.rows, k: q.cols,
+                                    groupSize: q.groupSize, grid: q.grid)
+        cachedPacked = p
+        return p
+    }
 
     public init(name: String, weight: Matrix, bias: [Float]? = nil, scheme: WeightScheme = .init()) {
         self.name = name; self.weight = weight; self.bias = bias; self.scheme = scheme
@@ -48,6 +61,19 @@ public final class Linear {
 /// The kinds of sites in a LLaMA block, in dependency order.
 public enum SiteKind: String, CaseIterable, Sendable {
     case qkv, o, gateUp = "gate_up", down
+}
+
+/// Which arithmetic runs fully quantized sites.
+public enum ExecutionEngine: String, Sendable {
+    /// Integer codes × integer codes with int32 accumulation (IntGemm), where the scheme allows.
+    case integer
+    /// Quantize-dequantize to f32, then the f32 GEMM.
+    case simulated
+
+    /// Defaults to `integer`; `QWB_ENGINE=simulated` or a recipe's `engine:` changes it.
+    nonisolated(unsafe) public static var current: ExecutionEngine = {
+        ProcessInfo.processInfo.environment["QWB_ENGINE"].flatMap(ExecutionEngine.init(rawValue:)) ?? .integer
+    }()
 }
 
 /// How a site runs in a forward pass.
@@ -102,13 +128,36 @@ public final class Site {
         for step in transforms where step.placement == .online { step.transform.applyToActivations(&x) }
     }
 
-    /// The forward pass of the site: one output per member linear.
+    /// The forward pass of the site: one output per member linear. Fully quantized sites whose
+    /// activations are per-token and whose weights fit the integer GEMM run on integer kernels
+    /// (`ExecutionEngine.integer`); otherwise activations and weights are quantize-dequantized
+    /// and multiplied in f32 (simulated). Both give the same numbers up to f32 summation order.
     public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
         applyOnlineTransforms(&x)
+        if mode == .quantized, ExecutionEngine.current == .integer, let packed = integerWeights() {
+            let grid = activationScheme.grid
+            let qa = x.data.withUnsafeBufferPointer {
+                IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid)
+            }
+            return zip(linears, packed).map { l, w in
+                Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+            }
+        }
         if mode == .quantized { activationScheme.fakeQuantize(&x) }
         let useQ = mode != .float
         return linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) }
+    }
+
+    /// Packed weights of every member when the whole site can run on the integer GEMM.
+    func integerWeights() -> [PackedIntWeights]? {
+        guard activationScheme.isQuantized, activationScheme.granularity == .token, activationScheme.bits <= 8 else { return nil }
+        var out: [PackedIntWeights] = []
+        for l in linears {
+            guard let p = l.packedForIntegerGemm else { return nil }
+            out.append(p)
+        }
+        return out
     }
 
     public func copy() -> Site {

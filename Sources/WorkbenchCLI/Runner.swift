@@ -58,12 +58,12 @@ struct RecipeRunner {
         switch recipe.evaluation.source {
         case .synthetic:
             let n = maxWindows ?? 8
-            eval = SyntheticModel.tokens(seed: recipe.seed &+ 1_000_003, windows: n, length: proto.windowLength,
-                                         vocabSize: model.config.vocabSize).map { w in
+            progress("sampling \(n) evaluation windows of \(proto.windowLength) tokens from the float model")
+            eval = SyntheticModel.sample(from: model, seed: recipe.seed &+ 1_000_003, windows: n, length: proto.windowLength).map { w in
                 if case .llamaCpp(_, let bos?) = proto { var w = w; w[0] = bos; return w }
                 return w
             }
-            text = "synthetic token windows (seed \(recipe.seed))"
+            text = "\(n) windows sampled from the float model (seed \(recipe.seed))"
         case .files(let paths):
             var all: [Int] = []
             for p in paths { all += try loaded.tokenize(file: p) }
