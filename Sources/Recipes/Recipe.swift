@@ -62,6 +62,9 @@ public struct RecipeError: Error, CustomStringConvertible {
     public var location: SourceLocation
     public var keyPath: String
     public var message: String
+    public init(location: SourceLocation, keyPath: String, message: String) {
+        self.location = location; self.keyPath = keyPath; self.message = message
+    }
     public var description: String { "\(location): " + (keyPath.isEmpty ? "" : "\(keyPath): ") + message }
 }
 

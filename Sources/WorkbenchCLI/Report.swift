@@ -143,6 +143,10 @@ func writeAtomically(_ data: Data, to path: String) throws {
     try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     try data.write(to: tmp)
-    if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
-    else { try FileManager.default.moveItem(at: tmp, to: url) }
+    // rename(2) replaces the target atomically: readers see the old file or the new one, never half.
+    guard rename(tmp.path, url.path) == 0 else {
+        let err = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(at: tmp)
+        throw WorkbenchFailure.runtime("\(path): cannot write the file (\(err))")
+    }
 }
