@@ -67,6 +67,8 @@ public final class GGUFCheckpoint: Checkpoint, @unchecked Sendable {
             let k = "\(arch).\(key)"
             guard let v = md[k] else { return d }
             guard let x = v.double, x.isFinite else { throw ModelFormatError.badMetadata(file: path, key: k, reason: "expected a number, found \(v)") }
+            // f32 values are widened via their shortest decimal form (1e-5, not 9.99999974e-06); Float(x) is unchanged.
+            if case .float32(let f) = v { return Double("\(f)") ?? x }
             return x
         }
         let hidden = try int("embedding_length")

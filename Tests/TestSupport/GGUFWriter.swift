@@ -157,3 +157,100 @@ public struct GGUFWriter {
 func formatsLE<T: FixedWidthInteger>(_ x: T) -> [UInt8] {
     withUnsafeBytes(of: x.littleEndian) { Array($0) }
 }
+
+// MARK: - Tiny models in both formats
+
+extension ArchitectureConfig {
+    /// A small LLaMA-style config for tests (override fields as needed).
+    public static func tinyLlama(architecture: String = "llama", hidden: Int = 64, intermediate: Int = 96, layers: Int = 2,
+                                 heads: Int = 4, kvHeads: Int = 2, vocab: Int = 40, tied: Bool = false) -> ArchitectureConfig {
+        ArchitectureConfig(architecture: architecture, hiddenSize: hidden, intermediateSize: intermediate, layerCount: layers,
+                           headCount: heads, kvHeadCount: kvHeads, headDim: hidden / heads, vocabSize: vocab,
+                           contextLength: 128, ropeTheta: 10000, rmsNormEps: 1e-5, tiedEmbeddings: tied,
+                           hasQKVBias: architecture == "qwen2", ropeLayout: .rotateHalf)
+    }
+
+    /// Deterministic random weights for every tensor in `expectedTensors` (canonical names, HF rotate-half layout).
+    /// Norm weights are around 1, everything else in ±0.1.
+    public func randomTensors(seed: UInt64 = 1) -> [String: [Float]] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next() -> Float { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return Float(s >> 40) / Float(1 << 24) - 0.5 }
+        var out: [String: [Float]] = [:]
+        for (name, shape) in expectedTensors {
+            let n = shape.reduce(1, *)
+            let isNorm = name.hasSuffix("norm") || name.hasSuffix("layernorm")
+            out[name] = (0..<n).map { _ in isNorm ? 1 + 0.2 * next() : 0.2 * next() }
+        }
+        return out
+    }
+}
+
+extension GGUFWriter {
+    /// GGUF name for a canonical name ("layers.0.self_attn.q_proj" → "blk.0.attn_q.weight").
+    public static func ggufName(canonical: String) -> String {
+        var base = canonical, suffix = ".weight"
+        if base.hasSuffix(".bias") { base.removeLast(5); suffix = ".bias" }
+        switch base {
+        case "embed_tokens": return "token_embd" + suffix
+        case "norm": return "output_norm" + suffix
+        case "lm_head": return "output" + suffix
+        default: break
+        }
+        let parts = base.split(separator: ".", maxSplits: 2)
+        let map = ["input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                   "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+                   "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"]
+        return "blk.\(parts[1]).\(map[String(parts[2])]!)\(suffix)"
+    }
+
+    /// llama.cpp's converter permutation of q/k rows (`[heads·headDim, cols]`): within each head,
+    /// HF row `p·headDim/2 + i` (rotate-half) moves to row `2i + p` (adjacent pairs).
+    public static func permuteForInterleavedRope(_ w: [Float], rows: Int, cols: Int, heads: Int) -> [Float] {
+        let hd = rows / heads
+        var out = [Float](repeating: 0, count: w.count)
+        for h in 0..<heads {
+            for p in 0..<2 {
+                for i in 0..<hd / 2 {
+                    let src = h * hd + p * hd / 2 + i, dst = h * hd + 2 * i + p
+                    out[dst * cols..<(dst + 1) * cols] = w[src * cols..<(src + 1) * cols]
+                }
+            }
+        }
+        return out
+    }
+
+    /// A GGUF file for `config` from canonical HF-layout tensors, as llama.cpp's converter writes it:
+    /// `<arch>.*` metadata, q/k rows permuted for `llama`/`mistral` (not for `qwen2`), vectors in F32,
+    /// matrices in `matrixType` (F32/F16/Q8_0/Q4_1). `lm_head` is written only if present and not tied.
+    public static func model(config c: ArchitectureConfig, tensors: [String: [Float]], matrixType: GGMLType = .f32,
+                             tokens: [String]? = nil) -> GGUFWriter {
+        let arch = c.architecture == "mistral" ? "llama" : c.architecture
+        var w = GGUFWriter(architecture: arch)
+        w.set("\(arch).block_count", .uint32(UInt32(c.layerCount)))
+        w.set("\(arch).context_length", .uint32(UInt32(c.contextLength)))
+        w.set("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize)))
+        w.set("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize)))
+        w.set("\(arch).attention.head_count", .uint32(UInt32(c.headCount)))
+        w.set("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
+        w.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
+        w.set("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps)))
+        if c.headDim * c.headCount != c.hiddenSize {
+            w.set("\(arch).attention.key_length", .uint32(UInt32(c.headDim)))
+            w.set("\(arch).attention.value_length", .uint32(UInt32(c.headDim)))
+        }
+        if let tokens { w.set("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })) }
+        for (name, _) in c.expectedTensors {
+            guard var v = tensors[name] else { continue }
+            var shape = c.expectedTensors.first { $0.name == name }!.shape
+            if name == "lm_head" && c.tiedEmbeddings { continue }
+            if arch == "llama" && (name.hasSuffix("q_proj") || name.hasSuffix("k_proj")) {
+                let heads = name.hasSuffix("q_proj") ? c.headCount : c.kvHeadCount
+                v = permuteForInterleavedRope(v, rows: shape[0], cols: shape[1], heads: heads)
+            }
+            let type: GGMLType = shape.count == 1 ? .f32 : matrixType
+            if shape.count == 1 { shape = [v.count] }
+            w.addTensor(ggufName(canonical: name), shape: shape, values: v, type: type)
+        }
+        return w
+    }
+}

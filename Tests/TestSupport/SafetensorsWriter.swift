@@ -98,3 +98,30 @@ public struct SafetensorsWriter {
             .write(to: folder.appendingPathComponent("model.safetensors.index.json"))
     }
 }
+
+extension SafetensorsWriter {
+    /// A Hugging Face checkpoint for `config` from canonical tensors (names get `model.` / `.weight`;
+    /// `lm_head` → `lm_head.weight`, omitted when tied). Returns the writer and the config.json object;
+    /// write both with `writeFolder(_:config:shards:)`.
+    public static func model(config c: ArchitectureConfig, tensors: [String: [Float]], dtype: DType = .f32)
+        -> (writer: SafetensorsWriter, config: [String: Any]) {
+        var w = SafetensorsWriter()
+        for (name, shape) in c.expectedTensors {
+            guard let v = tensors[name] else { continue }
+            let stored: String
+            if name == "lm_head" { stored = "lm_head.weight" }
+            else if name.hasSuffix(".bias") { stored = "model." + name }
+            else { stored = "model." + name + ".weight" }
+            w.add(stored, shape: shape, values: v, dtype: dtype)
+        }
+        let archName = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"][c.architecture] ?? c.architecture
+        let cfg: [String: Any] = [
+            "architectures": [archName], "model_type": c.architecture, "hidden_size": c.hiddenSize,
+            "intermediate_size": c.intermediateSize, "num_hidden_layers": c.layerCount,
+            "num_attention_heads": c.headCount, "num_key_value_heads": c.kvHeadCount, "head_dim": c.headDim,
+            "vocab_size": c.vocabSize, "max_position_embeddings": c.contextLength, "rope_theta": c.ropeTheta,
+            "rms_norm_eps": c.rmsNormEps, "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32",
+        ]
+        return (w, cfg)
+    }
+}
