@@ -12,7 +12,8 @@ public struct GGUFWriter {
         public var dims: [UInt64]
         public var typeID: UInt32
         public var bytes: [UInt8]
-        /// Offset in the data section; nil = next aligned position.
+        /// Offset in the data section; nil = next aligned position. An override does not enlarge the
+        /// data section (its bytes are written only where they fit), so it can point past the end.
         public var offsetOverride: UInt64?
     }
 
@@ -71,9 +72,9 @@ public struct GGUFWriter {
         var offsets: [UInt64] = []
         var cursor: UInt64 = 0
         for t in tensors {
-            let o = t.offsetOverride ?? cursor
-            offsets.append(o)
-            cursor = max(cursor, align(o + UInt64(t.bytes.count)))
+            if let o = t.offsetOverride { offsets.append(o); continue }  // overrides never grow the data section
+            offsets.append(cursor)
+            cursor = align(cursor + UInt64(t.bytes.count))
         }
         for (t, o) in zip(tensors, offsets) {
             out += GGUFWriter.string(t.name)
@@ -83,12 +84,10 @@ public struct GGUFWriter {
             out += formatsLE(o)
         }
         while out.count % alignment != 0 { out.append(0) }
-        let base = out.count
         var dataSection = [UInt8](repeating: 0, count: Int(cursor))
-        for (t, o) in zip(tensors, offsets) where Int(o) + t.bytes.count <= dataSection.count {
+        for (t, o) in zip(tensors, offsets) where o <= UInt64(dataSection.count) && Int(o) + t.bytes.count <= dataSection.count {
             dataSection.replaceSubrange(Int(o)..<Int(o) + t.bytes.count, with: t.bytes)
         }
-        _ = base
         out += dataSection
         return Data(out)
     }
