@@ -103,6 +103,16 @@ public final class GGUFCheckpoint: Checkpoint, @unchecked Sendable {
         return try gguf.floats(t.name)
     }
 
+    /// The GGUF directory entry behind a canonical name (type, ggml dims, offset).
+    public func storedTensor(_ canonical: String) -> GGUFTensorInfo? { storage[canonical] }
+
+    /// Calls `body` with the stored (still quantized) bytes of a tensor, e.g. for a quantized matmul.
+    /// The pointer is valid only inside `body`. Returns nil if the tensor does not exist.
+    public func withStoredBytes<R>(_ canonical: String, _ body: (GGUFTensorInfo, UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let t = storage[canonical] else { return nil }
+        return try withExtendedLifetime(gguf) { try body(t, gguf.rawBytes(t)) }
+    }
+
     /// Typed `tokenizer.ggml.*` values.
     public var vocabulary: GGUFVocabulary { GGUFVocabulary(metadata: gguf.metadata) }
 }

@@ -47,6 +47,9 @@ public enum ModelFormatError: Error, Equatable, CustomStringConvertible, Localiz
         case let .badMagic(file, found):
             return "\(file): wrong magic \(found). This is not a GGUF/safetensors file of the expected kind; check the path."
         case let .unsupportedVersion(file, version):
+            if version.byteSwapped == 2 || version.byteSwapped == 3 {
+                return "\(file): big-endian GGUF v\(version.byteSwapped) is not supported. Convert the model again without --bigendian."
+            }
             return "\(file): unsupported GGUF version \(version) (only little-endian v2 and v3 are read). Re-convert the model with a current llama.cpp convert script."
         case let .truncated(file, what, offset, needed, available):
             return "\(file): truncated while reading \(what) at byte \(offset) (needs \(needed) bytes, \(available) left). The file is incomplete; download or copy it again."

@@ -44,8 +44,8 @@ final class GGUFCorruptionTests: XCTestCase {
             if case .badMagic = $0 { return true }; return false
         }
         assertFormatError(try open(Data())) { if case .truncated = $0 { return true }; return false }
-        for v: UInt32 in [1, 4, 0x0300_0000] {
-            assertFormatError(try open(patched(d, at: 4, bytes(v))), mentions: ["bad.gguf", "\(v)"]) {
+        for (v, text) in [(UInt32(1), "version 1"), (4, "version 4"), (0x0300_0000, "big-endian")] {
+            assertFormatError(try open(patched(d, at: 4, bytes(v))), mentions: ["bad.gguf", text]) {
                 if case .unsupportedVersion = $0 { return true }; return false
             }
         }

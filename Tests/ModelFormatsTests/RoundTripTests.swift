@@ -118,6 +118,15 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(a.info("layers.0.mlp.up_proj")?.storageType, "Q4_1")
         XCTAssertEqual(a.info("layers.0.mlp.up_proj")?.byteCount, 96 * 64 / 32 * 20)
         XCTAssertEqual(a.info("norm")?.storageType, "F32")
+        let gc = try XCTUnwrap(a as? GGUFCheckpoint)
+        let raw = gc.withStoredBytes("layers.0.mlp.up_proj") { info, bytes in
+            (info.type, info.dims, Array(bytes.prefix(4)), info.type.dequantize(bytes, count: info.elementCount))
+        }
+        XCTAssertEqual(raw?.0, .q4_1)
+        XCTAssertEqual(raw?.1, [64, 96])
+        XCTAssertEqual(raw?.3, try a.floats("layers.0.mlp.up_proj"))
+        XCTAssertEqual(Array(GGUFWriter.quantizeQ4_1(weights["layers.0.mlp.up_proj"]!).prefix(4)), raw?.2)
+        XCTAssertNil(gc.withStoredBytes("nope") { _, _ in 0 })
 
         let (sw, json) = SafetensorsWriter.model(config: cfg, tensors: weights, dtype: .bf16)
         let hf = dir.appendingPathComponent("hf")
