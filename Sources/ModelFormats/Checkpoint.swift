@@ -1,7 +1,7 @@
 import Foundation
 
 /// How q/k rows are arranged for rotary embeddings.
-public enum RopeLayout: String, Sendable, Equatable {
+public enum RopeLayout: String, Sendable, Equatable, Codable {
     /// Rotate adjacent pairs (x[2i], x[2i+1]): GGUF `llama` files, whose converter permuted q/k rows.
     case interleavedPairs
     /// Rotate halves (x[i], x[i + headDim/2]): Hugging Face checkpoints (and GGUF `qwen2`).
@@ -9,7 +9,7 @@ public enum RopeLayout: String, Sendable, Equatable {
 }
 
 /// The architecture hyper-parameters the forward pass needs, independent of file format.
-public struct ArchitectureConfig: Sendable, Equatable {
+public struct ArchitectureConfig: Sendable, Equatable, Codable {
     /// "llama", "mistral" or "qwen2".
     public var architecture: String
     public var hiddenSize: Int

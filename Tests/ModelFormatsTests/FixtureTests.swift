@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import ModelFormats
+import TestSupport
 
 /// Dequantization and parsing checked against gguf-py / safetensors-written fixtures.
 final class FixtureTests: XCTestCase {
@@ -16,6 +17,16 @@ final class FixtureTests: XCTestCase {
             XCTAssertEqual(got.count, expected.count, t.name)
             let mismatches = zip(got, expected).filter { $0.0.bitPattern != $0.1.bitPattern }.count
             XCTAssertEqual(mismatches, 0, "\(t.name): \(mismatches) values differ from gguf-py")
+        }
+    }
+
+    /// The test writer's Q8_0/Q4_1 quantizers produce the same bytes as gguf-py's `quantize` on the same input.
+    func testWriterQuantizersMatchGGUFPy() throws {
+        let f = try GGUFFile(url: fixtures.appendingPathComponent("quants.gguf"))
+        let x = try f.floats("t.F32")
+        for (name, q) in [("t.Q8_0", GGUFWriter.quantizeQ8_0(x)), ("t.Q4_1", GGUFWriter.quantizeQ4_1(x))] {
+            let t = try XCTUnwrap(f.tensor(named: name))
+            XCTAssertEqual(q, Array(f.rawBytes(t)), name)
         }
     }
 
