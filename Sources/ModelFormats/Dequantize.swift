@@ -83,22 +83,22 @@ public func floatToHalfBits(_ f: Float) -> UInt16 {
 
 // MARK: - Per-format kernels
 
-private func deqF32(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqF32(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { d[i] = Float(bitPattern: UInt32(littleEndian: s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
 }
 
-private func deqF16(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqF16(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { d[i] = half(s, 2 * i) }
 }
 
-private func deqBF16(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqBF16(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n {
         d[i] = Float(bitPattern: UInt32(UInt16(littleEndian: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
     }
 }
 
 /// block_q8_0 { f16 d; i8 qs[32] }: y = d·q.
-private func deqQ8_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ8_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 34 * b, y = d + 32 * b
         let scale = half(p, 0)
@@ -107,7 +107,7 @@ private func deqQ8_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 }
 
 /// block_q4_0 { f16 d; u8 qs[16] }: y[j] = d·(lo(qs[j]) − 8), y[j+16] = d·(hi(qs[j]) − 8).
-private func deqQ4_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ4_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 18 * b, y = d + 32 * b
         let scale = half(p, 0)
@@ -120,7 +120,7 @@ private func deqQ4_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 }
 
 /// block_q4_1 { f16 d; f16 m; u8 qs[16] }: y = d·q + m.
-private func deqQ4_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ4_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 20 * b, y = d + 32 * b
         let scale = half(p, 0), mn = half(p, 2)
@@ -133,7 +133,7 @@ private func deqQ4_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 }
 
 /// block_q5_0 { f16 d; u32 qh; u8 qs[16] }: 5th bit of element j is bit j of qh; y = d·(q − 16).
-private func deqQ5_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ5_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 22 * b, y = d + 32 * b
         let scale = half(p, 0)
@@ -149,7 +149,7 @@ private func deqQ5_0(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 }
 
 /// block_q5_1 { f16 d; f16 m; u32 qh; u8 qs[16] }: y = d·q + m.
-private func deqQ5_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ5_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 24 * b, y = d + 32 * b
         let scale = half(p, 0), mn = half(p, 2)
@@ -176,7 +176,7 @@ private func deqQ5_1(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 
 /// block_q4_K { f16 d; f16 dmin; u8 scales[12]; u8 qs[128] }, 8 sub-blocks of 32:
 /// y = (d·sc)·q − (dmin·m); sub-blocks 2i/2i+1 use the low/high nibbles of qs[32i..<32i+32].
-private func deqQ4_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ4_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 144 * b, y = d + 256 * b
         let dd = half(p, 0), dmin = half(p, 2)
@@ -195,7 +195,7 @@ private func deqQ4_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 
 /// block_q5_K { f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128] }: like Q4_K, the 5th bit of
 /// element 32k+l is bit k of qh[l].
-private func deqQ5_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ5_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 176 * b, y = d + 256 * b
         let dd = half(p, 0), dmin = half(p, 2)
@@ -215,7 +215,7 @@ private func deqQ5_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ 
 }
 
 /// block_q6_K { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d }: y = (d·scale[k/16])·(q − 32), two halves of 128.
-private func deqQ6_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+@Sendable private func deqQ6_K(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     for b in 0..<n {
         let p = s + 210 * b, y = d + 256 * b
         let dd = half(p, 208)
