@@ -70,7 +70,7 @@ for (module, deps) in [
     ("QuantKernels", ["QuantKernels"]),
     ("QuantCore", ["QuantCore", "QuantKernels", "TestSupport"]),
     ("Recipes", ["Recipes", "QuantCore"]),
-    ("ModelFormats", ["ModelFormats"]),
+    ("ModelFormats", ["ModelFormats", "TestSupport"]),
     ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
     ("WorkbenchCLI", ["WorkbenchCLI", "Recipes", "QuantCore", "TestSupport"] + methods),
