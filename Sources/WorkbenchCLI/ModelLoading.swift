@@ -4,7 +4,7 @@ import LlamaModel
 import Recipes
 
 /// A model ready to run, with its tokenizer when it came from a file.
-struct LoadedModel {
+struct RunModel {
     var model: DecoderModel
     var addsBOS: Bool = false
     var bosID: Int? = nil
@@ -25,10 +25,10 @@ struct LoadedModel {
 }
 
 enum ModelLoading {
-    static func load(_ source: Recipe.ModelSource) throws -> LoadedModel {
+    static func load(_ source: Recipe.ModelSource) throws -> RunModel {
         switch source {
         case .synthetic(let seed):
-            return LoadedModel(model: SyntheticModel.make(seed: seed))
+            return RunModel(model: SyntheticModel.make(seed: seed))
         case .file(let path):
             return try loadFile(path)
         }
