@@ -14,7 +14,7 @@ let optimized: [SwiftSetting] = [
 
 /// One entry per method module under Plugins/. Adding a method: add its folder, one line here,
 /// one line in Sources/workbench/main.swift, and its tests.
-let methods = ["RTN", "Hadamard", "DuQuant"]
+let methods = ["RTN", "SmoothQuant", "Hadamard", "DuQuant", "GPTQ"]
 
 /// ISA-specific kernel targets (x86_64 only; `-target-cpu` is an error elsewhere). QuantKernels
 /// picks one at run time (KernelDispatch). cascadelake, not skylake-avx512: VNNI is needed.

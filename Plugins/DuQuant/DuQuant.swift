@@ -93,11 +93,7 @@ public final class DuQuant: QuantMethod {
 
     /// Where the smoothing scale goes for a site.
     func smoothingPlacement(_ kind: SiteKind, block: DecoderBlock?, index: Int, config: DecoderConfig) -> TransformPlacement {
-        let producer = block?.producer(of: kind) ?? "layers.\(index).\(kind.rawValue) producer"
-        switch kind {
-        case .qkv, .gateUp, .down: return .folded(into: producer)
-        case .o: return config.headCount == config.kvHeadCount ? .folded(into: producer) : .online
-        }
+        kind.diagonalScalePlacement(block: index, config: config)
     }
 
     public func plan(site: Site, config: DecoderConfig) throws -> SitePlan {
@@ -132,21 +128,8 @@ public final class DuQuant: QuantMethod {
             let member = site.kind == .gateUp ? DuQuant.member(site, "up_proj", fallback: 1) : site.linears[0]
             let s = DuQuantMath.smoothingFactors(activationAbsMax: calibration.channelAbsMax,
                                                  weight: member.weight, alpha: alpha)
-            let inv = s.map { 1 / $0 }
-            let placement = smoothingPlacement(site.kind, block: context.block, index: site.block, config: context.model.config)
-            switch (site.kind, placement) {
-            case (.qkv, _), (.gateUp, _):
-                context.model.foldScaleIntoNorm(block: context.block.index, site: site.kind, scale: inv)
-            case (.down, _):
-                DuQuant.member(context.block.gateUp, "up_proj", fallback: 1).scaleOutputRows(by: inv)
-            case (.o, .folded):
-                DuQuant.member(context.block.qkv, "v_proj", fallback: 2).scaleOutputRows(by: inv)
-            case (.o, .online):
-                break
-            }
-            let t = Transform.scale(inv)
-            site.addTransform(t, placement: placement, addedBy: Self.name)
-            t.applyToActivations(&x)
+            context.model.smooth(site, in: context.block, by: s, addedBy: Self.name)
+            Transform.scale(s.map { 1 / $0 }).applyToActivations(&x)
         }
 
         var summary: [String] = []

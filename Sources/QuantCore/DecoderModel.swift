@@ -52,7 +52,9 @@ public final class DecoderBlock {
 
     /// Canonical name of the norm or linear that produces a site's input, and whether a diagonal
     /// scale can be folded into it offline.
-    public func producer(of kind: SiteKind) -> String {
+    public func producer(of kind: SiteKind) -> String { DecoderBlock.producer(of: kind, block: index) }
+
+    public static func producer(of kind: SiteKind, block index: Int) -> String {
         switch kind {
         case .qkv: return "layers.\(index).input_layernorm"
         case .o: return "layers.\(index).self_attn.v_proj"

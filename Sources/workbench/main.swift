@@ -1,5 +1,7 @@
 import QuantCore
 import RTN
+import SmoothQuant
+import GPTQ
 import Hadamard
 import DuQuant
 import WorkbenchCLI
@@ -7,6 +9,8 @@ import WorkbenchCLI
 // The built-in methods. Adding a method: one line here (and one in Package.swift's `methods`).
 WorkbenchMain.run(registry: MethodRegistry([
     RTN.self,
+    SmoothQuant.self,
+    GPTQ.self,
     Hadamard.self,
     DuQuant.self,
 ]))

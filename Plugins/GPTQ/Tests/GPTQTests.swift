@@ -1,0 +1,120 @@
+import XCTest
+import QuantCore
+import QuantKernels
+import LlamaModel
+import GPTQ
+import TestSupport
+
+final class GPTQTests: XCTestCase {
+    func gptq(_ options: [String: OptionValue] = [:]) throws -> GPTQ {
+        var o = MethodOptions(defaultsOf: GPTQ.options)
+        for (k, v) in options { o.values[k] = v }
+        return try GPTQ(options: o)
+    }
+
+    /// A site with one linear W (out × in) and calibration inputs X.
+    func run(_ method: GPTQ, w: Matrix, x: Matrix, scheme: WeightScheme) throws -> QuantizedWeight {
+        let l = Linear(name: "layers.0.mlp.down_proj", weight: w, scheme: scheme)
+        let site = Site(name: "layers.0.down", kind: .down, block: 0, linears: [l])
+        let model = SyntheticModel.make(seed: 0)
+        try method.apply(to: site, calibration: SiteCalibration(inputs: x, windowLength: x.rows),
+                         context: MethodContext(model: model, block: model.blocks[0], seed: 0, log: { _ in }))
+        return try XCTUnwrap(l.quantized)
+    }
+
+    /// Correlated inputs: a random mixing of a few latent factors plus noise.
+    func correlatedInputs(_ n: Int, _ k: Int, seed: UInt64) -> Matrix {
+        let z = randomMatrix(n, 8, seed: seed), mix = randomMatrix(k, 8, seed: seed + 1)
+        var x = z.timesTransposed(mix)
+        let noise = randomMatrix(n, k, seed: seed + 2, std: 0.1)
+        for i in 0..<x.data.count { x.data[i] += noise.data[i] }
+        return x
+    }
+
+    func testDiagonalHessianEqualsRTN() throws {
+        // X with orthogonal, differently scaled columns: XᵀX is exactly diagonal.
+        let k = 32, n = 64
+        var x = Matrix(zeros: n, k)
+        for j in 0..<k { x[2 * j, j] = Float(j + 1); x[2 * j + 1, j] = -Float(j + 1) }
+        let w = randomMatrix(12, k, seed: 3)
+        for scheme in [WeightScheme(bits: 4), WeightScheme(bits: 3, symmetric: false), WeightScheme(bits: 4, granularity: .group(8), symmetric: false)] {
+            for actOrder in [false, true] {
+                let opts: [String: OptionValue] = ["act_order": .bool(actOrder), "static_groups": .bool(actOrder)]
+                let q = try run(try gptq(opts), w: w, x: x, scheme: scheme)
+                let r = QuantizedWeight.roundToNearest(w, scheme: scheme)
+                XCTAssertEqual(q.codes, r.codes, "\(scheme) act-order \(actOrder)")
+                XCTAssertEqual(q.scales, r.scales)
+            }
+        }
+    }
+
+    func testGPTQBeatsRTNOnCorrelatedInputs() throws {
+        let x = correlatedInputs(512, 64, seed: 5)
+        let w = randomMatrix(48, 64, seed: 9)
+        let reference = x.timesTransposed(w)
+        for scheme in [WeightScheme(bits: 4), WeightScheme(bits: 4, symmetric: false), WeightScheme(bits: 3, granularity: .group(16), symmetric: false)] {
+            let rtn = x.timesTransposed(QuantizedWeight.roundToNearest(w, scheme: scheme).dequantized()).relativeError(to: reference)
+            for opts: [String: OptionValue] in [[:], ["act_order": .bool(true), "static_groups": .bool(true)], ["static_groups": .bool(true)], ["block_size": .int(16)]] {
+                let q = try run(try gptq(opts), w: w, x: x, scheme: scheme)
+                let e = x.timesTransposed(q.dequantized()).relativeError(to: reference)
+                XCTAssertLessThan(e, rtn * 0.9, "\(scheme) \(opts): GPTQ \(e) vs RTN \(rtn)")
+                XCTAssertTrue(q.codes.allSatisfy { $0 >= scheme.grid.qmin && $0 <= scheme.grid.qmax })
+            }
+        }
+    }
+
+    func testBlockSizeOnlyChangesTheOrderOfArithmetic() throws {
+        let x = correlatedInputs(256, 40, seed: 6), w = randomMatrix(8, 40, seed: 7)
+        let a = try run(try gptq(["block_size": .int(128)]), w: w, x: x, scheme: WeightScheme(bits: 4))
+        let b = try run(try gptq(["block_size": .int(7)]), w: w, x: x, scheme: WeightScheme(bits: 4))
+        let mismatches = zip(a.codes, b.codes).filter { $0 != $1 }.count
+        XCTAssertLessThanOrEqual(mismatches, 2, "lazy batching must not change the result beyond rounding ties")
+    }
+
+    func testOneAndTwoThreadsAreBitIdentical() throws {
+        let x = correlatedInputs(256, 48, seed: 8), w = randomMatrix(40, 48, seed: 2)
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 1
+        let one = try run(try gptq(), w: w, x: x, scheme: WeightScheme(bits: 4))
+        Parallel.threadCount = 2
+        let two = try run(try gptq(), w: w, x: x, scheme: WeightScheme(bits: 4))
+        XCTAssertEqual(one.codes, two.codes)
+    }
+
+    func testActOrderWithDynamicGroupsIsRejectedInPlan() throws {
+        let site = Site(name: "layers.0.down", kind: .down, block: 0,
+                        linears: [Linear(name: "d", weight: randomMatrix(4, 32, seed: 1), scheme: WeightScheme(bits: 4, granularity: .group(8)))])
+        XCTAssertThrowsError(try gptq(["act_order": .bool(true)]).plan(site: site, config: SyntheticModel.config)) {
+            XCTAssertTrue("\($0)".contains("static_groups: true"), "\($0)")
+        }
+    }
+
+    func testNonFiniteInputsGiveAClearError() throws {
+        var x = randomMatrix(16, 8, seed: 1); x[3, 2] = .nan
+        XCTAssertThrowsError(try run(try gptq(), w: randomMatrix(4, 8, seed: 2), x: x, scheme: WeightScheme(bits: 4))) {
+            XCTAssertTrue("\($0)".contains("gptq at layers.0.down"), "\($0)")
+            XCTAssertTrue("\($0)".contains("NaN"), "\($0)")
+        }
+    }
+
+    func testCholeskyDetectsIndefiniteMatrices() {
+        XCTAssertNil(GPTQ.cholesky([1, 2, 2, 1], 2))
+        XCTAssertNil(GPTQ.upperCholeskyOfInverse([0, 0, 0, 0], 2))
+        let u = GPTQ.upperCholeskyOfInverse([4, 2, 2, 3], 2)!
+        // UᵀU = H⁻¹ = [[3, −2], [−2, 4]] / 8
+        XCTAssertEqual(u[0] * u[0], 3.0 / 8, accuracy: 1e-12)
+        XCTAssertEqual(u[0] * u[1], -2.0 / 8, accuracy: 1e-12)
+        XCTAssertEqual(u[1] * u[1] + u[3] * u[3], 4.0 / 8, accuracy: 1e-12)
+        XCTAssertEqual(u[2], 0)
+    }
+
+    func testPipelineRunsGPTQOnTheSyntheticModel() throws {
+        let model = SyntheticModel.make(seed: 0)
+        _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 8)), overrides: [])
+        let r = try Pipeline(methods: [try gptq()], propagation: .floatActivations)
+            .run(model: model, calibration: SyntheticModel.tokens(seed: 1, windows: 2, length: 32), runner: LlamaForward())
+        XCTAssertTrue(r.sites.allSatisfy { $0.relativeOutputError.isFinite && $0.relativeOutputError < 0.5 })
+        XCTAssertTrue(model.allSites.allSatisfy { $0.linears.allSatisfy { $0.quantized?.producedBy == "gptq" } })
+    }
+}
