@@ -16,6 +16,10 @@ import QuantKernelsAVX512
 /// are signed bytes (int8; asymmetric codes shifted by −128) or nibbles 0…15 (int4, two per byte;
 /// symmetric codes shifted by +8). Shifts are folded into the stored zero points, so results are
 /// exactly those of the unshifted formula.
+///
+/// Exactness: the int32 group sums are exact while `groupSize·(2^ba−1)·(2^bw−1) < 2^31` (8-bit ×
+/// 8-bit: groups up to 33 000 columns); otherwise they wrap exactly like `Reference.intGemm`.
+/// f32 output: `s = Σ_g sw·Float(acc_g)` (g ascending, separate multiply and add), `y = s·sa (+ bias)`.
 public enum IntGemm {
     /// Columns per weight panel.
     public static let panelWidth = 16
@@ -36,6 +40,14 @@ public enum IntGemm {
             else { run(a, w, y: yb, acc: nil, bias: nil, threads: threads) }
         }
         return y
+    }
+
+    /// A quantized linear layer in one call: quantizes X (M×K f32, row-major) per token with
+    /// `activationGrid`, then `Y = A·Wᵀ (+ bias)` into `y` (M×N).
+    public static func linear(_ x: UnsafePointer<Float>, m: Int, weights w: PackedIntWeights, activationGrid: QuantGrid,
+                              into y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
+        let a = quantizeActivations(x, m: m, k: w.k, grid: activationGrid, threads: threads)
+        multiply(a, w, into: y, bias: bias, threads: threads)
     }
 
     /// The exact int32 group sums `Σ_{p∈g} (qa[i,p] − za[i])·(qw[j,p] − zw[j,g])` as computed by the
