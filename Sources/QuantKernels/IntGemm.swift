@@ -145,7 +145,7 @@ public enum IntGemm {
                                             let o = acc + ((i + r) * groups + g) * n + j0
                                             for c in 0..<cols { o[c] = comp[c] }
                                         }
-                                        f[r] += scw * SIMD16<Float>(comp)
+                                        f[r] += scw * floats(comp)
                                     }
                                 }
                                 for r in 0..<rows {
@@ -162,6 +162,14 @@ public enum IntGemm {
                 } }
             }
         } } } } }
+    }
+
+    /// Lane-wise exact Int32 → Float (small ints; written out so it inlines to cvtdq2ps).
+    @inline(__always)
+    static func floats(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+        var r = SIMD16<Float>()
+        for i in 0..<16 { r[i] = Float(v[i]) }
+        return r
     }
 
     /// Portable 4×16 tile (Swift SIMD, no ISA-specific code): each 32-bit lane of a 64-byte weight

@@ -185,10 +185,10 @@ public enum Quantizer {
             let raw = UnsafeRawPointer(p)
             while i + 8 <= n {
                 let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-                vlo = pointwiseMin(vlo, v); vhi = pointwiseMax(vhi, v)
+                vlo.replace(with: v, where: v .< vlo); vhi.replace(with: v, where: v .> vhi)
                 i += 8
             }
-            lo = vlo.min(); hi = vhi.max()
+            for l in 0..<8 { lo = min(lo, vlo[l]); hi = max(hi, vhi[l]) }
         }
         while i < n { lo = min(lo, p[i]); hi = max(hi, p[i]); i += 1 }
         return (lo, hi)
