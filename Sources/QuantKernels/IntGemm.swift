@@ -253,10 +253,16 @@ public struct QuantizedActivations: @unchecked Sendable {
                 let (sc, zp) = grid.parameters(min: lo, max: hi)
                 s[i] = sc; z[i] = zp; sz[i] = zp + off
                 let out = c + i * stride
-                Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
+                var done = 0
+                #if arch(x86_64)
+                if KernelDispatch.active != .portable {
+                    done = AVX2Quant.codesU8(row, k, scale: sc, lo: Float(grid.qmin - zp), hi: Float(grid.qmax - zp), add: zp + off, into: out)
+                }
+                #endif
+                if done < k { Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
                     let b = SIMD8<UInt8>(truncatingIfNeeded: v)
                     UnsafeMutableRawPointer(out + j).storeBytes(of: b, as: SIMD8<UInt8>.self)
-                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) })
+                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) }, from: done) }
             }
         } } } }
     }

@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+#endif
+
 /// Integer grids and row/group quantization.
 ///
 /// Symmetric (signed) grid: levels −2^(b−1) … 2^(b−1)−1, `scale = c·absmax / (2^(b−1)−1)`, zero 0.
@@ -113,6 +117,11 @@ public enum Quantizer {
         let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
         let raw = UnsafeMutableRawPointer(p)
         var i = 0
+        #if arch(x86_64)
+        if KernelDispatch.active != .portable {
+            i = AVX2Quant.fakeQuantize(p, n, scale: scale, lo: Float(grid.qmin - zero), hi: Float(grid.qmax - zero))
+        }
+        #endif
         while i + 8 <= n {
             let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
             let r = shifted(v, s, lo, hi) - SIMD8(repeating: magic)
@@ -125,11 +134,11 @@ public enum Quantizer {
     /// Codes `q(x) + offset` of `n` values through `store(i, codes8)` / `storeOne(i, code)`.
     @inline(__always)
     static func codesRun(_ p: UnsafePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32, offset: Int32,
-                         _ store: (Int, SIMD8<Int32>) -> Void, _ storeOne: (Int, Int32) -> Void) {
+                         _ store: (Int, SIMD8<Int32>) -> Void, _ storeOne: (Int, Int32) -> Void, from start: Int = 0) {
         let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
         let raw = UnsafeRawPointer(p)
         let bias = SIMD8<Int32>(repeating: zero &+ offset &- magicBits)
-        var i = 0
+        var i = start
         while i + 8 <= n {
             let v = shifted(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), s, lo, hi)
             store(i, unsafeBitCast(v, to: SIMD8<Int32>.self) &+ bias)
@@ -158,9 +167,15 @@ public enum Quantizer {
                     let (s, z) = grid.parameters(min: lo, max: hi)
                     sp[r * groups + g] = s; zp[r * groups + g] = z
                     let out = c + r * cols + g * groupSize
-                    codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
+                    var done = 0
+                    #if arch(x86_64)
+                    if KernelDispatch.active != .portable {
+                        done = AVX2Quant.codes(p, groupSize, scale: s, lo: Float(grid.qmin - z), hi: Float(grid.qmax - z), add: z, into: out)
+                    }
+                    #endif
+                    if done < groupSize { codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
                              { i, v in UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: SIMD8<Int32>.self) },
-                             { i, q in out[i] = q })
+                             { i, q in out[i] = q }, from: done) }
                 }
             }
         } } }
@@ -178,6 +193,9 @@ public enum Quantizer {
     @inline(__always)
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
         if n == 0 { return (0, 0) }
+        #if arch(x86_64)
+        if KernelDispatch.active != .portable { return AVX2Quant.minMax(p, n) }
+        #endif
         var lo = Float.infinity, hi = -Float.infinity
         var i = 0
         if n >= 8 {
