@@ -57,20 +57,21 @@ public enum Quantizer {
     public static func fakeQuantize(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, groupSize: Int,
                                     grid: QuantGrid, threads: Int? = nil) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
+        let simd = KernelDispatch.active != .portable
         Parallel.forEach(rows, threads: rows * cols >= 1 << 14 ? threads : 1) { r in
-            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid)
+            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid, simd: simd)
         }
     }
 
     /// One row of `fakeQuantize`.
     @inline(__always)
-    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid) {
+    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid, simd: Bool) {
         var g = 0
         while g < cols {
             let p = row + g
-            let (lo, hi) = minMax(p, groupSize)
+            let (lo, hi) = minMax(p, groupSize, simd: simd)
             let (s, z) = grid.parameters(min: lo, max: hi)
-            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z)
+            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z, simd: simd)
             g += groupSize
         }
     }
@@ -113,12 +114,13 @@ public enum Quantizer {
 
     /// In place `x ← (q(x) − zero)·scale` for `n` values.
     @inline(__always)
-    static func fakeQuantizeRun(_ p: UnsafeMutablePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32) {
+    static func fakeQuantizeRun(_ p: UnsafeMutablePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32,
+                                simd: Bool = KernelDispatch.active != .portable) {
         let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
         let raw = UnsafeMutableRawPointer(p)
         var i = 0
         #if arch(x86_64)
-        if KernelDispatch.active != .portable {
+        if simd {
             i = AVX2Quant.fakeQuantize(p, n, scale: scale, lo: Float(grid.qmin - zero), hi: Float(grid.qmax - zero))
         }
         #endif
@@ -192,9 +194,14 @@ public enum Quantizer {
     /// (min, max) of `n` values, (0, 0) when empty. Eight-lane SIMD; equal to the scalar fold.
     @inline(__always)
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        minMax(p, n, simd: KernelDispatch.active != .portable)
+    }
+
+    @inline(__always)
+    static func minMax(_ p: UnsafePointer<Float>, _ n: Int, simd: Bool) -> (Float, Float) {
         if n == 0 { return (0, 0) }
         #if arch(x86_64)
-        if KernelDispatch.active != .portable { return AVX2Quant.minMax(p, n) }
+        if simd { return AVX2Quant.minMax(p, n) }
         #endif
         var lo = Float.infinity, hi = -Float.infinity
         var i = 0
