@@ -75,12 +75,23 @@ public enum Gemm {
     struct F32Spec {
         var mr: Int, nr: Int, kc: Int, mc: Int, nc: Int
         var kernel: MicroKernel
+        /// Packs (src, ld, count, depth, width, dst) like `packPanels`.
+        var pack: (UnsafePointer<Float>, Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void = {
+            packPanels($0, ld: $1, count: $2, depth: $3, width: $4, into: $5)
+        }
 
         static func `for`(_ path: KernelPath) -> F32Spec {
             #if arch(x86_64)
             switch path {
-            case .vnni: return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel)
-            case .avx2: return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel)
+            case .vnni:
+                // A panels are 12 wide (scalar packing); B panels 32 wide (AVX2 transposes).
+                return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel,
+                               pack: { w, ld, c, d, width, dst in
+                                   if width % 8 == 0 || width < 8 { AVX2F32.pack(w, ld, c, d, width, dst) }
+                                   else { packPanels(w, ld: ld, count: c, depth: d, width: width, into: dst) } })
+            case .avx2:
+                return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel,
+                               pack: AVX2F32.pack)
             case .portable: break
             }
             #endif
@@ -92,7 +103,8 @@ public enum Gemm {
                        ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
         // Split the longer dimension into `t` chunks aligned to the tile size.
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
-        let splitN = panelsN >= 4 * t || panelsN >= panelsM
+        // Splitting N makes every thread pack all of X; splitting M makes every thread pack all of W.
+        let splitN = panelsM < 2 * t || (n >= m && panelsN >= t)
         let tasks = max(1, min(t, splitN ? panelsN : panelsM))
         Parallel.forEach(tasks, threads: tasks) { task in
             if splitN {
@@ -113,7 +125,7 @@ public enum Gemm {
         let kc = (k + kSlabs - 1) / kSlabs              // even slabs: 576 → 3 × 192
         let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
         let nc = min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
-        let pa = UnsafeMutableRawPointer.allocate(byteCount: mc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc)
+        let pa = UnsafeMutableRawPointer.allocate(byteCount: (mc * kc + 8) * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc + 8)
         let pb = UnsafeMutableRawPointer.allocate(byteCount: nc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: nc * kc)
         defer { pa.deallocate(); pb.deallocate() }
         var jc = 0
@@ -122,12 +134,12 @@ public enum Gemm {
             var pc = 0
             while pc < k {
                 let kcur = min(kc, k - pc)
-                packPanels(w + jc * k + pc, ld: k, count: ncur, depth: kcur, width: s.nr, into: pb)
+                s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb)
                 let last = pc + kcur == k
                 var ic = 0
                 while ic < m {
                     let mcur = min(mc, m - ic)
-                    packPanels(x + ic * lda + pc, ld: lda, count: mcur, depth: kcur, width: s.mr, into: pa)
+                    s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
                     var jr = 0
                     while jr < ncur {
                         let cols = min(s.nr, ncur - jr)
