@@ -76,15 +76,16 @@ public enum IntGemm {
     }
 
     static func run(_ a: QuantizedActivations, _ w: PackedIntWeights, y: UnsafeMutablePointer<Float>,
-                    acc: UnsafeMutablePointer<Int32>?, bias: UnsafePointer<Float>?, threads: Int?) {
+                    acc: UnsafeMutablePointer<Int32>?, bias: UnsafePointer<Float>?, threads: Int?,
+                    path: KernelPath = KernelDispatch.active) {
         precondition(a.k == w.k, "IntGemm: activations have K = \(a.k), weights K = \(w.k)")
         let m = a.m, n = w.n, groups = w.groups
         guard m > 0, n > 0 else { return }
-        var (mr, dots) = kernel(KernelDispatch.active)
+        var (mr, dots) = kernel(path)
         let int4 = w.storageBits == 4
         #if arch(x86_64)
         // W4A4 on AVX2: activations ≤ 15 let 16-bit lanes accumulate longer.
-        if KernelDispatch.active == .avx2 && int4 && a.grid.bits <= 4 {
+        if path == .avx2 && int4 && a.grid.bits <= 4 {
             dots = { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
             mr = AVX2Int.mr
         }

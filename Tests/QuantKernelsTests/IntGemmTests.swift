@@ -74,6 +74,8 @@ final class IntGemmTests: XCTestCase {
     func testDispatchPicksBestAvailable() {
         XCTAssertEqual(KernelDispatch.available.first, .portable)
         XCTAssertEqual(KernelDispatch.best, KernelDispatch.available.max())
+        XCTAssertTrue(KernelDispatch.rejected.isEmpty, KernelDispatch.summary)
+        for p in KernelDispatch.available { XCTAssertTrue(KernelDispatch.selfTest(p), "\(p)") }
         #if arch(x86_64)
         XCTAssertTrue(KernelDispatch.available.contains(.avx2), "every x86_64 test machine here has AVX2")
         #endif
