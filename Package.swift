@@ -14,7 +14,7 @@ let optimized: [SwiftSetting] = [
 
 /// One entry per method module under Plugins/. Adding a method: add its folder, one line here,
 /// one line in Sources/workbench/main.swift, and its tests.
-let methods = ["RTN"]
+let methods = ["RTN", "Hadamard", "DuQuant"]
 
 /// ISA-specific kernel targets (x86_64 only; `-target-cpu` is an error elsewhere). QuantKernels
 /// picks one at run time (KernelDispatch). cascadelake, not skylake-avx512: VNNI is needed.
@@ -62,21 +62,24 @@ for method in methods {
     targets.append(.target(name: method, dependencies: ["QuantCore", "QuantKernels"],
                            path: "Plugins/\(method)", exclude: ["Tests"], swiftSettings: optimized))
     targets.append(.testTarget(name: "\(method)Tests",
-                               dependencies: [.target(name: method), "QuantCore", "LlamaModel", "TestSupport"],
+                               dependencies: [.target(name: method), "QuantCore", "LlamaModel", "TestSupport"]
+                                   + (method == "RTN" ? [] : ["RTN"]),
                                path: "Plugins/\(method)/Tests", swiftSettings: optimized))
 }
 for (module, deps) in [
     ("QuantKernels", ["QuantKernels"]),
     ("QuantCore", ["QuantCore", "QuantKernels", "TestSupport"]),
     ("Recipes", ["Recipes", "QuantCore"]),
-    ("ModelFormats", ["ModelFormats"]),
+    ("ModelFormats", ["ModelFormats", "TestSupport"]),
     ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
     ("WorkbenchCLI", ["WorkbenchCLI", "Recipes", "QuantCore", "TestSupport"] + methods),
 ] {
     targets.append(.testTarget(name: "\(module)Tests",
                                dependencies: deps.map { .target(name: $0) },
-                               path: "Tests/\(module)Tests", swiftSettings: optimized))
+                               path: "Tests/\(module)Tests",
+                               exclude: module == "ModelFormats" ? ["Fixtures"] : [],
+                               swiftSettings: optimized))
 }
 
 let package = Package(

@@ -1,3 +1,4 @@
+import Foundation
 #if arch(x86_64)
 import QuantKernelsAVX2
 #endif
@@ -237,6 +238,20 @@ public struct HadamardTransform: Sendable {
             h[(2 * i) * n + 2 * j] = Float(blk[0]); h[(2 * i) * n + 2 * j + 1] = Float(blk[1])
             h[(2 * i + 1) * n + 2 * j] = Float(blk[2]); h[(2 * i + 1) * n + 2 * j + 1] = Float(blk[3])
         } }
+        return h
+    }
+}
+
+extension HadamardTransform {
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var cache: [Int: HadamardTransform] = [:]
+
+    /// The transform for `n`, constructed once per process (a large Paley factor takes seconds).
+    public static func cached(size n: Int) throws -> HadamardTransform {
+        cacheLock.lock(); defer { cacheLock.unlock() }
+        if let h = cache[n] { return h }
+        let h = try HadamardTransform(size: n)
+        cache[n] = h
         return h
     }
 }

@@ -1,2 +1,0 @@
-import XCTest
-final class RTNPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,155 @@
+import Foundation
+import QuantCore
+import LlamaModel
+
+/// How evaluation text becomes scored token windows. The protocol is printed with every number.
+public enum PerplexityProtocol: Sendable, Equatable, CustomStringConvertible {
+    /// GPTQ / SmoothQuant / QuaRot / DuQuant convention: tokenize the whole file once, cut it into
+    /// non-overlapping windows of `seqLen` tokens (remainder dropped), no BOS per window, score
+    /// every next-token prediction (seqLen − 1 per window).
+    case standard(seqLen: Int)
+    /// llama.cpp's `llama-perplexity`: windows of `nCtx` tokens, the first replaced by BOS when
+    /// the model asks for BOS, only the second half of each window scored (nCtx/2 − 1 predictions).
+    case llamaCpp(nCtx: Int, bos: Int?)
+
+    public var windowLength: Int {
+        switch self { case .standard(let l): return l; case .llamaCpp(let n, _): return n }
+    }
+
+    /// First position whose prediction is scored (predicting the token at position + 1).
+    public var firstScored: Int {
+        switch self { case .standard: return 0; case .llamaCpp(let n, _): return n / 2 }
+    }
+
+    public var description: String {
+        switch self {
+        case .standard(let l): return "standard (seq_len \(l), non-overlapping, no BOS, all \(l - 1) predictions per window)"
+        case let .llamaCpp(n, bos): return "llama.cpp (n_ctx \(n), \(bos != nil ? "BOS per window" : "no BOS"), second half scored: \(n - 1 - n / 2) per window)"
+        }
+    }
+
+    /// Cuts `tokens` into evaluation windows, at most `maxWindows`.
+    public func windows(_ tokens: [Int], maxWindows: Int? = nil) -> [[Int]] {
+        let l = windowLength
+        guard l > 1 else { return [] }
+        var n = tokens.count / l
+        if let m = maxWindows { n = min(n, m) }
+        return (0..<n).map { w in
+            var win = Array(tokens[(w * l)..<((w + 1) * l)])
+            if case .llamaCpp(_, let bos?) = self { win[0] = bos }
+            return win
+        }
+    }
+}
+
+/// Per-token statistics of one model on the evaluation windows.
+public struct TokenScores: Sendable {
+    /// Negative log-likelihood of every scored token, in window order.
+    public var nll: [Double] = []
+    /// KL(float ‖ this model) per scored token, and whether the argmax agrees (empty for the float model).
+    public var kl: [Double] = []
+    public var top1Agree: Int = 0
+    public var seconds: Double = 0
+    public var tokensProcessed: Int = 0
+
+    public var meanNLL: Double { nll.isEmpty ? .nan : nll.reduce(0, +) / Double(nll.count) }
+    public var perplexity: Double { exp(meanNLL) }
+    /// Standard error of the mean NLL; the perplexity's is `ppl · se`.
+    public var nllStandardError: Double { Stats.standardError(nll) }
+    public var meanKL: Double { kl.isEmpty ? 0 : kl.reduce(0, +) / Double(kl.count) }
+    public var klStandardError: Double { Stats.standardError(kl) }
+    public var klP99: Double { Stats.percentile(kl, 0.99) }
+    public var top1Agreement: Double { kl.isEmpty ? 1 : Double(top1Agree) / Double(kl.count) }
+    public var tokensPerSecond: Double { seconds > 0 ? Double(tokensProcessed) / seconds : 0 }
+}
+
+public enum Stats {
+    public static func standardError(_ x: [Double]) -> Double {
+        guard x.count > 1 else { return 0 }
+        let m = x.reduce(0, +) / Double(x.count)
+        let v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)
+        return (v / Double(x.count)).squareRoot()
+    }
+    public static func percentile(_ x: [Double], _ p: Double) -> Double {
+        guard !x.isEmpty else { return 0 }
+        let s = x.sorted()
+        return s[min(s.count - 1, Int((p * Double(s.count - 1)).rounded()))]
+    }
+    /// Mean and standard error of the paired difference a − b (same tokens).
+    public static func pairedDifference(_ a: [Double], _ b: [Double]) -> (mean: Double, se: Double) {
+        precondition(a.count == b.count)
+        let d = zip(a, b).map { $0 - $1 }
+        return (d.reduce(0, +) / Double(max(1, d.count)), standardError(d))
+    }
+}
+
+/// Evaluates a float model and quantized variants on the same windows, streaming: each window's
+/// float log-probabilities are computed once and compared with every variant, so no logit file
+/// is stored.
+public struct Evaluator {
+    public var runner = LlamaForward()
+    public var windowBatch: Int
+
+    public init(windowBatch: Int = 1) { self.windowBatch = windowBatch }
+
+    /// Returns one `TokenScores` for the float model followed by one per variant.
+    public func evaluate(float: DecoderModel, variants: [DecoderModel], windows: [[Int]], protocol proto: PerplexityProtocol,
+                         progress: (String) -> Void = { _ in }) -> [TokenScores] {
+        var scores = [TokenScores](repeating: TokenScores(), count: variants.count + 1)
+        let first = proto.firstScored
+        var w = 0
+        while w < windows.count {
+            let batch = Array(windows[w..<min(windows.count, w + windowBatch)])
+            progress("evaluating windows \(w + 1)–\(w + batch.count) of \(windows.count)")
+            var t0 = Date()
+            let fp = logProbabilities(runner.logits(float, windows: batch, mode: .float))
+            scores[0].seconds += Date().timeIntervalSince(t0)
+            scores[0].tokensProcessed += batch.count * proto.windowLength
+            for (vi, model) in ([nil] + variants.map { Optional($0) }).enumerated() {
+                let lp: Matrix
+                if let model {
+                    t0 = Date()
+                    lp = logProbabilities(runner.logits(model, windows: batch, mode: .quantized))
+                    scores[vi].seconds += Date().timeIntervalSince(t0)
+                    scores[vi].tokensProcessed += batch.count * proto.windowLength
+                } else { lp = fp }
+                let v = lp.cols
+                for (bi, win) in batch.enumerated() {
+                    for pos in first..<(win.count - 1) {
+                        let row = (bi * win.count + pos) * v
+                        scores[vi].nll.append(-Double(lp.data[row + win[pos + 1]]))
+                        if model != nil {
+                            var kl = 0.0
+                            var amaxF = 0, amaxQ = 0
+                            for j in 0..<v {
+                                let pf = Double(fp.data[row + j]), pq = Double(lp.data[row + j])
+                                kl += exp(pf) * (pf - pq)
+                                if fp.data[row + j] > fp.data[row + amaxF] { amaxF = j }
+                                if lp.data[row + j] > lp.data[row + amaxQ] { amaxQ = j }
+                            }
+                            scores[vi].kl.append(max(0, kl))
+                            if amaxF == amaxQ { scores[vi].top1Agree += 1 }
+                        }
+                    }
+                }
+            }
+            w += batch.count
+        }
+        return scores
+    }
+
+    /// Row-wise log-softmax.
+    public func logProbabilities(_ logits: Matrix) -> Matrix {
+        var out = logits
+        let v = logits.cols
+        for r in 0..<logits.rows {
+            var mx = -Float.infinity
+            for j in 0..<v { mx = max(mx, logits.data[r * v + j]) }
+            var s = 0.0
+            for j in 0..<v { s += exp(Double(logits.data[r * v + j] - mx)) }
+            let lse = mx + Float(log(s))
+            for j in 0..<v { out.data[r * v + j] = logits.data[r * v + j] - lse }
+        }
+        return out
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// A Hugging Face checkpoint (config.json + safetensors) as a `Checkpoint`.
+/// Canonical names drop the `model.` prefix and the `.weight` suffix (`lm_head.weight` → `lm_head`).
+public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
+    public let url: URL
+    public let tensors: SafetensorsCollection
+    public let config: ArchitectureConfig
+    public let tensorNames: [String]
+    /// The parsed config.json.
+    public let hfConfig: [String: Any]
+    private let infos: [String: TensorInfo]
+    public var metadata: [String: GGUFValue] { [:] }
+
+    /// HF `architectures[0]` → our architecture name.
+    public static let supportedArchitectures = ["LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2"]
+
+    /// Canonical name for a safetensors tensor name.
+    public static func canonicalName(_ name: String) -> String {
+        var n = name
+        if n.hasPrefix("model.") { n.removeFirst(6) }
+        if n.hasSuffix(".weight") { n.removeLast(7) }
+        return n
+    }
+
+    /// A folder with config.json and `model.safetensors.index.json`, `model.safetensors`, or other `*.safetensors` files.
+    public convenience init(folder: URL) throws {
+        let fm = FileManager.default
+        let index = folder.appendingPathComponent("model.safetensors.index.json")
+        let single = folder.appendingPathComponent("model.safetensors")
+        let collection: SafetensorsCollection
+        if fm.fileExists(atPath: index.path) {
+            collection = try SafetensorsCollection(index: index)
+        } else if fm.fileExists(atPath: single.path) {
+            collection = try SafetensorsCollection(file: single)
+        } else {
+            let names = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+            guard !names.isEmpty else {
+                throw ModelFormatError.unreadable(file: folder.path, reason: "no model.safetensors.index.json or *.safetensors files in the folder")
+            }
+            collection = try SafetensorsCollection(files: names.map { folder.appendingPathComponent($0) })
+        }
+        try self.init(url: folder, tensors: collection, configURL: folder.appendingPathComponent("config.json"))
+    }
+
+    /// A single `.safetensors` file with config.json in the same folder.
+    public convenience init(file: URL) throws {
+        try self.init(url: file, tensors: SafetensorsCollection(file: file),
+                      configURL: file.deletingLastPathComponent().appendingPathComponent("config.json"))
+    }
+
+    init(url: URL, tensors: SafetensorsCollection, configURL: URL) throws {
+        self.url = url
+        self.tensors = tensors
+        let cpath = configURL.path
+        guard let data = FileManager.default.contents(atPath: cpath) else {
+            throw ModelFormatError.unreadable(file: cpath, reason: "config.json is missing next to the safetensors weights")
+        }
+        guard let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelFormatError.badHeader(file: cpath, reason: "config.json is not a JSON object")
+        }
+        hfConfig = cfg
+        let archName = (cfg["architectures"] as? [String])?.first ?? "(none)"
+        guard let arch = Self.supportedArchitectures[archName] else {
+            throw ModelFormatError.unsupportedArchitecture(file: cpath, architecture: archName)
+        }
+        func int(_ key: String, default d: Int? = nil) throws -> Int {
+            guard let v = cfg[key], !(v is NSNull) else {
+                if let d { return d }
+                throw ModelFormatError.badMetadata(file: cpath, key: key, reason: "missing (required for \(archName))")
+            }
+            guard let i = v as? Int, i > 0 else { throw ModelFormatError.badMetadata(file: cpath, key: key, reason: "expected a positive integer, found \(v)") }
+            return i
+        }
+        func double(_ key: String, default d: Double) throws -> Double {
+            guard let v = cfg[key], !(v is NSNull) else { return d }
+            guard let x = v as? Double, x.isFinite else { throw ModelFormatError.badMetadata(file: cpath, key: key, reason: "expected a number, found \(v)") }
+            return x
+        }
+        var infos: [String: TensorInfo] = [:]
+        for name in tensors.tensorNames {
+            let t = tensors.tensor(named: name)!
+            let c = Self.canonicalName(name)
+            if infos[c] != nil { throw ModelFormatError.duplicateTensor(file: url.path, tensor: c) }
+            infos[c] = TensorInfo(name: c, storageName: name, shape: t.shape, storageType: t.type.name, byteCount: t.byteCount)
+        }
+        let tied = (cfg["tie_word_embeddings"] as? Bool ?? false) || infos["lm_head"] == nil
+        if tied { infos["lm_head"] = nil }
+        let hidden = try int("hidden_size")
+        let heads = try int("num_attention_heads")
+        config = ArchitectureConfig(
+            architecture: arch, hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
+            layerCount: try int("num_hidden_layers"), headCount: heads,
+            kvHeadCount: try int("num_key_value_heads", default: heads), headDim: try int("head_dim", default: hidden / heads),
+            vocabSize: try int("vocab_size"), contextLength: try int("max_position_embeddings", default: 2048),
+            ropeTheta: try double("rope_theta", default: 10000), rmsNormEps: try double("rms_norm_eps", default: 1e-6),
+            tiedEmbeddings: tied, hasQKVBias: arch == "qwen2" || (cfg["attention_bias"] as? Bool ?? false),
+            ropeLayout: .rotateHalf)
+        self.infos = infos
+        tensorNames = infos.keys.sorted()
+        try validateTensors(file: url.path)
+    }
+
+    public func info(_ canonical: String) -> TensorInfo? { infos[canonical] }
+
+    public func floats(_ canonical: String) throws -> [Float] {
+        guard let i = infos[canonical] else { throw ModelFormatError.missingTensor(file: url.path, tensor: canonical) }
+        return try tensors.floats(i.storageName)
+    }
+}

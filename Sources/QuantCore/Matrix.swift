@@ -1,0 +1,74 @@
+import QuantKernels
+
+/// A dense row-major f32 matrix. Activations are tokens × features; weights are out × in.
+public struct Matrix: Equatable, Sendable {
+    public var rows: Int
+    public var cols: Int
+    public var data: [Float]
+
+    public init(rows: Int, cols: Int, data: [Float]) {
+        precondition(data.count == rows * cols, "Matrix: \(data.count) values for \(rows)×\(cols)")
+        self.rows = rows; self.cols = cols; self.data = data
+    }
+
+    public init(zeros rows: Int, _ cols: Int) {
+        self.init(rows: rows, cols: cols, data: [Float](repeating: 0, count: rows * cols))
+    }
+
+    public subscript(r: Int, c: Int) -> Float {
+        get { data[r * cols + c] }
+        set { data[r * cols + c] = newValue }
+    }
+
+    public func row(_ r: Int) -> ArraySlice<Float> { data[(r * cols)..<((r + 1) * cols)] }
+
+    /// Rows `range` as a new matrix.
+    public func rows(_ range: Range<Int>) -> Matrix {
+        Matrix(rows: range.count, cols: cols, data: Array(data[(range.lowerBound * cols)..<(range.upperBound * cols)]))
+    }
+
+    /// `self · wᵀ` — the linear-layer product `Y = X·Wᵀ` (self: tokens×in, w: out×in).
+    public func timesTransposed(_ w: Matrix, bias: [Float]? = nil) -> Matrix {
+        precondition(cols == w.cols, "X·Wᵀ: X has \(cols) columns, W has \(w.cols)")
+        return Matrix(rows: rows, cols: w.rows, data: Gemm.multiply(data, w.data, m: rows, n: w.rows, k: cols, bias: bias))
+    }
+
+    public var transposed: Matrix {
+        var out = Matrix(zeros: cols, rows)
+        for r in 0..<rows { for c in 0..<cols { out.data[c * rows + r] = data[r * cols + c] } }
+        return out
+    }
+
+    /// Frobenius norm, accumulated in Double.
+    public var norm: Double {
+        var s = 0.0
+        for v in data { s += Double(v) * Double(v) }
+        return s.squareRoot()
+    }
+
+    /// `‖self − reference‖ / ‖reference‖`.
+    public func relativeError(to reference: Matrix) -> Double {
+        precondition(data.count == reference.data.count)
+        var num = 0.0, den = 0.0
+        for i in 0..<data.count {
+            let d = Double(data[i]) - Double(reference.data[i])
+            num += d * d; den += Double(reference.data[i]) * Double(reference.data[i])
+        }
+        return den > 0 ? (num / den).squareRoot() : num.squareRoot()
+    }
+
+    /// Per-column max |x| (the per-channel absmax of an activation matrix).
+    public func columnAbsMax() -> [Float] {
+        var m = [Float](repeating: 0, count: cols)
+        for r in 0..<rows { for c in 0..<cols { m[c] = max(m[c], abs(data[r * cols + c])) } }
+        return m
+    }
+
+    /// Rows of `self` followed by rows of `other`.
+    public func stacked(with other: Matrix) -> Matrix {
+        precondition(cols == other.cols)
+        return Matrix(rows: rows + other.rows, cols: cols, data: data + other.data)
+    }
+
+    public var hasNonFinite: Bool { data.contains { !$0.isFinite } }
+}

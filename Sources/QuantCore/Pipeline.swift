@@ -1,0 +1,158 @@
+import Foundation
+
+/// The forward pass as the pipeline needs it. Implemented by the LLaMA forward pass (module
+/// LlamaModel). Hidden states are (windows·windowLength) × hidden; attention never crosses a window.
+public protocol DecoderRunner {
+    /// Embeddings of `tokens` (each inner array one window of equal length).
+    func embed(_ model: DecoderModel, windows: [[Int]]) -> Matrix
+    /// Runs `block` on `hidden`; returns the block's output hidden states.
+    func runBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode) -> Matrix
+    /// Runs `block` site by site: computes each site's input (before the site's own online
+    /// transforms), calls `visit` — which may transform and quantize that site — then continues
+    /// with the site as `visit` left it. Returns the block's output.
+    func stepThroughBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode,
+                          visit: (Site, Matrix) throws -> Void) rethrows -> Matrix
+    /// Logits (windowLength × vocab per window, stacked) of the whole model.
+    func logits(_ model: DecoderModel, windows: [[Int]], mode: ExecutionMode) -> Matrix
+}
+
+/// How block i's calibration inputs are produced from blocks 0…i−1.
+public enum Propagation: String, Sendable, CaseIterable {
+    /// Through the already processed blocks as they will run (weights and activations quantized).
+    case quantized
+    /// Through the processed blocks with quantized weights and float activations (GPTQ's convention).
+    case floatActivations = "float_activations"
+    /// Every block calibrated on the float model's inputs.
+    case floatModel = "float_model"
+}
+
+/// Per-site outcome of a pipeline run.
+public struct SiteReport: Sendable, Codable {
+    public var site: String
+    /// ‖Ŷ−Y‖/‖Y‖ of the site as deployed vs the original float site, on its calibration input.
+    public var relativeOutputError: Double
+    /// Input outlier statistics before the site's transforms and after them (what the quantizer sees).
+    public var inputMaxBefore: Double, inputMaxAfter: Double
+    public var channelRatioBefore: Double, channelRatioAfter: Double
+    public var transforms: [String]
+    public var weights: [String]
+}
+
+public struct MethodCost: Sendable, Codable {
+    public var method: String
+    public var seconds: Double
+    /// Largest working set the method reported or was handed (calibration inputs included), bytes.
+    public var peakBytes: Int
+}
+
+public struct PipelineReport: Sendable {
+    public var sites: [SiteReport] = []
+    public var costs: [MethodCost] = []
+    public var log: [String] = []
+    public var seconds: Double = 0
+}
+
+/// Applies a recipe's methods to a model, block by block and site by site.
+public struct Pipeline {
+    public var methods: [any QuantMethod]
+    public var propagation: Propagation
+    public var seed: UInt64
+
+    public init(methods: [any QuantMethod], propagation: Propagation = .quantized, seed: UInt64 = 0) {
+        self.methods = methods; self.propagation = propagation; self.seed = seed
+    }
+
+    public var needsCalibration: Bool { methods.contains { !$0.needs.isEmpty } }
+
+    /// Runs the pipeline on `model` in place. `calibration` holds equal-length token windows.
+    public func run(model: DecoderModel, calibration: [[Int]], runner: DecoderRunner,
+                    progress: (String) -> Void = { _ in }) throws -> PipelineReport {
+        var report = PipelineReport()
+        let start = Date()
+        let windowLength = calibration.first?.count ?? 0
+        var costs = [String: (Double, Int)]()
+        func charge(_ name: String, _ s: Double, _ b: Int) {
+            let c = costs[name] ?? (0, 0)
+            costs[name] = (c.0 + s, max(c.1, b))
+        }
+        for (i, m) in methods.enumerated() {
+            let t = Date()
+            try m.prepare(model: model, seed: SeededGenerator.derive(seed, "prepare.\(i)"), log: { report.log.append($0) })
+            charge(type(of: m).name, Date().timeIntervalSince(t), 0)
+        }
+        var hidden = calibration.isEmpty ? Matrix(zeros: 0, model.config.hiddenSize) : runner.embed(model, windows: calibration)
+        for block in model.blocks {
+            progress("block \(block.index + 1)/\(model.blocks.count)")
+            // Capture each site's input through the block's already processed sites, as deployed.
+            let stepped = try runner.stepThroughBlock(block, config: model.config, hidden: hidden, windowLength: windowLength,
+                                                      mode: .quantized) { site, raw in
+                let originals = site.linears.map { ($0.weight, $0.bias) }
+                for (mi, method) in methods.enumerated() {
+                    let t = Date()
+                    var calib: SiteCalibration?
+                    if !method.needs.isEmpty {
+                        var x = raw
+                        site.applyAllTransforms(&x)
+                        calib = SiteCalibration(inputs: x, windowLength: windowLength)
+                    }
+                    let ctx = MethodContext(model: model, block: block,
+                                            seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),
+                                            log: { report.log.append($0) })
+                    try method.apply(to: site, calibration: calib, context: ctx)
+                    let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
+                    charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
+                }
+                report.sites.append(Pipeline.measure(site: site, rawInput: raw, originals: originals))
+            }
+            switch propagation {
+            case .quantized: hidden = stepped
+            case .floatActivations:
+                hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .quantizedWeights)
+            case .floatModel:
+                hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .float)
+            }
+        }
+        report.costs = methods.map { m in
+            let name = type(of: m).name
+            return MethodCost(method: name, seconds: costs[name]?.0 ?? 0, peakBytes: costs[name]?.1 ?? 0)
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// Relative output error and outlier statistics of a processed site on its calibration input.
+    static func measure(site: Site, rawInput: Matrix, originals: [(Matrix, [Float]?)]) -> SiteReport {
+        var num = 0.0, den = 0.0
+        var deployedInput = rawInput
+        for step in site.transforms where step.placement != .online { step.transform.applyToActivations(&deployedInput) }
+        let outs = rawInput.rows > 0 ? site.forward(deployedInput, mode: .quantized) : []
+        for (i, y) in outs.enumerated() {
+            let ref = rawInput.timesTransposed(originals[i].0, bias: originals[i].1)
+            for j in 0..<y.data.count {
+                let d = Double(y.data[j]) - Double(ref.data[j])
+                num += d * d; den += Double(ref.data[j]) * Double(ref.data[j])
+            }
+        }
+        var after = rawInput
+        site.applyAllTransforms(&after)
+        let (mb, rb) = OutlierStats.summary(rawInput)
+        let (ma, ra) = OutlierStats.summary(after)
+        return SiteReport(site: site.name, relativeOutputError: den > 0 ? (num / den).squareRoot() : 0,
+                          inputMaxBefore: mb, inputMaxAfter: ma, channelRatioBefore: rb, channelRatioAfter: ra,
+                          transforms: site.transforms.map { $0.description },
+                          weights: site.linears.map { "\($0.name): " + ($0.quantized.map { "\($0.grid) g\($0.groupSize) by \($0.producedBy)" } ?? "float") })
+    }
+}
+
+/// Outlier statistics of an activation matrix (tokens × channels).
+public enum OutlierStats {
+    /// (max |x|, max |x| / median per-channel absmax).
+    public static func summary(_ x: Matrix) -> (Double, Double) {
+        guard x.rows > 0 else { return (0, 0) }
+        let cm = x.columnAbsMax()
+        let mx = Double(cm.max() ?? 0)
+        let sorted = cm.sorted()
+        let median = Double(sorted[sorted.count / 2])
+        return (mx, median > 0 ? mx / median : 0)
+    }
+}

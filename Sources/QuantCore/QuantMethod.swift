@@ -1,0 +1,155 @@
+import Foundation
+
+/// What a method needs the pipeline to collect at each site before it runs.
+public struct CalibrationNeeds: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// The site's calibration inputs (tokens × in), from which absmax, means, Hessians derive.
+    public static let inputs = CalibrationNeeds(rawValue: 1)
+}
+
+/// Calibration data arriving at one site, in the site's current basis (every transform added so
+/// far applied). Statistics are computed on first use.
+public final class SiteCalibration {
+    /// Inputs of all calibration windows stacked: (windows·windowLength) × in.
+    public let inputs: Matrix
+    public let windowLength: Int
+    public init(inputs: Matrix, windowLength: Int) { self.inputs = inputs; self.windowLength = windowLength }
+
+    public var windowCount: Int { windowLength > 0 ? inputs.rows / windowLength : 0 }
+
+    /// Per-channel max |x| over all calibration tokens.
+    public lazy var channelAbsMax: [Float] = inputs.columnAbsMax()
+
+    /// The position-wise mean of the windows: windowLength × in (DuQuant's calibration input).
+    public lazy var positionwiseMean: Matrix = {
+        var m = Matrix(zeros: windowLength, inputs.cols)
+        let n = windowCount
+        guard n > 0 else { return m }
+        for w in 0..<n { for i in 0..<(windowLength * inputs.cols) { m.data[i] += inputs.data[w * windowLength * inputs.cols + i] } }
+        for i in 0..<m.data.count { m.data[i] /= Float(n) }
+        return m
+    }()
+
+    /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM kernel.
+    public lazy var hessian: Matrix = {
+        let xt = inputs.transposed
+        var h = xt.timesTransposed(xt)
+        let n = Float(max(1, inputs.rows))
+        for i in 0..<h.data.count { h.data[i] /= n }
+        return h
+    }()
+}
+
+/// Everything a method may read or change while it runs at a site.
+public struct MethodContext {
+    public let model: DecoderModel
+    public let block: DecoderBlock
+    /// The recipe seed mixed with the method's position, for deterministic random draws.
+    public let seed: UInt64
+    /// Lines the method wants in the run log (also in the JSON report).
+    public var log: (String) -> Void
+    public init(model: DecoderModel, block: DecoderBlock, seed: UInt64, log: @escaping (String) -> Void) {
+        self.model = model; self.block = block; self.seed = seed; self.log = log
+    }
+}
+
+/// What a method will do at a site, for `workbench check` — computed without running anything.
+public struct SitePlan: Sendable {
+    public var transforms: [String] = []
+    public var weights: String?
+    public var notes: [String] = []
+    public init(transforms: [String] = [], weights: String? = nil, notes: [String] = []) {
+        self.transforms = transforms; self.weights = weights; self.notes = notes
+    }
+}
+
+/// A quantization method: a plugin module that transforms and/or quantizes sites.
+///
+/// The pipeline visits blocks in order and, inside a block, sites in dependency order (q/k/v,
+/// o, gate/up, down). At each site it calls every method of the recipe's pipeline in recipe
+/// order. A method declares its options once (`options`), which is both the YAML schema and the
+/// documentation, and says which calibration statistics it needs.
+public protocol QuantMethod: AnyObject {
+    /// The name used in recipes, e.g. `rtn`.
+    static var name: String { get }
+    /// One line for `workbench methods`.
+    static var summary: String { get }
+    static var options: [OptionSpec] { get }
+
+    init(options: MethodOptions) throws
+
+    var needs: CalibrationNeeds { get }
+    /// True when the method writes `Linear.quantized` (a weight quantizer such as RTN or GPTQ).
+    var quantizesWeights: Bool { get }
+
+    /// Checks the method against the model without computing anything; throws a
+    /// `MethodError` for a setting that cannot work (e.g. a block size that does not divide).
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan
+
+    /// Model-level work done once before any block (e.g. QuaRot's residual rotation).
+    func prepare(model: DecoderModel, seed: UInt64, log: (String) -> Void) throws
+
+    /// Transforms and/or quantizes `site`. `calibration` is nil when `needs` is empty.
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws
+
+    /// Rough cost estimate for `check`: seconds and bytes for a site with `tokens` calibration rows.
+    func estimate(site: Site, tokens: Int) -> (seconds: Double, bytes: Int)
+}
+
+extension QuantMethod {
+    public var quantizesWeights: Bool { false }
+    public func prepare(model: DecoderModel, seed: UInt64, log: (String) -> Void) throws {}
+    public func estimate(site: Site, tokens: Int) -> (seconds: Double, bytes: Int) { (0, 0) }
+}
+
+/// An error a method raises for its configuration or data; names the site and says what to do.
+public struct MethodError: Error, CustomStringConvertible {
+    public var method: String
+    public var site: String?
+    public var message: String
+    public init(method: String, site: String? = nil, _ message: String) { self.method = method; self.site = site; self.message = message }
+    public var description: String { "\(method)" + (site.map { " at \($0)" } ?? "") + ": " + message }
+}
+
+/// The methods an executable knows, by recipe name. The `workbench` executable registers the
+/// built-in methods; another package can register its own beside them.
+public struct MethodRegistry {
+    public private(set) var methods: [any QuantMethod.Type] = []
+    public init(_ methods: [any QuantMethod.Type] = []) { for m in methods { register(m) } }
+
+    public mutating func register(_ m: any QuantMethod.Type) {
+        precondition(!methods.contains { $0.name == m.name }, "method '\(m.name)' registered twice")
+        methods.append(m)
+    }
+
+    public func method(named name: String) -> (any QuantMethod.Type)? { methods.first { $0.name == name } }
+    public var names: [String] { methods.map { $0.name } }
+}
+
+/// A deterministic random generator (SplitMix64) so the same seed gives the same numbers everywhere.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    public mutating func nextGaussian() -> Double {
+        let u1 = max(nextUnit(), 1e-300), u2 = nextUnit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+    /// A seed derived from a base seed and a string (e.g. a site name), stable across runs.
+    public static func derive(_ seed: UInt64, _ label: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in label.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        var g = SeededGenerator(seed: seed ^ h)
+        return g.next()
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import QuantKernels
+
+/// A linear layer `Y = X·Wᵀ (+ b)`, `W` out × in, inside a site.
+public final class Linear {
+    /// Canonical name, e.g. `layers.3.mlp.up_proj`.
+    public let name: String
+    /// The float weights in the site's current basis (transforms folded in), out × in.
+    public var weight: Matrix
+    public var bias: [Float]?
+    /// The weight scheme after per-layer overrides.
+    public var scheme: WeightScheme
+    /// The quantization result, when a method has quantized this layer.
+    public var quantized: QuantizedWeight? { didSet { cachedDequantized = nil; cachedPacked = nil } }
+    private var cachedDequantized: Matrix?
+    private var cachedPacked: PackedIntWeights?
+
+    /// The quantized weights packed for the integer GEMM, when they fit it (≤ 8 bits, groups a
+    /// multiple of 8 or whole rows).
+    public var packedForIntegerGemm: PackedIntWeights? {
+        guard let q = quantized, q.grid.bits <= 8, q.groupSize == q.cols || q.groupSize % 8 == 0 else { return nil }
+        if let p = cachedPacked { return p }
+        let p = IntGemm.packWeights(codes: q.codes, scales: q.scales, zeros: q.zeros, n: q.rows, k: q.cols,
+                                    groupSize: q.groupSize, grid: q.grid)
+        cachedPacked = p
+        return p
+    }
+
+    public init(name: String, weight: Matrix, bias: [Float]? = nil, scheme: WeightScheme = .init()) {
+        self.name = name; self.weight = weight; self.bias = bias; self.scheme = scheme
+    }
+
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
+
+    /// The weights a forward pass uses: dequantized integers when quantized, else the float weights.
+    public func effectiveWeight(quantized useQuantized: Bool) -> Matrix {
+        guard useQuantized, let q = quantized else { return weight }
+        if let c = cachedDequantized { return c }
+        let d = q.dequantized()
+        cachedDequantized = d
+        return d
+    }
+
+    /// Multiply output row `r` by `factors[r]` (folding a diagonal transform of the next site
+    /// into this producer). Keeps a quantization result consistent.
+    public func scaleOutputRows(by factors: [Float]) {
+        precondition(factors.count == weight.rows)
+        for r in 0..<weight.rows { for c in 0..<weight.cols { weight.data[r * weight.cols + c] *= factors[r] } }
+        if let b = bias { bias = zip(b, factors).map { $0 * $1 } }
+        if var q = quantized { q.scaleRows(by: factors); quantized = q }
+    }
+
+    public func copy() -> Linear {
+        let l = Linear(name: name, weight: weight, bias: bias, scheme: scheme)
+        l.quantized = quantized
+        return l
+    }
+}
+
+/// The kinds of sites in a LLaMA block, in dependency order.
+public enum SiteKind: String, CaseIterable, Sendable {
+    case qkv, o, gateUp = "gate_up", down
+}
+
+/// Which arithmetic runs fully quantized sites.
+public enum ExecutionEngine: String, Sendable {
+    /// Integer codes × integer codes with int32 accumulation (IntGemm), where the scheme allows.
+    case integer
+    /// Quantize-dequantize to f32, then the f32 GEMM.
+    case simulated
+
+    /// Defaults to `integer`; `QWB_ENGINE=simulated` or a recipe's `engine:` changes it.
+    nonisolated(unsafe) public static var current: ExecutionEngine = {
+        ProcessInfo.processInfo.environment["QWB_ENGINE"].flatMap(ExecutionEngine.init(rawValue:)) ?? .integer
+    }()
+}
+
+/// How a site runs in a forward pass.
+public enum ExecutionMode: Sendable {
+    /// Float weights (transforms folded) and float activations: must equal the original model.
+    case float
+    /// Quantized weights, float activations (GPTQ's propagation convention).
+    case quantizedWeights
+    /// Quantized weights and quantized activations: the model as deployed.
+    case quantized
+}
+
+/// A group of linear layers that share one input. Quantization happens here.
+///
+/// The input `X` (tokens × in) goes through the online part of `transforms`, is quantized with
+/// `activationScheme`, and multiplies every member: `Y_m = X'·W_mᵀ`.
+public final class Site {
+    /// Canonical name, e.g. `layers.3.gate_up`.
+    public let name: String
+    public let kind: SiteKind
+    public let block: Int
+    public var linears: [Linear]
+    public var transforms: [TransformStep] = []
+    public var activationScheme: ActivationScheme
+
+    public init(name: String, kind: SiteKind, block: Int, linears: [Linear], activationScheme: ActivationScheme = .init()) {
+        self.name = name; self.kind = kind; self.block = block; self.linears = linears
+        self.activationScheme = activationScheme
+    }
+
+    public var inFeatures: Int { linears[0].inFeatures }
+
+    /// Appends a transform: folds `T⁻ᵀ` into every member's weights. When `placement` is
+    /// `.folded`, the caller has already changed the producer (norm or linear) accordingly.
+    public func addTransform(_ t: Transform, placement: TransformPlacement = .online, addedBy: String) {
+        for l in linears {
+            precondition(l.quantized == nil, "\(name): transform added after \(l.name) was quantized")
+            t.foldIntoWeights(&l.weight)
+        }
+        transforms.append(TransformStep(t, placement: placement, addedBy: addedBy))
+    }
+
+    /// Applies every transform of the chain (online and folded) to `x`, taken in the basis the
+    /// site had before any transform was added. Used to bring captured calibration inputs
+    /// into the current basis.
+    public func applyAllTransforms(_ x: inout Matrix) {
+        for step in transforms { step.transform.applyToActivations(&x) }
+    }
+
+    /// Applies the online transforms to a run-time input.
+    public func applyOnlineTransforms(_ x: inout Matrix) {
+        for step in transforms where step.placement == .online { step.transform.applyToActivations(&x) }
+    }
+
+    /// The forward pass of the site: one output per member linear. Fully quantized sites whose
+    /// activations are per-token and whose weights fit the integer GEMM run on integer kernels
+    /// (`ExecutionEngine.integer`); otherwise activations and weights are quantize-dequantized
+    /// and multiplied in f32 (simulated). Both give the same numbers up to f32 summation order.
+    public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
+        var x = input
+        applyOnlineTransforms(&x)
+        if mode == .quantized, ExecutionEngine.current == .integer, let packed = integerWeights() {
+            let grid = activationScheme.grid
+            let qa = x.data.withUnsafeBufferPointer {
+                IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid)
+            }
+            return zip(linears, packed).map { l, w in
+                Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+            }
+        }
+        if mode == .quantized { activationScheme.fakeQuantize(&x) }
+        let useQ = mode != .float
+        return linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) }
+    }
+
+    /// Packed weights of every member when the whole site can run on the integer GEMM.
+    func integerWeights() -> [PackedIntWeights]? {
+        guard activationScheme.isQuantized, activationScheme.granularity == .token, activationScheme.bits <= 8 else { return nil }
+        var out: [PackedIntWeights] = []
+        for l in linears {
+            guard let p = l.packedForIntegerGemm else { return nil }
+            out.append(p)
+        }
+        return out
+    }
+
+    public func copy() -> Site {
+        let s = Site(name: name, kind: kind, block: block, linears: linears.map { $0.copy() }, activationScheme: activationScheme)
+        s.transforms = transforms
+        return s
+    }
+}

@@ -1,0 +1,86 @@
+import XCTest
+import QuantCore
+import LlamaModel
+import TestSupport
+
+/// The forward pass and the pipeline on the built-in synthetic model.
+final class SyntheticPipelineTests: XCTestCase {
+    let runner = LlamaForward()
+
+    func testPlantedPhenomenaArePresent() {
+        let model = SyntheticModel.make(seed: 0)
+        let windows = SyntheticModel.tokens(seed: 1, windows: 2, length: 64)
+        let h = runner.embed(model, windows: windows)
+        let down = runner.siteInput(model.blocks[0], config: model.config, hidden: h, windowLength: 64, site: .down, mode: .float)
+        let (mx, ratio) = OutlierStats.summary(down)
+        XCTAssertGreaterThan(ratio, 50, "massive activation at the down_proj input (max \(mx))")
+        let qkv = runner.siteInput(model.blocks[0], config: model.config, hidden: h, windowLength: 64, site: .qkv, mode: .float)
+        XCTAssertGreaterThan(OutlierStats.summary(qkv).1, 4, "outlier channels at the q/k/v input")
+    }
+
+    func testSameSeedSameModel() {
+        XCTAssertEqual(SyntheticModel.make(seed: 3).blocks[1].down.linears[0].weight, SyntheticModel.make(seed: 3).blocks[1].down.linears[0].weight)
+        XCTAssertNotEqual(SyntheticModel.make(seed: 3).embedding, SyntheticModel.make(seed: 4).embedding)
+    }
+
+    func testAttentionIsCausalAndWindowsAreIndependent() {
+        let model = SyntheticModel.make(seed: 0)
+        let w = SyntheticModel.tokens(seed: 2, windows: 2, length: 16)
+        let both = runner.logits(model, windows: w, mode: .float)
+        let first = runner.logits(model, windows: [w[0]], mode: .float)
+        XCTAssertLessThan(both.rows(0..<16).relativeError(to: first), 1e-6)
+        // Changing a later token does not change earlier logits.
+        var changed = w[0]; changed[10] = (changed[10] + 7) % 512
+        let c = runner.logits(model, windows: [changed], mode: .float)
+        XCTAssertLessThan(c.rows(0..<10).relativeError(to: first.rows(0..<10)), 1e-6)
+        XCTAssertGreaterThan(c.rows(10..<16).relativeError(to: first.rows(10..<16)), 1e-4)
+    }
+
+    func testRopeLayoutsAgreeUnderTheRowPermutation() {
+        // llama.cpp's GGUF converter permutes q/k rows so that interleaved-pair RoPE on the
+        // permuted weights equals rotate-half RoPE on the original weights.
+        var x = randomMatrix(8, 2 * 16, seed: 9)   // 8 tokens, 2 heads of 16
+        var perm = x
+        // rotate-half index i ↔ interleaved index: (i < 8) → 2i, (i ≥ 8) → 2(i−8)+1
+        for t in 0..<8 { for h in 0..<2 { for i in 0..<16 {
+            let j = i < 8 ? 2 * i : 2 * (i - 8) + 1
+            perm[t, h * 16 + j] = x[t, h * 16 + i]
+        } } }
+        LlamaForward.applyRope(&x, heads: 2, headDim: 16, windowLength: 8, theta: 10000, layout: .rotateHalf)
+        LlamaForward.applyRope(&perm, heads: 2, headDim: 16, windowLength: 8, theta: 10000, layout: .interleavedPairs)
+        for t in 0..<8 { for h in 0..<2 { for i in 0..<16 {
+            let j = i < 8 ? 2 * i : 2 * (i - 8) + 1
+            XCTAssertEqual(perm[t, h * 16 + j], x[t, h * 16 + i], accuracy: 1e-5)
+        } } }
+    }
+
+    func testPipelineQuantizesEverySiteAndReportsErrors() throws {
+        let fp = SyntheticModel.make(seed: 0)
+        let model = fp.copy()
+        _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 8)), overrides: [])
+        let cal = SyntheticModel.tokens(seed: 5, windows: 2, length: 32)
+        let report = try Pipeline(methods: [QuantizeAll()]).run(model: model, calibration: cal, runner: runner)
+        XCTAssertEqual(report.sites.count, 16)
+        for s in report.sites { XCTAssertGreaterThan(s.relativeOutputError, 0); XCTAssertLessThan(s.relativeOutputError, 1) }
+        XCTAssertTrue(model.allSites.allSatisfy { $0.linears.allSatisfy { $0.quantized != nil } })
+        // Float mode of the processed model is still the float model.
+        let z = runner.logits(fp, windows: [cal[0]], mode: .float)
+        XCTAssertLessThan(runner.logits(model, windows: [cal[0]], mode: .float).relativeError(to: z), 1e-6)
+        XCTAssertGreaterThan(runner.logits(model, windows: [cal[0]], mode: .quantized).relativeError(to: z), 1e-4)
+    }
+}
+
+/// A minimal weight quantizer for pipeline tests (RTN lives in its own plugin).
+final class QuantizeAll: QuantMethod {
+    static let name = "quantize_all"
+    static let summary = "test"
+    static let options: [OptionSpec] = []
+    init() {}
+    init(options: MethodOptions) throws {}
+    var needs: CalibrationNeeds { [] }
+    var quantizesWeights: Bool { true }
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
+        for l in site.linears { l.quantized = .roundToNearest(l.weight, scheme: l.scheme) }
+    }
+}

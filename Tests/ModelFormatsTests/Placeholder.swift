@@ -1,2 +1,0 @@
-import XCTest
-final class ModelFormatsPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class QuantCorePlaceholderTests: XCTestCase { func testBuilds() {} }

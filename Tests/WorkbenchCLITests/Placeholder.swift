@@ -1,2 +1,0 @@
-import XCTest
-final class WorkbenchCLIPlaceholderTests: XCTestCase { func testBuilds() {} }

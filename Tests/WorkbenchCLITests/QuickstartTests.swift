@@ -1,0 +1,87 @@
+import XCTest
+import ArgumentParser
+import QuantCore
+import Recipes
+import RTN
+@testable import WorkbenchCLI
+
+final class QuickstartTests: XCTestCase {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    let registry = MethodRegistry([RTN.self])
+
+    func recipe(_ name: String) throws -> Recipe {
+        try Recipe.load(path: Self.repo.appendingPathComponent("recipes/\(name)").path, registry: registry)
+    }
+
+    /// The golden quickstart: the numbers below come from `swift run workbench recipes/quickstart.yaml`.
+    /// They may move in the last digits with the f32 summation order of another CPU's kernels.
+    func testGoldenQuickstartRun() throws {
+        let report = try RecipeRunner(recipe: try recipe("quickstart.yaml"), registry: registry).run()
+        let golden: [(String, Double, Double)] = [
+            ("RTN W8A8", 77.9323, 0.02910), ("RTN W4A8", 160.899, 0.7577), ("RTN W4A16", 158.684, 0.7488),
+            ("RTN W4A4", 320.229, 1.4993), ("RTN W4A4 down@8", 289.737, 1.3884),
+        ]
+        XCTAssertEqual(report.float?.perplexity ?? 0, 76.1989, accuracy: 76.1989 * 1e-3)
+        XCTAssertEqual(report.variants.map(\.name), golden.map(\.0))
+        for (v, g) in zip(report.variants, golden) {
+            XCTAssertEqual(v.scores?.perplexity ?? 0, g.1, accuracy: g.1 * 2e-3, v.name)
+            XCTAssertEqual(v.scores?.meanKL ?? 0, g.2, accuracy: g.2 * 5e-3, v.name)
+            XCTAssertEqual(v.sites.count, 16)
+            XCTAssertLessThan(v.invarianceError, 1e-5)
+        }
+        // The findings the quickstart exists to show.
+        let ppl = Dictionary(uniqueKeysWithValues: report.variants.map { ($0.name, $0.scores!.perplexity) })
+        XCTAssertLessThan(ppl["RTN W8A8"]!, ppl["RTN W4A8"]!)
+        XCTAssertLessThan(ppl["RTN W4A8"]!, ppl["RTN W4A4"]!)
+        XCTAssertLessThan(ppl["RTN W4A4 down@8"]!, ppl["RTN W4A4"]!)
+        let text = report.render(perSite: true)
+        XCTAssertTrue(text.contains("layers.3.down"))
+        XCTAssertTrue(text.contains("FP = the model's stored weights as f32"))
+    }
+
+    func testSameRecipeSameNumbers() throws {
+        var r = try recipe("quickstart.yaml")
+        r.variants = [r.variants[3]]
+        r.evaluation.maxWindows = 2
+        let a = try RecipeRunner(recipe: r, registry: registry).run()
+        let b = try RecipeRunner(recipe: r, registry: registry).run()
+        XCTAssertEqual(a.nll, b.nll)
+        XCTAssertEqual(a.variants[0].sites.map(\.relativeOutputError), b.variants[0].sites.map(\.relativeOutputError))
+    }
+
+    func testCheckPrintsThePlanWithoutRunning() throws {
+        let plan = try Planner(recipe: try recipe("quickstart.yaml")).render()
+        XCTAssertTrue(plan.contains("variant RTN W4A4 down@8"))
+        XCTAssertTrue(plan.contains("layers.0.down: in 320, activations int8 per-token asym"), plan)
+        XCTAssertTrue(plan.contains("layers.0.mlp.down_proj 96×320: int8 per-channel sym"), plan)
+        XCTAssertTrue(plan.contains("peak memory"))
+    }
+
+    func testAGroupSizeThatDoesNotDivideFailsInCheck() throws {
+        let r = try Recipe.parse(yaml: "scheme: {weights: {bits: 4, granularity: {group: 64}}}\npipeline: [rtn]\n", file: "g.yaml", registry: registry)
+        XCTAssertThrowsError(try Planner(recipe: r).render()) { e in
+            XCTAssertTrue("\(e)".contains("group size 64 does not divide the input dimension 96"), "\(e)")
+        }
+    }
+
+    func testExitCodes() {
+        func code(_ e: Error) -> Int32? {
+            do { _ = try failing { throw e } } catch let c as ExitCode { return c.rawValue } catch {}
+            return nil
+        }
+        XCTAssertEqual(code(RecipeError(location: SourceLocation(file: "r", line: 1, column: 1), keyPath: "", message: "")), 2)
+        XCTAssertEqual(code(YAMLError(SourceLocation(file: "r", line: 1, column: 1), "bad")), 2)
+        XCTAssertEqual(code(WorkbenchFailure.badInput("model")), 2)
+        XCTAssertEqual(code(WorkbenchFailure.runtime("cholesky")), 1)
+    }
+
+    func testReportsAreWrittenAtomically() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qwb-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("out/report.json").path
+        try writeAtomically(Data("one".utf8), to: path)
+        try writeAtomically(Data("two".utf8), to: path)
+        XCTAssertEqual(String(data: FileManager.default.contents(atPath: path)!, encoding: .utf8), "two")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path), ["report.json"])
+    }
+}
