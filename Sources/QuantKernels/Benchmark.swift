@@ -174,6 +174,11 @@ public enum KernelBenchmark {
             }
         }
         if wants("openblas") { addOpenBLAS(&report, threads: threads, ms: ms, kn: kn, quick: quick) }
+        for t in threads where t > 1 {
+            if let p1 = report.f32Peak[1], let pt = report.f32Peak[t], pt < 0.75 * Double(t) * p1 {
+                report.notes.append("the \(t)-thread peak loop reached only \(String(format: "%.2f", pt / p1))× the 1-thread one: other processes share the cores, so \(t)-thread rows are not representative")
+            }
+        }
         if path != .vnni {
             report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
         }
