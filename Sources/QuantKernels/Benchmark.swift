@@ -18,10 +18,11 @@ public struct KernelBenchmarkRow: Codable, Sendable {
     public var openBLAS: Double?
 }
 
-/// Hadamard transform of a rows×n activation vs one read+write pass over the same bytes.
-public struct HadamardBenchmarkRow: Codable, Sendable {
+/// A row-wise pass (Hadamard, quantization) over a rows×n activation vs one read+write pass over
+/// the same bytes.
+public struct PassBenchmarkRow: Codable, Sendable {
+    public var kernel: String
     public var rows: Int, n: Int, threads: Int
-    public var construction: String
     public var milliseconds: Double, copyMilliseconds: Double
     public var ratio: Double { milliseconds / copyMilliseconds }
 }
@@ -33,7 +34,7 @@ public struct KernelBenchmarkReport: Codable, Sendable {
     public var f32Peak: [Int: Double] = [:], intPeak: [Int: Double] = [:]
     public var intPeakInstruction: String = ""
     public var rows: [KernelBenchmarkRow] = []
-    public var hadamard: [HadamardBenchmarkRow] = []
+    public var passes: [PassBenchmarkRow] = []
     public var notes: [String] = []
 
     public func json() throws -> Data {
@@ -57,8 +58,8 @@ public struct KernelBenchmarkReport: Codable, Sendable {
                          f(r.ratioToF32, 2), f(r.openBLAS), r.openBLAS.map { String(format: "%.2f", r.rate / $0) } ?? "–"]
             out += cells.enumerated().map { pad($1, [8, 6, 6, 7, 4, 10, 8, 6, 9, 8][$0]) }.joined(separator: " ") + "\n"
         }
-        for h in hadamard {
-            out += "hadamard \(h.rows)×\(h.n) [\(h.construction)] t=\(h.threads): \(f(h.milliseconds, 2)) ms vs read+write pass \(f(h.copyMilliseconds, 2)) ms → \(f(h.ratio, 2))×\n"
+        for h in passes {
+            out += "\(h.kernel) \(h.rows)×\(h.n) t=\(h.threads): \(f(h.milliseconds, 2)) ms vs read+write pass \(f(h.copyMilliseconds, 2)) ms → \(f(h.ratio, 2))×\n"
         }
         for n in notes { out += "note: \(n)\n" }
         return out
@@ -148,8 +149,14 @@ public enum KernelBenchmark {
         if wants("hadamard"), let h = try? HadamardTransform(size: hn) {
             var a = (0..<(hr * hn)).map { _ in rand() }
             var dst = [Float](repeating: 0, count: hr * hn)
+            let g4 = QuantGrid(bits: 4, symmetric: false)
+            let kernels: [(String, (UnsafeMutablePointer<Float>, Int) -> Void)] = [
+                ("hadamard [\(h.construction)]", { h.apply($0, rows: hr, threads: $1) }),
+                ("hadamard+fakequant int4 g128", { h.apply($0, rows: hr, threads: $1, thenFakeQuantize: (groupSize: 128, grid: g4)) }),
+                ("fakequant int4 g128", { Quantizer.fakeQuantize($0, rows: hr, cols: hn, groupSize: 128, grid: g4, threads: $1) }),
+                ("quantize act int8/token", { _ = IntGemm.quantizeActivations(UnsafePointer($0), m: hr, k: hn, grid: g8, threads: $1) }),
+            ]
             for t in threads {
-                let sh = a.withUnsafeMutableBufferPointer { ap in time(budget: budget) { h.apply(ap.baseAddress!, rows: hr, threads: t) } }
                 let sc = a.withUnsafeBufferPointer { ap in dst.withUnsafeMutableBufferPointer { dp in
                     time(budget: budget) {
                         let src = ap.baseAddress!, d = dp.baseAddress!
@@ -159,11 +166,19 @@ public enum KernelBenchmark {
                         }
                     }
                 } }
-                report.hadamard.append(HadamardBenchmarkRow(rows: hr, n: hn, threads: t, construction: h.construction,
-                                                            milliseconds: sh * 1e3, copyMilliseconds: sc * 1e3))
+                for (name, body) in kernels {
+                    let sh = a.withUnsafeMutableBufferPointer { ap in time(budget: budget) { body(ap.baseAddress!, t) } }
+                    report.passes.append(PassBenchmarkRow(kernel: name, rows: hr, n: hn, threads: t,
+                                                          milliseconds: sh * 1e3, copyMilliseconds: sc * 1e3))
+                }
             }
         }
         if wants("openblas") { addOpenBLAS(&report, threads: threads, ms: ms, kn: kn, quick: quick) }
+        for t in threads where t > 1 {
+            if let p1 = report.f32Peak[1], let pt = report.f32Peak[t], pt < 0.75 * Double(t) * p1 {
+                report.notes.append("the \(t)-thread peak loop reached only \(String(format: "%.2f", pt / p1))× the 1-thread one: other processes share the cores, so \(t)-thread rows are not representative")
+            }
+        }
         if path != .vnni {
             report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
         }

@@ -28,14 +28,65 @@ public enum KernelDispatch {
         return paths
     }()
 
-    /// The fastest available path.
-    public static var best: KernelPath { available.last! }
+    /// The fastest available path that passes `selfTest` (paths this machine cannot exercise in
+    /// the test suite, e.g. VNNI on an AVX2-only CI box, are checked here once before first use).
+    public static let best: KernelPath = {
+        for p in available.reversed() where p == .portable || selfTest(p) { return p }
+        return .portable
+    }()
+
+    /// Paths whose self-test failed (reported in `summary`).
+    public static var rejected: [KernelPath] { available.filter { $0 > best } }
+
+    /// Runs small integer and f32 GEMMs on `path` and compares them with the portable path: the int32
+    /// group sums must be identical and the f32 products within rounding. Never reads `active`.
+    public static func selfTest(_ path: KernelPath) -> Bool {
+        if path == .portable { return true }
+        let (m, n, k, gs) = (11, 37, 96, 32)
+        var seed: UInt32 = 12345
+        func next(_ r: Int32) -> Int32 { seed = seed &* 1_664_525 &+ 1_013_904_223; return Int32(seed >> 8) % r }
+        for (ag, wg) in [(QuantGrid(bits: 8, symmetric: false), QuantGrid(bits: 8, symmetric: true)),
+                         (QuantGrid(bits: 4, symmetric: false), QuantGrid(bits: 4, symmetric: false)),
+                         (QuantGrid(bits: 8, symmetric: true), QuantGrid(bits: 4, symmetric: true))] {
+            let aCodes = (0..<(m * k)).map { _ in ag.qmin + next(ag.qmax - ag.qmin + 1) }
+            let wCodes = (0..<(n * k)).map { _ in wg.qmin + next(wg.qmax - wg.qmin + 1) }
+            let aZ = (0..<m).map { _ in ag.symmetric ? 0 : next(ag.qmax + 1) }
+            let wZ = (0..<(n * k / gs)).map { _ in wg.symmetric ? 0 : next(wg.qmax + 1) }
+            let a = QuantizedActivations(codes: aCodes, scales: [Float](repeating: 0.5, count: m), zeros: aZ, m: m, k: k, grid: ag)
+            let w = IntGemm.packWeights(codes: wCodes, scales: [Float](repeating: 0.25, count: n * k / gs), zeros: wZ,
+                                        n: n, k: k, groupSize: gs, grid: wg)
+            var got = [Int32](repeating: 0, count: m * (k / gs) * n), want = got
+            var y = [Float](repeating: 0, count: m * n)
+            for (p, out) in [(path, 0), (KernelPath.portable, 1)] {
+                var acc = [Int32](repeating: 0, count: got.count)
+                acc.withUnsafeMutableBufferPointer { ap in y.withUnsafeMutableBufferPointer { yp in
+                    IntGemm.run(a, w, y: yp.baseAddress!, acc: ap.baseAddress!, bias: nil, threads: 1, path: p)
+                } }
+                if out == 0 { got = acc } else { want = acc }
+            }
+            if got != want { return false }
+        }
+        // f32: packed path on both kernels.
+        let x = (0..<(m * k)).map { _ in Float(next(2001) - 1000) / 1000 }
+        let wf = (0..<(n * k)).map { _ in Float(next(2001) - 1000) / 1000 }
+        var y0 = [Float](repeating: 0, count: m * n), y1 = y0
+        for (p, out) in [(path, 0), (KernelPath.portable, 1)] {
+            var y = [Float](repeating: 0, count: m * n)
+            x.withUnsafeBufferPointer { xp in wf.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                Gemm.packed(xp.baseAddress!, lda: k, wp.baseAddress!, yp.baseAddress!, ldy: n, m: m, n: n, k: k, bias: nil,
+                            threads: 1, spec: Gemm.F32Spec.for(p))
+            } } }
+            if out == 0 { y0 = y } else { y1 = y }
+        }
+        for i in 0..<(m * n) where abs(y0[i] - y1[i]) > 1e-3 { return false }
+        return true
+    }
 
     /// The path kernels use now. Defaults to `best`, or `QWB_KERNELS` when set. Tests may assign
     /// it (assigning a path that is not available traps).
     nonisolated(unsafe) public static var active: KernelPath = {
         if let s = ProcessInfo.processInfo.environment["QWB_KERNELS"], let p = KernelPath(rawValue: s.lowercased()) {
-            return available.contains(p) ? p : best
+            return available.contains(p) ? p : best   // a forced path skips the self-test
         }
         return best
     }() {
@@ -52,6 +103,7 @@ public enum KernelDispatch {
 
     /// One line for logs: active path and what the CPU offers.
     public static var summary: String {
-        "kernels: \(active.rawValue) (available: \(available.map(\.rawValue).joined(separator: ", ")))"
+        "kernels: \(active.rawValue) (available: \(available.map(\.rawValue).joined(separator: ", "))"
+            + (rejected.isEmpty ? ")" : "; failed self-test: \(rejected.map(\.rawValue).joined(separator: ", ")))")
     }
 }

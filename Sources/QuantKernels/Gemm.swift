@@ -75,12 +75,23 @@ public enum Gemm {
     struct F32Spec {
         var mr: Int, nr: Int, kc: Int, mc: Int, nc: Int
         var kernel: MicroKernel
+        /// Packs (src, ld, count, depth, width, dst) like `packPanels`.
+        var pack: (UnsafePointer<Float>, Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void = {
+            packPanels($0, ld: $1, count: $2, depth: $3, width: $4, into: $5)
+        }
 
         static func `for`(_ path: KernelPath) -> F32Spec {
             #if arch(x86_64)
             switch path {
-            case .vnni: return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel)
-            case .avx2: return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel)
+            case .vnni:
+                // A panels are 12 wide (scalar packing); B panels 32 wide (AVX2 transposes).
+                return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel,
+                               pack: { w, ld, c, d, width, dst in
+                                   if width % 8 == 0 || width < 8 { AVX2F32.pack(w, ld, c, d, width, dst) }
+                                   else { packPanels(w, ld: ld, count: c, depth: d, width: width, into: dst) } })
+            case .avx2:
+                return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel,
+                               pack: AVX2F32.pack)
             case .portable: break
             }
             #endif
@@ -92,7 +103,8 @@ public enum Gemm {
                        ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
         // Split the longer dimension into `t` chunks aligned to the tile size.
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
-        let splitN = panelsN >= 4 * t || panelsN >= panelsM
+        // Splitting N makes every thread pack all of X; splitting M makes every thread pack all of W.
+        let splitN = panelsM < 2 * t || (n >= m && panelsN >= t)
         let tasks = max(1, min(t, splitN ? panelsN : panelsM))
         Parallel.forEach(tasks, threads: tasks) { task in
             if splitN {
@@ -112,38 +124,72 @@ public enum Gemm {
         let kSlabs = (k + s.kc - 1) / s.kc
         let kc = (k + kSlabs - 1) / kSlabs              // even slabs: 576 → 3 × 192
         let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
-        let nc = min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
-        let pa = UnsafeMutableRawPointer.allocate(byteCount: mc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc)
-        let pb = UnsafeMutableRawPointer.allocate(byteCount: nc * kc * 4, alignment: 64).bindMemory(to: Float.self, capacity: nc * kc)
+        // Small K: pack a ≤ 512-column block of W for all K slabs at once (≤ 4 MB) and finish each
+        // M_c×N_c block of Y over all slabs while it is in L2. Large K: classic slab-outer order.
+        let ncResident = min(512, (n + s.nr - 1) / s.nr * s.nr)
+        let resident = k * ncResident * 4 <= 4 << 20
+        let nc = resident ? ncResident : min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
+        let pa = UnsafeMutableRawPointer.allocate(byteCount: (mc * kc + 8) * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc + 8)
+        let pbCount = nc * (resident ? k : kc)
+        let pb = UnsafeMutableRawPointer.allocate(byteCount: pbCount * 4, alignment: 64).bindMemory(to: Float.self, capacity: pbCount)
         defer { pa.deallocate(); pb.deallocate() }
+
+        /// One packed A block (rows ic…, slab pc) against one packed B slab: all micro-tiles.
+        @inline(__always) func tiles(_ ic: Int, _ mcur: Int, _ jc: Int, _ ncur: Int, _ pc: Int, _ kcur: Int,
+                                     _ bslab: UnsafeMutablePointer<Float>) {
+            let last = pc + kcur == k
+            var jr = 0
+            while jr < ncur {
+                let cols = min(s.nr, ncur - jr)
+                let bp = UnsafePointer(bslab + jr * kcur)
+                let bb = last ? bias.map { $0 + jc + jr } : nil
+                var ir = 0
+                while ir < mcur {
+                    s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jc + jr, ldy,
+                             min(s.mr, mcur - ir), cols, pc > 0, bb)
+                    ir += s.mr
+                }
+                jr += s.nr
+            }
+        }
+
         var jc = 0
         while jc < n {
             let ncur = min(nc, n - jc)
-            var pc = 0
-            while pc < k {
-                let kcur = min(kc, k - pc)
-                packPanels(w + jc * k + pc, ld: k, count: ncur, depth: kcur, width: s.nr, into: pb)
-                let last = pc + kcur == k
+            let ncr = (ncur + s.nr - 1) / s.nr * s.nr
+            if resident {
+                var pc = 0
+                while pc < k {
+                    let kcur = min(kc, k - pc)
+                    s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb + pc * ncr)
+                    pc += kcur
+                }
                 var ic = 0
                 while ic < m {
                     let mcur = min(mc, m - ic)
-                    packPanels(x + ic * lda + pc, ld: lda, count: mcur, depth: kcur, width: s.mr, into: pa)
-                    var jr = 0
-                    while jr < ncur {
-                        let cols = min(s.nr, ncur - jr)
-                        let bp = UnsafePointer(pb + jr * kcur)
-                        let bb = last ? bias.map { $0 + jc + jr } : nil
-                        var ir = 0
-                        while ir < mcur {
-                            s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jc + jr, ldy,
-                                     min(s.mr, mcur - ir), cols, pc > 0, bb)
-                            ir += s.mr
-                        }
-                        jr += s.nr
+                    pc = 0
+                    while pc < k {
+                        let kcur = min(kc, k - pc)
+                        s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
+                        tiles(ic, mcur, jc, ncur, pc, kcur, pb + pc * ncr)
+                        pc += kcur
                     }
                     ic += mcur
                 }
-                pc += kcur
+            } else {
+                var pc = 0
+                while pc < k {
+                    let kcur = min(kc, k - pc)
+                    s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb)
+                    var ic = 0
+                    while ic < m {
+                        let mcur = min(mc, m - ic)
+                        s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
+                        tiles(ic, mcur, jc, ncur, pc, kcur, pb)
+                        ic += mcur
+                    }
+                    pc += kcur
+                }
             }
             jc += ncur
         }

@@ -69,6 +69,7 @@ public struct HadamardTransform: Sendable {
         var hk = factorMatrix
         if transpose { for a in 0..<k { for c in 0..<k { hk[a * k + c] = factorMatrix[c * k + a] } } }
         let norm = 1 / Float(size).squareRoot()
+        let fqSIMD = KernelDispatch.active != .portable
         #if arch(x86_64)
         let simd = KernelDispatch.active != .portable && pow2 >= 8
         #endif
@@ -82,14 +83,14 @@ public struct HadamardTransform: Sendable {
                 if simd {
                     for r in r0..<r1 {
                         AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
-                        if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
+                        if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                     }
                     return
                 }
                 #endif
                 for r in r0..<r1 {
                     applyRow(x + r * size, scratch, hp.baseAddress!)
-                    if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid) }
+                    if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                 }
             }
         }

@@ -16,6 +16,10 @@ import QuantKernelsAVX512
 /// are signed bytes (int8; asymmetric codes shifted by −128) or nibbles 0…15 (int4, two per byte;
 /// symmetric codes shifted by +8). Shifts are folded into the stored zero points, so results are
 /// exactly those of the unshifted formula.
+///
+/// Exactness: the int32 group sums are exact while `groupSize·(2^ba−1)·(2^bw−1) < 2^31` (8-bit ×
+/// 8-bit: groups up to 33 000 columns); otherwise they wrap exactly like `Reference.intGemm`.
+/// f32 output: `s = Σ_g sw·Float(acc_g)` (g ascending, separate multiply and add), `y = s·sa (+ bias)`.
 public enum IntGemm {
     /// Columns per weight panel.
     public static let panelWidth = 16
@@ -36,6 +40,14 @@ public enum IntGemm {
             else { run(a, w, y: yb, acc: nil, bias: nil, threads: threads) }
         }
         return y
+    }
+
+    /// A quantized linear layer in one call: quantizes X (M×K f32, row-major) per token with
+    /// `activationGrid`, then `Y = A·Wᵀ (+ bias)` into `y` (M×N).
+    public static func linear(_ x: UnsafePointer<Float>, m: Int, weights w: PackedIntWeights, activationGrid: QuantGrid,
+                              into y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
+        let a = quantizeActivations(x, m: m, k: w.k, grid: activationGrid, threads: threads)
+        multiply(a, w, into: y, bias: bias, threads: threads)
     }
 
     /// The exact int32 group sums `Σ_{p∈g} (qa[i,p] − za[i])·(qw[j,p] − zw[j,g])` as computed by the
@@ -64,15 +76,16 @@ public enum IntGemm {
     }
 
     static func run(_ a: QuantizedActivations, _ w: PackedIntWeights, y: UnsafeMutablePointer<Float>,
-                    acc: UnsafeMutablePointer<Int32>?, bias: UnsafePointer<Float>?, threads: Int?) {
+                    acc: UnsafeMutablePointer<Int32>?, bias: UnsafePointer<Float>?, threads: Int?,
+                    path: KernelPath = KernelDispatch.active) {
         precondition(a.k == w.k, "IntGemm: activations have K = \(a.k), weights K = \(w.k)")
         let m = a.m, n = w.n, groups = w.groups
         guard m > 0, n > 0 else { return }
-        var (mr, dots) = kernel(KernelDispatch.active)
+        var (mr, dots) = kernel(path)
         let int4 = w.storageBits == 4
         #if arch(x86_64)
         // W4A4 on AVX2: activations ≤ 15 let 16-bit lanes accumulate longer.
-        if KernelDispatch.active == .avx2 && int4 && a.grid.bits <= 4 {
+        if path == .avx2 && int4 && a.grid.bits <= 4 {
             dots = { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
             mr = AVX2Int.mr
         }
@@ -133,7 +146,7 @@ public enum IntGemm {
                                             let o = acc + ((i + r) * groups + g) * n + j0
                                             for c in 0..<cols { o[c] = comp[c] }
                                         }
-                                        f[r] += scw * SIMD16<Float>(comp)
+                                        f[r] += scw * floats(comp)
                                     }
                                 }
                                 for r in 0..<rows {
@@ -150,6 +163,14 @@ public enum IntGemm {
                 } }
             }
         } } } } }
+    }
+
+    /// Lane-wise exact Int32 → Float (small ints; written out so it inlines to cvtdq2ps).
+    @inline(__always)
+    static func floats(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+        var r = SIMD16<Float>()
+        for i in 0..<16 { r[i] = Float(v[i]) }
+        return r
     }
 
     /// Portable 4×16 tile (Swift SIMD, no ISA-specific code): each 32-bit lane of a 64-byte weight
@@ -233,10 +254,16 @@ public struct QuantizedActivations: @unchecked Sendable {
                 let (sc, zp) = grid.parameters(min: lo, max: hi)
                 s[i] = sc; z[i] = zp; sz[i] = zp + off
                 let out = c + i * stride
-                Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
+                var done = 0
+                #if arch(x86_64)
+                if KernelDispatch.active != .portable {
+                    done = AVX2Quant.codesU8(row, k, scale: sc, lo: Float(grid.qmin - zp), hi: Float(grid.qmax - zp), add: zp + off, into: out)
+                }
+                #endif
+                if done < k { Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
                     let b = SIMD8<UInt8>(truncatingIfNeeded: v)
                     UnsafeMutableRawPointer(out + j).storeBytes(of: b, as: SIMD8<UInt8>.self)
-                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) })
+                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) }, from: done) }
             }
         } } } }
     }

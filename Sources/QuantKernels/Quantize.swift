@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+#endif
+
 /// Integer grids and row/group quantization.
 ///
 /// Symmetric (signed) grid: levels −2^(b−1) … 2^(b−1)−1, `scale = c·absmax / (2^(b−1)−1)`, zero 0.
@@ -53,20 +57,21 @@ public enum Quantizer {
     public static func fakeQuantize(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, groupSize: Int,
                                     grid: QuantGrid, threads: Int? = nil) {
         precondition(groupSize > 0 && cols % groupSize == 0, "group size must divide the row length")
+        let simd = KernelDispatch.active != .portable
         Parallel.forEach(rows, threads: rows * cols >= 1 << 14 ? threads : 1) { r in
-            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid)
+            fakeQuantizeRow(x + r * cols, cols: cols, groupSize: groupSize, grid: grid, simd: simd)
         }
     }
 
     /// One row of `fakeQuantize`.
     @inline(__always)
-    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid) {
+    static func fakeQuantizeRow(_ row: UnsafeMutablePointer<Float>, cols: Int, groupSize: Int, grid: QuantGrid, simd: Bool) {
         var g = 0
         while g < cols {
             let p = row + g
-            let (lo, hi) = minMax(p, groupSize)
+            let (lo, hi) = minMax(p, groupSize, simd: simd)
             let (s, z) = grid.parameters(min: lo, max: hi)
-            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z)
+            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z, simd: simd)
             g += groupSize
         }
     }
@@ -109,10 +114,16 @@ public enum Quantizer {
 
     /// In place `x ← (q(x) − zero)·scale` for `n` values.
     @inline(__always)
-    static func fakeQuantizeRun(_ p: UnsafeMutablePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32) {
+    static func fakeQuantizeRun(_ p: UnsafeMutablePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32,
+                                simd: Bool = KernelDispatch.active != .portable) {
         let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
         let raw = UnsafeMutableRawPointer(p)
         var i = 0
+        #if arch(x86_64)
+        if simd {
+            i = AVX2Quant.fakeQuantize(p, n, scale: scale, lo: Float(grid.qmin - zero), hi: Float(grid.qmax - zero))
+        }
+        #endif
         while i + 8 <= n {
             let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
             let r = shifted(v, s, lo, hi) - SIMD8(repeating: magic)
@@ -125,11 +136,11 @@ public enum Quantizer {
     /// Codes `q(x) + offset` of `n` values through `store(i, codes8)` / `storeOne(i, code)`.
     @inline(__always)
     static func codesRun(_ p: UnsafePointer<Float>, _ n: Int, grid: QuantGrid, scale: Float, zero: Int32, offset: Int32,
-                         _ store: (Int, SIMD8<Int32>) -> Void, _ storeOne: (Int, Int32) -> Void) {
+                         _ store: (Int, SIMD8<Int32>) -> Void, _ storeOne: (Int, Int32) -> Void, from start: Int = 0) {
         let s = SIMD8(repeating: scale), lo = SIMD8(repeating: Float(grid.qmin - zero)), hi = SIMD8(repeating: Float(grid.qmax - zero))
         let raw = UnsafeRawPointer(p)
         let bias = SIMD8<Int32>(repeating: zero &+ offset &- magicBits)
-        var i = 0
+        var i = start
         while i + 8 <= n {
             let v = shifted(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), s, lo, hi)
             store(i, unsafeBitCast(v, to: SIMD8<Int32>.self) &+ bias)
@@ -158,9 +169,15 @@ public enum Quantizer {
                     let (s, z) = grid.parameters(min: lo, max: hi)
                     sp[r * groups + g] = s; zp[r * groups + g] = z
                     let out = c + r * cols + g * groupSize
-                    codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
+                    var done = 0
+                    #if arch(x86_64)
+                    if KernelDispatch.active != .portable {
+                        done = AVX2Quant.codes(p, groupSize, scale: s, lo: Float(grid.qmin - z), hi: Float(grid.qmax - z), add: z, into: out)
+                    }
+                    #endif
+                    if done < groupSize { codesRun(p, groupSize, grid: grid, scale: s, zero: z, offset: 0,
                              { i, v in UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: SIMD8<Int32>.self) },
-                             { i, q in out[i] = q })
+                             { i, q in out[i] = q }, from: done) }
                 }
             }
         } } }
@@ -177,7 +194,15 @@ public enum Quantizer {
     /// (min, max) of `n` values, (0, 0) when empty. Eight-lane SIMD; equal to the scalar fold.
     @inline(__always)
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        minMax(p, n, simd: KernelDispatch.active != .portable)
+    }
+
+    @inline(__always)
+    static func minMax(_ p: UnsafePointer<Float>, _ n: Int, simd: Bool) -> (Float, Float) {
         if n == 0 { return (0, 0) }
+        #if arch(x86_64)
+        if simd { return AVX2Quant.minMax(p, n) }
+        #endif
         var lo = Float.infinity, hi = -Float.infinity
         var i = 0
         if n >= 8 {
@@ -185,10 +210,10 @@ public enum Quantizer {
             let raw = UnsafeRawPointer(p)
             while i + 8 <= n {
                 let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-                vlo = pointwiseMin(vlo, v); vhi = pointwiseMax(vhi, v)
+                vlo.replace(with: v, where: v .< vlo); vhi.replace(with: v, where: v .> vhi)
                 i += 8
             }
-            lo = vlo.min(); hi = vhi.max()
+            for l in 0..<8 { lo = min(lo, vlo[l]); hi = max(hi, vhi[l]) }
         }
         while i < n { lo = min(lo, p[i]); hi = max(hi, p[i]); i += 1 }
         return (lo, hi)

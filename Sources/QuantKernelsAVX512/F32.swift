@@ -30,38 +30,40 @@ public enum AVX512F32 {
             x = V(repeating: pa[11]); c110.addProduct(x, b0); c111.addProduct(x, b1)
             pa += 12; pb += 128
         }
-        withUnsafeTemporaryAllocation(of: V.self, capacity: 24) { t in
-            t[0] = c00; t[1] = c01
-            t[2] = c10; t[3] = c11
-            t[4] = c20; t[5] = c21
-            t[6] = c30; t[7] = c31
-            t[8] = c40; t[9] = c41
-            t[10] = c50; t[11] = c51
-            t[12] = c60; t[13] = c61
-            t[14] = c70; t[15] = c71
-            t[16] = c80; t[17] = c81
-            t[18] = c90; t[19] = c91
-            t[20] = c100; t[21] = c101
-            t[22] = c110; t[23] = c111
-            for i in 0..<rows {
-                let p = c + i * ldc
-                if cols == 32 {
-                    let r = UnsafeMutableRawPointer(p)
-                    var v0 = t[2 * i], v1 = t[2 * i + 1]
-                    if accumulate { v0 += r.loadUnaligned(as: V.self); v1 += r.loadUnaligned(fromByteOffset: 64, as: V.self) }
-                    if let bias {
-                        v0 += UnsafeRawPointer(bias).loadUnaligned(as: V.self)
-                        v1 += UnsafeRawPointer(bias).loadUnaligned(fromByteOffset: 64, as: V.self)
-                    }
-                    r.storeBytes(of: v0, as: V.self); (r + 64).storeBytes(of: v1, as: V.self)
-                } else {
-                    for j in 0..<cols {
-                        var v = t[2 * i + j / 16][j % 16]
-                        if accumulate { v += p[j] }
-                        if let bias { v += bias[j] }
-                        p[j] = v
-                    }
-                }
+        if rows > 0 { storeRow(c00, c01, c + 0 * ldc, cols, accumulate, bias) }
+        if rows > 1 { storeRow(c10, c11, c + 1 * ldc, cols, accumulate, bias) }
+        if rows > 2 { storeRow(c20, c21, c + 2 * ldc, cols, accumulate, bias) }
+        if rows > 3 { storeRow(c30, c31, c + 3 * ldc, cols, accumulate, bias) }
+        if rows > 4 { storeRow(c40, c41, c + 4 * ldc, cols, accumulate, bias) }
+        if rows > 5 { storeRow(c50, c51, c + 5 * ldc, cols, accumulate, bias) }
+        if rows > 6 { storeRow(c60, c61, c + 6 * ldc, cols, accumulate, bias) }
+        if rows > 7 { storeRow(c70, c71, c + 7 * ldc, cols, accumulate, bias) }
+        if rows > 8 { storeRow(c80, c81, c + 8 * ldc, cols, accumulate, bias) }
+        if rows > 9 { storeRow(c90, c91, c + 9 * ldc, cols, accumulate, bias) }
+        if rows > 10 { storeRow(c100, c101, c + 10 * ldc, cols, accumulate, bias) }
+        if rows > 11 { storeRow(c110, c111, c + 11 * ldc, cols, accumulate, bias) }
+    }
+
+    /// Writes one 32-wide tile row (`cols` ≤ 32 valid): `(accumulate ? p : 0) + v (+ bias)`.
+    @inline(__always)
+    static func storeRow(_ v0: SIMD16<Float>, _ v1: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ cols: Int,
+                         _ accumulate: Bool, _ bias: UnsafePointer<Float>?) {
+        typealias V = SIMD16<Float>
+        if cols == 32 {
+            let r = UnsafeMutableRawPointer(p)
+            var a = v0, b = v1
+            if accumulate { a += r.loadUnaligned(as: V.self); b += r.loadUnaligned(fromByteOffset: 64, as: V.self) }
+            if let bias {
+                a += UnsafeRawPointer(bias).loadUnaligned(as: V.self)
+                b += UnsafeRawPointer(bias).loadUnaligned(fromByteOffset: 64, as: V.self)
+            }
+            r.storeBytes(of: a, as: V.self); (r + 64).storeBytes(of: b, as: V.self)
+        } else {
+            for j in 0..<cols {
+                var e = j < 16 ? v0[j] : v1[j - 16]
+                if accumulate { e += p[j] }
+                if let bias { e += bias[j] }
+                p[j] = e
             }
         }
     }

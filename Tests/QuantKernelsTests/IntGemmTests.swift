@@ -74,9 +74,34 @@ final class IntGemmTests: XCTestCase {
     func testDispatchPicksBestAvailable() {
         XCTAssertEqual(KernelDispatch.available.first, .portable)
         XCTAssertEqual(KernelDispatch.best, KernelDispatch.available.max())
+        XCTAssertTrue(KernelDispatch.rejected.isEmpty, KernelDispatch.summary)
+        for p in KernelDispatch.available { XCTAssertTrue(KernelDispatch.selfTest(p), "\(p)") }
         #if arch(x86_64)
         XCTAssertTrue(KernelDispatch.available.contains(.avx2), "every x86_64 test machine here has AVX2")
         #endif
         if ProcessInfo.processInfo.environment["QWB_KERNELS"] == nil { XCTAssertEqual(KernelDispatch.active, KernelDispatch.best) }
+    }
+}
+
+final class IntLinearTests: XCTestCase {
+    /// `linear` equals quantize-then-multiply, and approximates the f32 product of the fake-quantized
+    /// operands (same values, different summation order).
+    func testLinearMatchesFakeQuantizedGemm() {
+        var rng = TestRNG(12)
+        let (m, n, k, gs) = (7, 40, 128, 32)
+        let x = rng.floats(m * k), w = rng.floats(n * k)
+        let ga = QuantGrid(bits: 8, symmetric: false), gw = QuantGrid(bits: 4, symmetric: true)
+        let wq = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: gs, grid: gw) }
+        let pw = IntGemm.packWeights(codes: wq.codes, scales: wq.scales, zeros: wq.zeros, n: n, k: k, groupSize: gs, grid: gw)
+        var y = [Float](repeating: 0, count: m * n)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            IntGemm.linear(xp.baseAddress!, m: m, weights: pw, activationGrid: ga, into: yp.baseAddress!)
+        } }
+        let a = x.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: m, k: k, grid: ga) }
+        XCTAssertEqual(y, IntGemm.multiply(a, pw))
+        var xf = x, wf = w
+        xf.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: m, cols: k, groupSize: k, grid: ga) }
+        wf.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: n, cols: k, groupSize: gs, grid: gw) }
+        assertClose(y, Reference.gemm(xf, wf, m: m, n: n, k: k), tol: 1e-4)
     }
 }

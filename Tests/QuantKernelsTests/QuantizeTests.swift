@@ -2,11 +2,13 @@ import XCTest
 @testable import QuantKernels
 
 final class QuantizeTests: XCTestCase {
-    func testFakeQuantizeBitIdenticalToScalar() {
+    func testFakeQuantizeBitIdenticalToScalar() { forEachPath { _ in check() } }
+
+    func check() {
         var rng = TestRNG(5)
         for grid in [QuantGrid(bits: 4, symmetric: true), QuantGrid(bits: 4, symmetric: false), QuantGrid(bits: 8, symmetric: false),
                      QuantGrid(bits: 3, symmetric: true, clip: 0.8), QuantGrid(bits: 8, symmetric: true, clip: 0.6)] {
-            for (rows, cols, gs) in [(3, 37, 37), (5, 64, 16), (2, 24, 8), (1, 1, 1), (4, 130, 13)] {
+            for (rows, cols, gs) in [(3, 37, 37), (5, 64, 16), (2, 24, 8), (1, 1, 1), (4, 130, 13), (2, 300, 100), (2, 1024, 1024)] {
                 var x = rng.floats(rows * cols, -3, 2)
                 x[0] = 0; if x.count > 3 { x[3] = -0.0 }
                 if rows > 1 { for j in 0..<gs { x[cols + j] = 0 } }   // an all-zero group

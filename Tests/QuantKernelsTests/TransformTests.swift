@@ -101,7 +101,7 @@ final class FusedTests: XCTestCase {
         let h = try HadamardTransform(size: 576)
         let grid = QuantGrid(bits: 4, symmetric: false)
         let x = rng.floats(50 * 576)
-        try forEachPath { _ in
+        forEachPath { _ in
             var a = x, b = x
             a.withUnsafeMutableBufferPointer { h.apply($0.baseAddress!, rows: 50, thenFakeQuantize: (groupSize: 64, grid: grid)) }
             b.withUnsafeMutableBufferPointer {
