@@ -31,8 +31,6 @@ var targets: [Target] = [
     .target(name: "CQuantCPU", path: "Sources/CQuantCPU"),
     .target(name: "QuantKernels", dependencies: ["CQuantCPU"] + isaKernelTargets.map { .target(name: $0) },
             path: "Sources/QuantKernels", swiftSettings: optimized),
-    .executableTarget(name: "kernel-bench", dependencies: ["QuantKernels"], path: "Sources/KernelBench",
-                      swiftSettings: optimized),
     .target(name: "QuantCore", dependencies: ["QuantKernels"], path: "Sources/QuantCore",
             swiftSettings: optimized),
     .target(name: "Recipes", dependencies: ["CYAML", "QuantCore"], path: "Sources/Recipes",
