@@ -102,7 +102,7 @@ public struct Pipeline {
                     let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
-                report.sites.append(Pipeline.measure(site: site, rawInput: raw, originals: originals))
+                report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals))
             }
             switch propagation {
             case .quantized: hidden = stepped
@@ -120,8 +120,24 @@ public struct Pipeline {
         return report
     }
 
-    /// Relative output error and outlier statistics of a processed site on its calibration input.
-    static func measure(site: Site, rawInput: Matrix, originals: [(Matrix, [Float]?)]) -> SiteReport {
+    /// Rows of the calibration input used for the per-site statistics: evenly spaced whole
+    /// windows, at most this many rows (the statistics need far fewer rows than the methods).
+    public static let measureRows = 4096
+
+    /// Relative output error and outlier statistics of a processed site on (a deterministic sample
+    /// of whole windows of) its calibration input.
+    static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)]) -> SiteReport {
+        var rawInput = full
+        if full.rows > measureRows, windowLength > 0 {
+            let windows = full.rows / windowLength, keep = max(1, measureRows / windowLength)
+            var rows: [Float] = []
+            rows.reserveCapacity(keep * windowLength * full.cols)
+            for i in 0..<keep {
+                let w = i * windows / keep
+                rows += full.data[(w * windowLength * full.cols)..<((w + 1) * windowLength * full.cols)]
+            }
+            rawInput = Matrix(rows: keep * windowLength, cols: full.cols, data: rows)
+        }
         var num = 0.0, den = 0.0
         var deployedInput = rawInput
         for step in site.transforms where step.placement != .online { step.transform.applyToActivations(&deployedInput) }
