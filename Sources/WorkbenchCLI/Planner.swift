@@ -17,6 +17,7 @@ struct Planner {
         out += "evaluation: \(recipe.evaluation.protocolName.rawValue), seq_len \(recipe.evaluation.seqLen)" + (recipe.evaluation.maxWindows.map { ", at most \($0) windows" } ?? "") + "\n"
         let tokens = recipe.calibration.windows * recipe.calibration.seqLen
         let modelBytes = fp.parameterCount * 4
+        var totalSeconds = 0.0
         for v in recipe.variants {
             let model = fp.copy()
             let (head, embed) = try wrap { try model.assignSchemes(v.scheme, overrides: v.overrides) }
@@ -46,10 +47,17 @@ struct Planner {
                 }
                 if b.index == 0 && model.blocks.count > 2 { out += "  … blocks 1–\(model.blocks.count - 2) alike …\n" }
             }
+            // While it runs: the float model, this variant (float + quantized copies), the calibration
+            // hidden states and the largest site input with its method working set.
             let variantBytes = modelBytes * 2
-            out += String(format: "  estimate: methods %.0f s, peak memory ≈ %.2f GiB (float model + variant + calibration %d tokens)\n",
+            out += String(format: "  estimate: methods %.0f s, peak memory while quantizing ≈ %.2f GiB (%d calibration tokens)\n",
                           seconds, Double(modelBytes + variantBytes + peak + tokens * c.hiddenSize * 4) / Double(1 << 30), tokens)
+            totalSeconds += seconds
         }
+        // Every variant stays in memory until the joint evaluation.
+        let evalBytes = modelBytes + recipe.variants.count * modelBytes * 2
+        out += String(format: "\nwhole run: methods ≈ %.0f s; evaluation holds FP and %d variant(s) ≈ %.2f GiB\n",
+                      totalSeconds, recipe.variants.count, Double(evalBytes) / Double(1 << 30))
         return out
     }
 
