@@ -84,8 +84,7 @@ public struct Pipeline {
         for block in model.blocks {
             progress("block \(block.index + 1)/\(model.blocks.count)")
             // Capture each site's input through the block's already processed sites, as deployed.
-            let stepped = try runner.stepThroughBlock(block, config: model.config, hidden: hidden, windowLength: windowLength,
-                                                      mode: .quantized) { site, raw in
+            let process = { (site: Site, raw: Matrix) throws -> Void in
                 let originals = site.linears.map { ($0.weight, $0.bias) }
                 for (mi, method) in methods.enumerated() {
                     let t = Date()
@@ -104,6 +103,13 @@ public struct Pipeline {
                 }
                 report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals))
             }
+            guard !calibration.isEmpty else {
+                // No calibration data: methods that need none still run at every site.
+                for site in block.sites { try process(site, Matrix(zeros: 0, site.inFeatures)) }
+                continue
+            }
+            let stepped = try runner.stepThroughBlock(block, config: model.config, hidden: hidden, windowLength: windowLength,
+                                                      mode: .quantized, visit: process)
             switch propagation {
             case .quantized: hidden = stepped
             case .floatActivations:

@@ -96,7 +96,7 @@ struct RecipeRunner {
             let pipeline = Pipeline(methods: methods, propagation: v.propagation, seed: recipe.seed)
             let pr: PipelineReport
             do {
-                pr = try pipeline.run(model: model, calibration: pipeline.needsCalibration || methods.contains { $0.quantizesWeights } ? inputs.calibration : [],
+                pr = try pipeline.run(model: model, calibration: inputs.calibration,
                                       runner: runner, progress: { progress("  \(v.name): \($0)") })
             } catch let e as MethodError { throw WorkbenchFailure.runtime("variant \(v.name): \(e)") }
             if headScheme.isQuantized {

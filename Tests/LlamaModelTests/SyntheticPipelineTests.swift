@@ -84,3 +84,21 @@ final class QuantizeAll: QuantMethod {
         for l in site.linears { l.quantized = .roundToNearest(l.weight, scheme: l.scheme) }
     }
 }
+
+final class AttentionQuantizationTests: XCTestCase {
+    func testQKVQuantizationChangesOnlyQuantizedRunsAndHadamardKeepsScores() {
+        let fp = SyntheticModel.make(seed: 0)
+        let w = SyntheticModel.tokens(seed: 4, windows: 1, length: 24)
+        let r = LlamaForward()
+        let z = r.logits(fp, windows: w, mode: .quantized)   // nothing quantized yet
+        // A Hadamard on head_dim alone (no rounding) leaves QKᵀ unchanged.
+        let rotOnly = fp.copy()
+        for b in rotOnly.blocks { b.attentionQuantization = AttentionQuantization(bits: 8, queries: false, keys: false, values: false, hadamardOnHeadDim: true) }
+        XCTAssertLessThan(r.logits(rotOnly, windows: w, mode: .quantized).relativeError(to: z), 1e-5)
+        // 4-bit Q/K/V changes the quantized run, never the float one.
+        let q = fp.copy()
+        for b in q.blocks { b.attentionQuantization = AttentionQuantization(bits: 4) }
+        XCTAssertGreaterThan(r.logits(q, windows: w, mode: .quantized).relativeError(to: z), 1e-3)
+        XCTAssertEqual(r.logits(q, windows: w, mode: .float), r.logits(fp, windows: w, mode: .float))
+    }
+}

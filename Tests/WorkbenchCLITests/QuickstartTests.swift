@@ -85,3 +85,32 @@ final class QuickstartTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path), ["report.json"])
     }
 }
+
+/// A "method" whose transform is not function-preserving: the run must refuse it.
+final class BrokenTransform: QuantMethod {
+    static let name = "broken"; static let summary = "test"; static let options: [OptionSpec] = []
+    init(options: MethodOptions) throws {}
+    var needs: CalibrationNeeds { [] }
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
+        guard site.kind == .down else { return }
+        // Scales the weights without the matching activation transform.
+        for l in site.linears { for i in l.weight.data.indices { l.weight.data[i] *= 1.01 } }
+    }
+}
+
+final class FunctionPreservationTests: XCTestCase {
+    func testANonInvariantTransformFailsTheRun() throws {
+        let registry = MethodRegistry([RTN.self, BrokenTransform.self])
+        let r = try Recipe.parse(yaml: """
+            calibration: {windows: 2, seq_len: 16}
+            evaluation: {seq_len: 16, max_windows: 1}
+            variants:
+              - name: broken
+                pipeline: [broken]
+            """, file: "b.yaml", registry: registry)
+        XCTAssertThrowsError(try RecipeRunner(recipe: r, registry: registry).run()) { e in
+            XCTAssertTrue("\(e)".contains("not function-preserving"), "\(e)")
+        }
+    }
+}
