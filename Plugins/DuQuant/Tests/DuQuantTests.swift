@@ -1,5 +1,6 @@
 import XCTest
 import QuantCore
+import RTN
 import LlamaModel
 import TestSupport
 @testable import DuQuant
@@ -82,7 +83,6 @@ final class DuQuantTests: XCTestCase {
             let r = DuQuantMath.greedyRotation(&z, blockSize: 128, steps: 256, variant: variant, rng: &g)
             let seconds = Date().timeIntervalSince(start)
             let before = x.columnAbsMax().max()!, after = z.columnAbsMax().max()!
-            print("greedy \(variant) \(tokens)×\(channels): absmax \(before) → \(after), range \(r.rangeBefore) → \(r.rangeAfter), kept \(r.keptSteps) steps, \(seconds) s")
             XCTAssertGreaterThan(before, 200)
             XCTAssertLessThan(after, 65, "\(variant)")
             XCTAssertGreaterThan(r.keptSteps, 0)
@@ -112,7 +112,6 @@ final class DuQuantTests: XCTestCase {
                 XCTAssertEqual(b.o.transforms[0].placement, .online)   // GQA: 6 heads, 2 KV heads
             }
             let err = floatLogitsError(fp, model)
-            print("duquant \(variant): float logits relative error \(err)")
             XCTAssertLessThan(err, 1e-5, variant)
             XCTAssertFalse(report.log.filter { $0.hasPrefix("duquant") }.isEmpty)
             // The transforms reduce what the activation quantizer sees at the down site.
@@ -182,32 +181,12 @@ final class DuQuantTests: XCTestCase {
         // DuQuant's W4A4 scheme: asymmetric per-channel weights (clip 0.8), asymmetric per-token activations (clip 0.9).
         let scheme = QuantScheme(weights: WeightScheme(bits: 4, granularity: .channel, symmetric: false, clip: 0.8),
                                  activations: ActivationScheme(bits: 4, granularity: .token, symmetric: false, clip: 0.9))
-        let (_, _, rtn) = try run([TestRTN()], scheme: scheme)
-        let (_, _, paper) = try run([method(), TestRTN()], scheme: scheme)
-        let (_, _, code) = try run([method(["variant": .string("code")]), TestRTN()], scheme: scheme)
+        let (_, _, rtn) = try run([try RTN(options: MethodOptions([:]))], scheme: scheme)
+        let (_, _, paper) = try run([method(), try RTN(options: MethodOptions([:]))], scheme: scheme)
+        let (_, _, code) = try run([method(["variant": .string("code")]), try RTN(options: MethodOptions([:]))], scheme: scheme)
         func mean(_ r: PipelineReport) -> Double { r.sites.map(\.relativeOutputError).reduce(0, +) / Double(r.sites.count) }
-        for r in [rtn, paper, code] { print("pipeline \(r.seconds) s; " + r.costs.map { "\($0.method) \($0.seconds) s" }.joined(separator: ", ")) }
-        print("W4A4 mean site error: rtn \(mean(rtn)), duquant(paper)+rtn \(mean(paper)), duquant(code)+rtn \(mean(code))")
-        for (a, b) in zip(rtn.sites, paper.sites) { print("  \(a.site): rtn \(a.relativeOutputError) duquant \(b.relativeOutputError)") }
         XCTAssertLessThan(mean(paper), mean(rtn))
         XCTAssertLessThan(mean(code), mean(rtn))
     }
 }
 
-/// Round-to-nearest with each layer's scheme — what the RTN plugin does (its module is not a
-/// dependency of this test target).
-final class TestRTN: QuantMethod {
-    static let name = "rtn"
-    static let summary = "test"
-    static let options: [OptionSpec] = []
-    init() {}
-    init(options: MethodOptions) throws {}
-    var needs: CalibrationNeeds { [] }
-    var quantizesWeights: Bool { true }
-    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
-    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
-        for l in site.linears where l.scheme.isQuantized && l.quantized == nil {
-            l.quantized = QuantizedWeight.roundToNearest(l.weight, scheme: l.scheme, producedBy: Self.name)
-        }
-    }
-}

@@ -1,5 +1,6 @@
 import XCTest
 import QuantCore
+import RTN
 import QuantKernels
 import LlamaModel
 import TestSupport
@@ -133,31 +134,12 @@ final class HadamardTests: XCTestCase {
     func testW4A4HadamardThenRTNBeatsRTNAlone() throws {
         let scheme = QuantScheme(weights: WeightScheme(bits: 4, granularity: .channel, symmetric: false),
                                  activations: ActivationScheme(bits: 4, granularity: .token, symmetric: false))
-        let (_, _, rtn) = try run([TestRTN()], scheme: scheme)
-        let (_, _, had) = try run([method(), TestRTN()], scheme: scheme)
-        let (_, _, quarot) = try run([method(["rotate_residual": .bool(true)]), TestRTN()], scheme: scheme)
+        let (_, _, rtn) = try run([try RTN(options: MethodOptions([:]))], scheme: scheme)
+        let (_, _, had) = try run([method(), try RTN(options: MethodOptions([:]))], scheme: scheme)
+        let (_, _, quarot) = try run([method(["rotate_residual": .bool(true)]), try RTN(options: MethodOptions([:]))], scheme: scheme)
         func mean(_ r: PipelineReport) -> Double { r.sites.map(\.relativeOutputError).reduce(0, +) / Double(r.sites.count) }
-        print("W4A4 mean site error: rtn \(mean(rtn)), hadamard+rtn \(mean(had)), quarot+rtn \(mean(quarot))")
-        for (a, b) in zip(rtn.sites, had.sites) { print("  \(a.site): rtn \(a.relativeOutputError) hadamard \(b.relativeOutputError)") }
         XCTAssertLessThan(mean(had), mean(rtn))
         XCTAssertLessThan(mean(quarot), mean(rtn))
     }
 }
 
-/// Round-to-nearest with each layer's scheme — what the RTN plugin does (its module is not a
-/// dependency of this test target).
-final class TestRTN: QuantMethod {
-    static let name = "rtn"
-    static let summary = "test"
-    static let options: [OptionSpec] = []
-    init() {}
-    init(options: MethodOptions) throws {}
-    var needs: CalibrationNeeds { [] }
-    var quantizesWeights: Bool { true }
-    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
-    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
-        for l in site.linears where l.scheme.isQuantized && l.quantized == nil {
-            l.quantized = QuantizedWeight.roundToNearest(l.weight, scheme: l.scheme, producedBy: Self.name)
-        }
-    }
-}
