@@ -311,7 +311,12 @@ struct RecipeDecoder {
             guard let m = registry.method(named: name) else {
                 throw error(item, p, "unknown method '\(name)'" + suggestion(name, registry.names) + "; known methods: \(registry.names.joined(separator: ", "))")
             }
-            return Recipe.Step(method: m, options: try options(optionsNode, specs: m.options, path: p + "." + name), location: item.location)
+            let opts = try options(optionsNode, specs: m.options, path: p + "." + name)
+            // A method may reject combinations its option types cannot express; say where.
+            do { _ = try m.init(options: opts) } catch {
+                throw self.error(optionsNode ?? item, p + "." + name, "\(error)")
+            }
+            return Recipe.Step(method: m, options: opts, location: item.location)
         }
     }
 

@@ -142,3 +142,28 @@ final class ToyNoWeights: QuantMethod {
     func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
     func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {}
 }
+
+final class PickyMethod: QuantMethod {
+    static let name = "picky"; static let summary = ""
+    static let options: [OptionSpec] = [OptionSpec("block_size", .string, default: .string("full"), "full or a power of two")]
+    init(options: MethodOptions) throws {
+        let v = options.string("block_size")
+        guard v == "full" || Int(v).map({ $0 > 0 && $0 & ($0 - 1) == 0 }) == true else {
+            throw MethodError(method: "picky", "block_size must be `full` or a power of two, got '\(v)'")
+        }
+    }
+    var needs: CalibrationNeeds { [] }
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {}
+}
+
+final class MethodValidationTests: XCTestCase {
+    func testAMethodsOwnValidationBecomesARecipeErrorWithItsLocation() {
+        XCTAssertThrowsError(try Recipe.parse(yaml: "pipeline:\n  - picky: {block_size: 100}\n", file: "p.yaml",
+                                              registry: MethodRegistry([PickyMethod.self]))) { e in
+            XCTAssertTrue(e is RecipeError, "\(type(of: e))")
+            XCTAssertTrue("\(e)".contains("p.yaml:2:12"), "\(e)")
+            XCTAssertTrue("\(e)".contains("power of two"), "\(e)")
+        }
+    }
+}
