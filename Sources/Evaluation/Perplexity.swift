@@ -1,6 +1,7 @@
 import Foundation
 import QuantCore
 import LlamaModel
+import QuantKernels
 
 /// How evaluation text becomes scored token windows. The protocol is printed with every number.
 public enum PerplexityProtocol: Sendable, Equatable, CustomStringConvertible {
@@ -114,23 +115,36 @@ public struct Evaluator {
                     scores[vi].tokensProcessed += batch.count * proto.windowLength
                 } else { lp = fp }
                 let v = lp.cols
-                for (bi, win) in batch.enumerated() {
-                    for pos in first..<(win.count - 1) {
+                // Per scored token, in window order: NLL, and for variants KL(FP‖variant) and top-1 match.
+                var rows: [(window: Int, pos: Int)] = []
+                for (bi, win) in batch.enumerated() { for pos in first..<(win.count - 1) { rows.append((bi, pos)) } }
+                var nll = [Double](repeating: 0, count: rows.count), kl = nll
+                var agree = [Bool](repeating: false, count: rows.count)
+                let isVariant = model != nil
+                nll.withUnsafeMutableBufferPointer { np in kl.withUnsafeMutableBufferPointer { kp in agree.withUnsafeMutableBufferPointer { ap in
+                    let out = UncheckedBox((np.baseAddress!, kp.baseAddress!, ap.baseAddress!))
+                    Parallel.forEach(rows.count) { i in
+                        let (bi, pos) = rows[i]
+                        let win = batch[bi]
                         let row = (bi * win.count + pos) * v
-                        scores[vi].nll.append(-Double(lp.data[row + win[pos + 1]]))
-                        if model != nil {
-                            var kl = 0.0
-                            var amaxF = 0, amaxQ = 0
-                            for j in 0..<v {
-                                let pf = Double(fp.data[row + j]), pq = Double(lp.data[row + j])
-                                kl += exp(pf) * (pf - pq)
-                                if fp.data[row + j] > fp.data[row + amaxF] { amaxF = j }
-                                if lp.data[row + j] > lp.data[row + amaxQ] { amaxQ = j }
-                            }
-                            scores[vi].kl.append(max(0, kl))
-                            if amaxF == amaxQ { scores[vi].top1Agree += 1 }
+                        out.value.0[i] = -Double(lp.data[row + win[pos + 1]])
+                        guard isVariant else { return }
+                        var sum = 0.0
+                        var amaxF = 0, amaxQ = 0
+                        for j in 0..<v {
+                            let pf = fp.data[row + j], pq = lp.data[row + j]
+                            sum += Double(exp(pf) * (pf - pq))
+                            if pf > fp.data[row + amaxF] { amaxF = j }
+                            if pq > lp.data[row + amaxQ] { amaxQ = j }
                         }
+                        out.value.1[i] = max(0, sum)
+                        out.value.2[i] = amaxF == amaxQ
                     }
+                } } }
+                scores[vi].nll += nll
+                if isVariant {
+                    scores[vi].kl += kl
+                    scores[vi].top1Agree += agree.filter { $0 }.count
                 }
             }
             w += batch.count
@@ -138,17 +152,24 @@ public struct Evaluator {
         return scores
     }
 
-    /// Row-wise log-softmax.
+    /// Row-wise log-softmax (rows in parallel; each row's sum accumulated in Double).
     public func logProbabilities(_ logits: Matrix) -> Matrix {
         var out = logits
         let v = logits.cols
-        for r in 0..<logits.rows {
-            var mx = -Float.infinity
-            for j in 0..<v { mx = max(mx, logits.data[r * v + j]) }
-            var s = 0.0
-            for j in 0..<v { s += exp(Double(logits.data[r * v + j] - mx)) }
-            let lse = mx + Float(log(s))
-            for j in 0..<v { out.data[r * v + j] = logits.data[r * v + j] - lse }
+        out.data.withUnsafeMutableBufferPointer { op in
+            logits.data.withUnsafeBufferPointer { lp in
+                let box = UncheckedBox((op.baseAddress!, lp.baseAddress!))
+                Parallel.forEach(logits.rows) { r in
+                    let (o, l) = box.value
+                    let row = l + r * v
+                    var mx = -Float.infinity
+                    for j in 0..<v { mx = max(mx, row[j]) }
+                    var s = 0.0
+                    for j in 0..<v { s += Double(exp(row[j] - mx)) }
+                    let lse = mx + Float(log(s))
+                    for j in 0..<v { o[r * v + j] = row[j] - lse }
+                }
+            }
         }
         return out
     }
