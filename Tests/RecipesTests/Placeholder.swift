@@ -1,2 +1,0 @@
-import XCTest
-final class RecipesPlaceholderTests: XCTestCase { func testBuilds() {} }
