@@ -138,7 +138,7 @@ public enum YAMLParser {
         if n >= 2, bytes[0] == 0xFF, bytes[1] == 0xFE { throw bom("UTF-16", "FF FE") }
 
         var line = 1, column = 1
-        var i = 0
+        var i = hasUTF8BOM(bytes) ? 3 : 0  // like libyaml, the mark does not count a UTF-8 BOM
         while i < n {
             let b = bytes[i]
             if b < 0x80 {
@@ -197,10 +197,14 @@ public enum YAMLParser {
         }
     }
 
+    static func hasUTF8BOM(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF
+    }
+
     /// 1-based line/column (columns in characters) of a byte offset into valid UTF-8.
     static func location(ofByteOffset offset: Int, in bytes: [UInt8], file: String) -> SourceLocation {
         var line = 1, column = 1
-        var i = 0
+        var i = hasUTF8BOM(bytes) ? 3 : 0
         let end = min(offset, bytes.count)
         while i < end {
             let b = bytes[i]
@@ -227,7 +231,8 @@ public enum YAMLParser {
                             message: "cannot initialize the YAML parser (out of memory)")
         }
         defer { yaml_parser_delete(parser) }
-        yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
+        // Leave the encoding to libyaml's detection: UTF-16/32 were refused above, so it picks UTF-8
+        // and skips a UTF-8 byte-order mark (setting YAML_UTF8_ENCODING explicitly would not).
 
         var builder = TreeBuilder(file: file, limits: limits)
         try bytes.withUnsafeBufferPointer { buffer in
