@@ -421,3 +421,18 @@ extension YAMLParserTests {
         assertError([0xEF, 0xBB, 0xBF] + Array("ab: ".utf8) + [0xFF], line: 1, column: 5, contains: ["not valid UTF-8"])
     }
 }
+
+extension YAMLParserTests {
+    func testDeepBlockSequencesOnOneLineAreRefused() {
+        // "- - - - x": each "- " opens a block sequence one column further right.
+        let text = String(repeating: "- ", count: 10_000) + "x\n"
+        assertError(text, line: 1, column: 2 * 64 + 1, contains: ["nesting is too deep", "64 levels"])
+    }
+
+    func testWholeFileOfOpenBracketsAtTheSizeLimitIsFast() {
+        let start = Date()
+        let bytes = [UInt8](repeating: UInt8(ascii: "["), count: 8 << 20)
+        assertError(bytes, line: 1, column: 65, contains: ["nesting is too deep"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2.0)
+    }
+}
