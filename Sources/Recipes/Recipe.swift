@@ -435,12 +435,10 @@ func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 extension YAMLNode {
-    /// The scalar's text, for any scalar (quoted or plain).
-    var scalarString: String? { if case .scalar(let s, _) = kind { return s }; return nil }
-    var isPlain: Bool { if case .scalar(_, let quoted) = kind { return !quoted }; return false }
-    var plainInt: Int? { isPlain ? asInt() : nil }
-    var plainDouble: Double? { isPlain ? asDouble() : nil }
-    var plainBool: Bool? { isPlain ? asBool() : nil }
+    var scalarString: String? { scalar }
+    var plainInt: Int? { isPlainScalar ? asInt() : nil }
+    var plainDouble: Double? { isPlainScalar ? asDouble() : nil }
+    var plainBool: Bool? { isPlainScalar ? asBool() : nil }
     var describedValue: String {
         if case .scalar(let s, let q) = kind { return q ? "the string \"\(s)\"" : "'\(s)'" }
         return kindName

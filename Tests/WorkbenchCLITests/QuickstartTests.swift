@@ -70,7 +70,7 @@ final class QuickstartTests: XCTestCase {
             return nil
         }
         XCTAssertEqual(code(RecipeError(location: SourceLocation(file: "r", line: 1, column: 1), keyPath: "", message: "")), 2)
-        XCTAssertEqual(code(YAMLError(SourceLocation(file: "r", line: 1, column: 1), "bad")), 2)
+        XCTAssertEqual(code(YAMLError(location: SourceLocation(file: "r", line: 1, column: 1), message: "bad")), 2)
         XCTAssertEqual(code(WorkbenchFailure.badInput("model")), 2)
         XCTAssertEqual(code(WorkbenchFailure.runtime("cholesky")), 1)
     }
