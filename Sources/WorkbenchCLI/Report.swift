@@ -99,6 +99,10 @@ struct RunReport: Codable {
         }
         out += "Summary (\(float?.scoredTokens ?? 0) scored tokens; a ΔNLL within 2 se of another is a tie)\n"
         out += t.render()
+        if !variants.isEmpty {
+            out += "\nFunction preservation (transforms with rounding off vs FP, worst token's ‖z′−z‖/‖z‖ on calibration windows): "
+            out += variants.map { "\($0.name) \(String(format: "%.1e", $0.invarianceError))" }.joined(separator: ", ") + "\n"
+        }
         let costs = variants.flatMap { v in v.costs.map { (v.name, $0) } }
         if !costs.isEmpty {
             var c = Table(["variant", "method", "seconds", "peak working set"])
