@@ -35,6 +35,13 @@ public struct Recipe {
         public var method: any QuantMethod.Type
         public var options: MethodOptions
         public var location: SourceLocation
+
+        /// `name(key=value, …)` with only the options that differ from their defaults.
+        public var summary: String {
+            let defaults = MethodOptions(defaultsOf: method.options).values
+            let changed = options.values.filter { defaults[$0.key] != $0.value }.sorted { $0.key < $1.key }
+            return method.name + (changed.isEmpty ? "" : "(" + changed.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")")
+        }
     }
     public struct Variant {
         public var name: String

@@ -113,7 +113,7 @@ struct RecipeRunner {
             }
             report.variants.append(VariantReport(name: v.name, scheme: v.scheme.label, weights: "\(v.scheme.weights)",
                                                  activations: "\(v.scheme.activations)",
-                                                 pipeline: v.pipeline.map { $0.method.name + ($0.options.values.isEmpty ? "" : "(" + $0.options.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")") },
+                                                 pipeline: v.pipeline.map(\.summary),
                                                  sites: pr.sites, costs: pr.costs, quantizeSeconds: pr.seconds,
                                                  invarianceError: invariance, log: pr.log))
             models.append(model)
