@@ -236,12 +236,17 @@ struct RecipeDecoder {
         return c
     }
 
+    /// The keys weight and activation schemes share: bits, symmetric, clip.
+    func gridFields(_ f: Fields, path: String, bits b: inout Int, symmetric: inout Bool, clip c: inout Double) throws {
+        if let v = f["bits"] { b = try bits(v, path + ".bits") }
+        if let v = f["symmetric"] { symmetric = try bool(v, path + ".symmetric") }
+        if let v = f["clip"] { c = try clip(v, path + ".clip") }
+    }
+
     func weights(_ n: YAMLNode, base: WeightScheme, path: String) throws -> WeightScheme {
         var w = base
         let f = try Fields(n, path: path, allowed: ["bits", "granularity", "symmetric", "clip"])
-        if let b = f["bits"] { w.bits = try bits(b, path + ".bits") }
-        if let s = f["symmetric"] { w.symmetric = try bool(s, path + ".symmetric") }
-        if let c = f["clip"] { w.clip = try clip(c, path + ".clip") }
+        try gridFields(f, path: path, bits: &w.bits, symmetric: &w.symmetric, clip: &w.clip)
         if let g = f["granularity"] {
             let gp = path + ".granularity"
             if let s = g.scalarString {
@@ -263,9 +268,7 @@ struct RecipeDecoder {
     func activations(_ n: YAMLNode, base: ActivationScheme, path: String) throws -> ActivationScheme {
         var a = base
         let f = try Fields(n, path: path, allowed: ["bits", "granularity", "symmetric", "clip"])
-        if let b = f["bits"] { a.bits = try bits(b, path + ".bits") }
-        if let s = f["symmetric"] { a.symmetric = try bool(s, path + ".symmetric") }
-        if let c = f["clip"] { a.clip = try clip(c, path + ".clip") }
+        try gridFields(f, path: path, bits: &a.bits, symmetric: &a.symmetric, clip: &a.clip)
         if let g = f["granularity"] {
             let s = try string(g, path + ".granularity")
             guard let v = ActivationScheme.Granularity(rawValue: s) else {
