@@ -80,7 +80,10 @@ public struct Pipeline {
             try m.prepare(model: model, seed: SeededGenerator.derive(seed, "prepare.\(i)"), log: { report.log.append($0) })
             charge(type(of: m).name, Date().timeIntervalSince(t), 0)
         }
-        var hidden = calibration.isEmpty ? Matrix(zeros: 0, model.config.hiddenSize) : runner.embed(model, windows: calibration)
+        // Methods that need no statistics produce the same model from any calibration set, so only
+        // the windows the per-site measurement reads are propagated (the same windows `measure` picks).
+        let propagated = needsCalibration ? calibration : Pipeline.measuredWindows(of: calibration)
+        var hidden = propagated.isEmpty ? Matrix(zeros: 0, model.config.hiddenSize) : runner.embed(model, windows: propagated)
         for block in model.blocks {
             progress("block \(block.index + 1)/\(model.blocks.count)")
             // Capture each site's input through the block's already processed sites, as deployed.
@@ -103,7 +106,7 @@ public struct Pipeline {
                 }
                 report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals))
             }
-            guard !calibration.isEmpty else {
+            guard !propagated.isEmpty else {
                 // No calibration data: methods that need none still run at every site.
                 for site in block.sites { try process(site, Matrix(zeros: 0, site.inFeatures)) }
                 continue
@@ -132,17 +135,31 @@ public struct Pipeline {
 
     /// Relative output error and outlier statistics of a processed site on (a deterministic sample
     /// of whole windows of) its calibration input.
+    /// Indices of the whole windows (out of `windows` of `windowLength` rows) that the per-site
+    /// statistics read: all of them up to `measureRows` rows, else evenly spaced ones.
+    public static func measuredWindowIndices(windows: Int, windowLength: Int) -> [Int] {
+        guard windows * windowLength > measureRows, windowLength > 0 else { return Array(0..<windows) }
+        let keep = max(1, measureRows / windowLength)
+        return (0..<keep).map { $0 * windows / keep }
+    }
+
+    /// The calibration windows the per-site statistics read.
+    static func measuredWindows(of calibration: [[Int]]) -> [[Int]] {
+        let indices = measuredWindowIndices(windows: calibration.count, windowLength: calibration.first?.count ?? 0)
+        return indices.map { calibration[$0] }
+    }
+
     static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)]) -> SiteReport {
         var rawInput = full
-        if full.rows > measureRows, windowLength > 0 {
-            let windows = full.rows / windowLength, keep = max(1, measureRows / windowLength)
-            var rows: [Float] = []
-            rows.reserveCapacity(keep * windowLength * full.cols)
-            for i in 0..<keep {
-                let w = i * windows / keep
-                rows += full.data[(w * windowLength * full.cols)..<((w + 1) * windowLength * full.cols)]
+        if windowLength > 0 {
+            let indices = measuredWindowIndices(windows: full.rows / windowLength, windowLength: windowLength)
+            if indices.count * windowLength < full.rows {
+                let width = windowLength * full.cols
+                var rows: [Float] = []
+                rows.reserveCapacity(indices.count * width)
+                for w in indices { rows += full.data[(w * width)..<((w + 1) * width)] }
+                rawInput = Matrix(rows: indices.count * windowLength, cols: full.cols, data: rows)
             }
-            rawInput = Matrix(rows: keep * windowLength, cols: full.cols, data: rows)
         }
         var num = 0.0, den = 0.0
         var deployedInput = rawInput

@@ -68,6 +68,23 @@ final class SyntheticPipelineTests: XCTestCase {
         XCTAssertLessThan(runner.logits(model, windows: [cal[0]], mode: .float).relativeError(to: z), 1e-6)
         XCTAssertGreaterThan(runner.logits(model, windows: [cal[0]], mode: .quantized).relativeError(to: z), 1e-4)
     }
+
+    func testDataFreeMethodsPropagateOnlyTheMeasuredWindowsWithTheSameStatistics() throws {
+        // 40 windows of 128 rows exceed the measurement budget, so statistics read 32 of them.
+        let cal = SyntheticModel.tokens(seed: 6, windows: 40, length: 128)
+        XCTAssertEqual(Pipeline.measuredWindowIndices(windows: 40, windowLength: 128).count, Pipeline.measureRows / 128)
+        func run(_ method: QuantizeAll) throws -> [SiteReport] {
+            let model = SyntheticModel.make(seed: 0)
+            _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 8)), overrides: [])
+            return try Pipeline(methods: [method]).run(model: model, calibration: cal, runner: runner).sites
+        }
+        let dataFree = try run(QuantizeAll()), fullPropagation = try run(QuantizeAll(needs: .inputs))
+        XCTAssertEqual(dataFree.count, fullPropagation.count)
+        for (a, b) in zip(dataFree, fullPropagation) {
+            XCTAssertEqual(a.relativeOutputError, b.relativeOutputError, accuracy: 1e-5 * b.relativeOutputError, a.site)
+            XCTAssertEqual(a.inputMaxBefore, b.inputMaxBefore, accuracy: 1e-5 * b.inputMaxBefore, a.site)
+        }
+    }
 }
 
 /// A minimal weight quantizer for pipeline tests (RTN lives in its own plugin).
@@ -75,9 +92,9 @@ final class QuantizeAll: QuantMethod {
     static let name = "quantize_all"
     static let summary = "test"
     static let options: [OptionSpec] = []
-    init() {}
-    init(options: MethodOptions) throws {}
-    var needs: CalibrationNeeds { [] }
+    let needs: CalibrationNeeds
+    init(needs: CalibrationNeeds = []) { self.needs = needs }
+    init(options: MethodOptions) throws { needs = [] }
     var quantizesWeights: Bool { true }
     func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
     func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
