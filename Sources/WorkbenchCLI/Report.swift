@@ -32,6 +32,20 @@ struct VariantReport: Codable {
     var scores: ScoreSummary?
 }
 
+/// Two variants compared on the same tokens: `deltaNLL` = mean NLL(a) − NLL(b) per token, with the
+/// standard error of that paired difference. Under two standard errors it is a tie.
+struct PairedComparison: Codable {
+    var a: String, b: String
+    var deltaNLL: Double, standardError: Double
+    var verdict: String
+
+    init(a: String, b: String, nllA: [Double], nllB: [Double]) {
+        let d = Stats.pairedDifference(nllA, nllB)
+        self.a = a; self.b = b; deltaNLL = d.mean; standardError = d.se
+        verdict = abs(d.mean) < 2 * d.se ? "tie" : d.mean < 0 ? "\(a) better" : "\(b) better"
+    }
+}
+
 /// Everything a run measured; rendered as tables on stdout and as JSON with `--json`.
 struct RunReport: Codable {
     var recipe: String
@@ -43,11 +57,13 @@ struct RunReport: Codable {
     var float: ScoreSummary?
     var variants: [VariantReport] = []
     var wallSeconds: Double = 0
+    /// Every pair of variants (FP excluded: the summary compares each with FP).
+    var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded).
     var nll: [[Double]] = []
 
     enum CodingKeys: String, CodingKey {
-        case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, wallSeconds
+        case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
     }
 
     init(recipe: String, model: String, evaluationText: String, protocolDescription: String, calibration: String, threads: Int) {
@@ -66,6 +82,10 @@ struct RunReport: Codable {
         }
         float = summary(scores[0])
         for i in variants.indices { variants[i].scores = summary(scores[i + 1]) }
+        comparisons = []
+        for i in variants.indices { for j in variants.indices where j > i {
+            comparisons.append(PairedComparison(a: variants[i].name, b: variants[j].name, nllA: scores[i + 1].nll, nllB: scores[j + 1].nll))
+        } }
     }
 
     func render(perSite: Bool) -> String {
@@ -99,6 +119,11 @@ struct RunReport: Codable {
         }
         out += "Summary (\(float?.scoredTokens ?? 0) scored tokens; a ΔNLL within 2 se of another is a tie)\n"
         out += t.render()
+        if !comparisons.isEmpty {
+            var c = Table(["variant a", "variant b", "ΔNLL a − b", "± se (paired)", "verdict (tie: |Δ| < 2 se)"])
+            for p in comparisons { c.add([p.a, p.b, f(p.deltaNLL, 4), f(p.standardError, 4), p.verdict]) }
+            out += "\nPaired comparisons (same tokens)\n" + c.render()
+        }
         if !variants.isEmpty {
             out += "\nFunction preservation (transforms with rounding off vs FP, worst token's ‖z′−z‖/‖z‖ on calibration windows): "
             out += variants.map { "\($0.name) \(String(format: "%.1e", $0.invarianceError))" }.joined(separator: ", ") + "\n"

@@ -34,7 +34,19 @@ final class QuickstartTests: XCTestCase {
         XCTAssertLessThan(ppl["RTN W8A8"]!, ppl["RTN W4A8"]!)
         XCTAssertLessThan(ppl["RTN W4A8"]!, ppl["RTN W4A4"]!)
         XCTAssertLessThan(ppl["RTN W4A4 down@8"]!, ppl["RTN W4A4"]!)
+        // Every pair compared on the same tokens; a − b equals the difference of their ΔNLL vs FP.
+        XCTAssertEqual(report.comparisons.count, 10)
+        for c in report.comparisons {
+            let a = report.variants.first { $0.name == c.a }!.scores!, b = report.variants.first { $0.name == c.b }!.scores!
+            XCTAssertEqual(c.deltaNLL, a.deltaNLL - b.deltaNLL, accuracy: 1e-9)
+            XCTAssertGreaterThan(c.standardError, 0)
+        }
+        let verdicts = Dictionary(uniqueKeysWithValues: report.comparisons.map { ("\($0.a) | \($0.b)", $0.verdict) })
+        XCTAssertEqual(verdicts["RTN W8A8 | RTN W4A4"], "RTN W8A8 better")
+        XCTAssertEqual(verdicts["RTN W4A4 | RTN W4A4 down@8"], "RTN W4A4 down@8 better")
+        XCTAssertEqual(verdicts["RTN W4A8 | RTN W4A16"], "tie")
         let text = report.render(perSite: true)
+        XCTAssertTrue(text.contains("Paired comparisons"))
         XCTAssertTrue(text.contains("layers.3.down"))
         XCTAssertTrue(text.contains("FP = the model's stored weights as f32"))
     }
