@@ -193,8 +193,11 @@ public enum KernelBenchmark {
         #if arch(x86_64)
         switch path {
         case .vnni:
-            return ({ (Double(AVX512F32.peakLoop($0)), 384) }, { (Double(AVX512Int.peakLoop($0)), 768) }, "vpdpbusd")
+            // Ops count a multiply and an add each, as the GEMM rows do (2·M·N·K): 12 FMAs × 16 lanes × 2;
+            // 12 vpdpbusd × 64 u8·s8 products × 2.
+            return ({ (Double(AVX512F32.peakLoop($0)), 384) }, { (Double(AVX512Int.peakLoop($0)), 1536) }, "vpdpbusd")
         case .avx2:
+            // 12 FMAs × 8 lanes × 2; 8 vpmaddubsw × 32 u8·s8 products × 2.
             return ({ (Double(AVX2F32.peakLoop($0)), 192) }, { (Double(AVX2Int.peakLoop($0)), 512) }, "vpmaddubsw+vpaddw")
         case .portable: break
         }

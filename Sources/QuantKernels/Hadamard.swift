@@ -1,6 +1,7 @@
 import Foundation
 #if arch(x86_64)
 import QuantKernelsAVX2
+import QuantKernelsAVX512
 #endif
 
 /// Orthonormal Hadamard transforms applied to rows, `x ← x·Mᵀ` with `M = (H_K ⊗ H_{2^m})/√n`.
@@ -72,6 +73,7 @@ public struct HadamardTransform: Sendable {
         let fqSIMD = KernelDispatch.active != .portable
         #if arch(x86_64)
         let simd = KernelDispatch.active != .portable && pow2 >= 8
+        let avx512 = KernelDispatch.active == .vnni && pow2 >= 16
         #endif
         hk.withUnsafeBufferPointer { hp in
             Parallel.forEach(chunks, threads: chunks) { c in
@@ -82,7 +84,11 @@ public struct HadamardTransform: Sendable {
                 #if arch(x86_64)
                 if simd {
                     for r in r0..<r1 {
-                        AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                        if avx512 {
+                            AVX512Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                        } else {
+                            AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                        }
                         if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                     }
                     return

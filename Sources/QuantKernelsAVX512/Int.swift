@@ -93,7 +93,7 @@ public enum AVX512Int {
         UnsafeMutableRawPointer(out).storeBytes(of: _mm512_add_epi32(c0, c1), as: __m512i.self)
     }
 
-    /// Practical VNNI peak: `n` iterations of 12 independent `vpdpbusd` (12·64 = 768 integer ops).
+    /// Practical VNNI peak: `n` iterations of 12 independent `vpdpbusd` (12·64 u8·s8 multiply-adds = 1,536 integer ops).
     public static func peakLoop(_ n: Int) -> Int32 {
         let x = _mm512_set1_epi8(3), w = _mm512_set1_epi8(1)
         var c = [__m512i](repeating: _mm512_setzero_si512(), count: 12)

@@ -63,6 +63,25 @@ final class TransformTests: XCTestCase {
         }
     }
 
+    /// The SIMD row kernels (AVX2 for 2^m ≥ 8, AVX-512 for 2^m ≥ 16) do the portable kernel's
+    /// arithmetic in the same order, so every path gives the same bits, both directions.
+    func testEveryPathMatchesThePortableKernelExactly() throws {
+        var rng = TestRNG(9)
+        for n in [8, 16, 32, 48, 96, 192, 256, 576, 1024, 1536] {
+            let h = try HadamardTransform(size: n)
+            let x = rng.floats(5 * n)
+            for transpose in [false, true] {
+                var want = x
+                KernelDispatch.with(.portable) { want.withUnsafeMutableBufferPointer { h.apply($0.baseAddress!, rows: 5, transpose: transpose) } }
+                forEachPath { path in
+                    var got = x
+                    got.withUnsafeMutableBufferPointer { h.apply($0.baseAddress!, rows: 5, transpose: transpose) }
+                    XCTAssertEqual(got, want, "\(path) n = \(n) (\(h.construction)) transpose \(transpose)")
+                }
+            }
+        }
+    }
+
     func testThreadsBitIdentical() throws {
         var rng = TestRNG(8)
         let h = try HadamardTransform(size: 1536)
