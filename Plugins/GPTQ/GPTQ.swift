@@ -167,59 +167,75 @@ public final class GPTQ: QuantMethod {
     }
 
     /// `U` with `H⁻¹ = UᵀU`, U upper triangular (k×k row-major), or nil when `H` is not positive definite.
-    /// Lower Cholesky of H → its inverse → H⁻¹ = L⁻ᵀL⁻¹ → lower Cholesky of H⁻¹ (= Uᵀ).
+    ///
+    /// One Cholesky and one triangular inverse: with `J` the reversal permutation, the lower Cholesky
+    /// factor `L′` of `J·H·J` gives `H = R·Rᵀ` with `R = J·L′·J` upper triangular, so
+    /// `H⁻¹ = R⁻ᵀ·R⁻¹` and `U = R⁻¹` (upper, positive diagonal: the same U as the Cholesky of `H⁻¹`).
     public static func upperCholeskyOfInverse(_ h: [Double], _ k: Int) -> [Double]? {
-        guard let l = cholesky(h, k) else { return nil }
-        // Inverse of the lower-triangular L, row by row (forward substitution on the identity).
-        var li = [Double](repeating: 0, count: k * k)
-        for i in 0..<k {
-            li[i * k + i] = 1 / l[i * k + i]
-            for j in 0..<i {
-                var s = 0.0
-                for p in j..<i { s += l[i * k + p] * li[p * k + j] }
-                li[i * k + j] = -s / l[i * k + i]
-            }
-        }
-        // H⁻¹ = L⁻ᵀ·L⁻¹: (H⁻¹)_ij = Σ_{p ≥ max(i,j)} Li_pi·Li_pj. Use the transpose for contiguous rows.
-        var lit = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in 0...i { lit[j * k + i] = li[i * k + j] } }
-        var hinv = [Double](repeating: 0, count: k * k)
-        lit.withUnsafeBufferPointer { t in
-            hinv.withUnsafeMutableBufferPointer { out in
-                let box = UncheckedBox((t.baseAddress!, out.baseAddress!))
-                Parallel.forEach(k) { i in
-                    let (tp, op) = box.value
-                    for j in 0...i {
-                        let lo = i   // rows of L⁻¹ with p ≥ i (and ≥ j since j ≤ i)
-                        var s = 0.0
-                        for p in lo..<k { s += tp[i * k + p] * tp[j * k + p] }
-                        op[i * k + j] = s; op[j * k + i] = s
+        var reversed = [Double](repeating: 0, count: k * k)
+        for i in 0..<k { for j in 0..<k { reversed[i * k + j] = h[(k - 1 - i) * k + (k - 1 - j)] } }
+        guard let lr = cholesky(reversed, k) else { return nil }
+        var r = [Double](repeating: 0, count: k * k)
+        for i in 0..<k { for j in i..<k { r[i * k + j] = lr[(k - 1 - i) * k + (k - 1 - j)] } }
+        // U = R⁻¹ by back substitution, bottom row first: U_ii = 1/R_ii and, for j > i,
+        // U_ij = −(Σ_{i<p≤j} R_ip·U_pj)/R_ii — accumulated as axpys over the finished rows p of U.
+        var u = [Double](repeating: 0, count: k * k)
+        var acc = [Double](repeating: 0, count: k)
+        u.withUnsafeMutableBufferPointer { up in
+            acc.withUnsafeMutableBufferPointer { ap in
+                let u = up.baseAddress!, acc = ap.baseAddress!
+                for i in stride(from: k - 1, through: 0, by: -1) {
+                    for j in i..<k { acc[j] = 0 }
+                    for p in (i + 1)..<max(i + 1, k) {
+                        let c = r[i * k + p]
+                        if c == 0 { continue }
+                        let row = u + p * k
+                        for j in p..<k { acc[j] += c * row[j] }
                     }
+                    let d = 1 / r[i * k + i]
+                    u[i * k + i] = d
+                    for j in (i + 1)..<max(i + 1, k) { u[i * k + j] = -acc[j] * d }
                 }
             }
         }
-        guard let l2 = cholesky(hinv, k) else { return nil }
-        var u = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in 0...i { u[j * k + i] = l2[i * k + j] } }
         return u
     }
 
     /// Lower Cholesky factor (row-major), or nil if a pivot is not positive and finite.
+    /// The inner products run in eight interleaved partial sums (contiguous rows, vectorizable).
     public static func cholesky(_ a: [Double], _ k: Int) -> [Double]? {
         var l = [Double](repeating: 0, count: k * k)
-        for i in 0..<k {
-            for j in 0...i {
-                var s = a[i * k + j]
-                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
-                if i == j {
-                    guard s > 0, s.isFinite else { return nil }
-                    l[i * k + i] = s.squareRoot()
-                } else {
-                    l[i * k + j] = s / l[j * k + j]
+        let ok = l.withUnsafeMutableBufferPointer { lp -> Bool in
+            let l = lp.baseAddress!
+            for i in 0..<k {
+                for j in 0...i {
+                    let s = a[i * k + j] - dot(l + i * k, l + j * k, j)
+                    if i == j {
+                        guard s > 0, s.isFinite else { return false }
+                        l[i * k + i] = s.squareRoot()
+                    } else {
+                        l[i * k + j] = s / l[j * k + j]
+                    }
                 }
             }
+            return true
         }
-        return l
+        return ok ? l : nil
+    }
+
+    /// `Σ_{p<n} x[p]·y[p]` in eight interleaved partial sums, then the tail.
+    @inline(__always)
+    static func dot(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ n: Int) -> Double {
+        var v = SIMD8<Double>()
+        var p = 0
+        while p + 8 <= n {
+            v.addProduct(UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Double>.self),
+                         UnsafeRawPointer(y + p).loadUnaligned(as: SIMD8<Double>.self))
+            p += 8
+        }
+        var s = v.sum()
+        while p < n { s += x[p] * y[p]; p += 1 }
+        return s
     }
 
     public func estimate(site: Site, tokens: Int) -> (seconds: Double, bytes: Int) {

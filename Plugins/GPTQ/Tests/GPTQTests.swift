@@ -109,6 +109,38 @@ final class GPTQTests: XCTestCase {
         XCTAssertEqual(u[2], 0)
     }
 
+    /// UᵀU·H = I on a random, ill-conditioned positive-definite matrix larger than the SIMD width.
+    func testUpperFactorOfTheInverseOnARandomHessian() {
+        let k = 45
+        let x = randomMatrix(200, k, seed: 11)
+        var h = [Double](repeating: 0, count: k * k)
+        for r in 0..<x.rows { for i in 0..<k { for j in 0..<k { h[i * k + j] += Double(x[r, i]) * Double(x[r, j]) * (j == 3 ? 1e3 : 1) * (i == 3 ? 1e3 : 1) } } }
+        for i in 0..<k { h[i * k + i] += 1e-3 }
+        let u = GPTQ.upperCholeskyOfInverse(h, k)!
+        var worst = 0.0
+        for i in 0..<k {
+            for j in 0..<i { XCTAssertEqual(u[i * k + j], 0) }
+            XCTAssertGreaterThan(u[i * k + i], 0)
+            for j in 0..<k {
+                // (UᵀU·H)_ij = Σ_p U_pi · (U·H)_pj
+                var s = 0.0
+                for p in 0..<k {
+                    var uh = 0.0
+                    for q in 0..<k { uh += u[p * k + q] * h[q * k + j] }
+                    s += u[p * k + i] * uh
+                }
+                worst = max(worst, abs(s - (i == j ? 1 : 0)))
+            }
+        }
+        XCTAssertLessThan(worst, 1e-8)
+        let l = GPTQ.cholesky(h, k)!
+        for i in 0..<k { for j in 0...i {
+            var s = 0.0
+            for p in 0...j { s += l[i * k + p] * l[j * k + p] }
+            XCTAssertEqual(s, h[i * k + j], accuracy: 1e-9 * abs(h[i * k + i]))
+        } }
+    }
+
     func testPipelineRunsGPTQOnTheSyntheticModel() throws {
         let model = SyntheticModel.make(seed: 0)
         _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 8)), overrides: [])
