@@ -38,6 +38,12 @@ public final class DecoderBlock {
     /// Optional per-head, per-token quantization of Q, K, V after RoPE (attention-side quantization).
     public var attentionQuantization: AttentionQuantization?
 
+    /// True when running `.quantized` differs from `.quantizedWeights`: some site quantizes its
+    /// input activations, or attention quantizes Q/K/V.
+    public var quantizesActivations: Bool {
+        attentionQuantization != nil || sites.contains { $0.activationScheme.isQuantized }
+    }
+
     public init(index: Int, attentionNorm: [Float], mlpNorm: [Float], qkv: Site, o: Site, gateUp: Site, down: Site) {
         self.index = index; self.attentionNorm = attentionNorm; self.mlpNorm = mlpNorm
         self.qkv = qkv; self.o = o; self.gateUp = gateUp; self.down = down

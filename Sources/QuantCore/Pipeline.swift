@@ -115,8 +115,10 @@ public struct Pipeline {
                                                       mode: .quantized, visit: process)
             switch propagation {
             case .quantized: hidden = stepped
-            case .floatActivations:
+            case .floatActivations where block.quantizesActivations:
                 hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .quantizedWeights)
+            case .floatActivations:
+                hidden = stepped   // nothing in the block rounds activations: the same pass, bit for bit
             case .floatModel:
                 hidden = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: windowLength, mode: .float)
             }

@@ -69,6 +69,23 @@ final class SyntheticPipelineTests: XCTestCase {
         XCTAssertGreaterThan(runner.logits(model, windows: [cal[0]], mode: .quantized).relativeError(to: z), 1e-4)
     }
 
+    /// The pipeline reuses the quantized pass for `float_activations` propagation when nothing in a
+    /// block rounds activations; that is only sound if the two modes then give the same bits.
+    func testWeightOnlyBlocksRunTheSameInQuantizedAndQuantizedWeightsModes() throws {
+        let model = SyntheticModel.make(seed: 0)
+        _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 16)), overrides: [])
+        _ = try Pipeline(methods: [QuantizeAll()]).run(model: model, calibration: [], runner: runner)
+        let block = model.blocks[1]
+        XCTAssertFalse(block.quantizesActivations)
+        let hidden = runner.embed(model, windows: SyntheticModel.tokens(seed: 7, windows: 2, length: 24))
+        let a = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: 24, mode: .quantized)
+        let b = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: 24, mode: .quantizedWeights)
+        XCTAssertEqual(a.data, b.data)
+        XCTAssertNotEqual(a.data, runner.runBlock(block, config: model.config, hidden: hidden, windowLength: 24, mode: .float).data)
+        _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 4), activations: ActivationScheme(bits: 8)), overrides: [])
+        XCTAssertTrue(block.quantizesActivations)
+    }
+
     func testDataFreeMethodsPropagateOnlyTheMeasuredWindowsWithTheSameStatistics() throws {
         // 40 windows of 128 rows exceed the measurement budget, so statistics read 32 of them.
         let cal = SyntheticModel.tokens(seed: 6, windows: 40, length: 128)
