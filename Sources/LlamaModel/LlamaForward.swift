@@ -27,16 +27,20 @@ public struct LlamaForward: DecoderRunner {
 
     public func stepThroughBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode,
                                  visit: (Site, Matrix) throws -> Void) rethrows -> Matrix {
+        // `visit` may fold a new transform into the operation that produced the site's input (a
+        // norm weight, up_proj's or v_proj's rows), which already ran: the block continues with the
+        // input that operation now produces, i.e. the captured input with those transforms applied.
+        func visited(_ site: Site, _ input: Matrix) throws -> Matrix {
+            let before = site.transforms.count
+            try visit(site, input)
+            return site.applyingFoldedTransforms(to: input, addedSince: before)
+        }
         var h = hidden
-        let attnIn = LlamaForward.rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps)
-        try visit(block.qkv, attnIn)
-        let attn = attention(block, config: config, qkv: block.qkv.forward(attnIn, mode: mode), windowLength: windowLength, mode: mode)
-        try visit(block.o, attn)
+        let attnIn = try visited(block.qkv, LlamaForward.rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps))
+        let attn = try visited(block.o, attention(block, config: config, qkv: block.qkv.forward(attnIn, mode: mode), windowLength: windowLength, mode: mode))
         add(&h, block.o.forward(attn, mode: mode)[0])
-        let mlpIn = LlamaForward.rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps)
-        try visit(block.gateUp, mlpIn)
-        let act = swiglu(block.gateUp.forward(mlpIn, mode: mode))
-        try visit(block.down, act)
+        let mlpIn = try visited(block.gateUp, LlamaForward.rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps))
+        let act = try visited(block.down, swiglu(block.gateUp.forward(mlpIn, mode: mode)))
         add(&h, block.down.forward(act, mode: mode)[0])
         return h
     }

@@ -123,6 +123,16 @@ public final class Site {
         for step in transforms { step.transform.applyToActivations(&x) }
     }
 
+    /// `x` with the folded (not online) transforms from index `start` on applied: what the site's
+    /// producer emits once those transforms are folded into it. Returns `x` when there are none.
+    public func applyingFoldedTransforms(to x: Matrix, addedSince start: Int) -> Matrix {
+        let folded = transforms.dropFirst(start).filter { $0.placement != .online }
+        guard !folded.isEmpty else { return x }
+        var y = x
+        for step in folded { step.transform.applyToActivations(&y) }
+        return y
+    }
+
     /// Applies the online transforms to a run-time input.
     public func applyOnlineTransforms(_ x: inout Matrix) {
         for step in transforms where step.placement == .online { step.transform.applyToActivations(&x) }

@@ -69,6 +69,26 @@ final class SyntheticPipelineTests: XCTestCase {
         XCTAssertGreaterThan(runner.logits(model, windows: [cal[0]], mode: .quantized).relativeError(to: z), 1e-4)
     }
 
+    /// A site visit that folds a scale into the producer of the site's input (norm weight, up_proj
+    /// rows) must not leave the rest of the block running on the stale input: the stepped output
+    /// equals a fresh run of the block as it ends up.
+    func testFoldsMadeWhileSteppingReachTheRestOfTheBlock() {
+        let model = SyntheticModel.make(seed: 0)
+        let block = model.blocks[1]
+        let hidden = runner.embed(model, windows: SyntheticModel.tokens(seed: 8, windows: 2, length: 24))
+        var rng = SeededGenerator(seed: 3)
+        let stepped = runner.stepThroughBlock(block, config: model.config, hidden: hidden, windowLength: 24, mode: .float) { site, _ in
+            let s = (0..<site.inFeatures).map { _ in Float.random(in: 0.25...4, using: &rng) }
+            model.smooth(site, in: block, by: s, addedBy: "test")
+        }
+        XCTAssertTrue(block.allSitesHaveFoldedScales)
+        let fresh = runner.runBlock(block, config: model.config, hidden: hidden, windowLength: 24, mode: .float)
+        XCTAssertLessThan(stepped.relativeError(to: fresh), 1e-5)
+        // …and both still compute the original block.
+        let original = runner.runBlock(SyntheticModel.make(seed: 0).blocks[1], config: model.config, hidden: hidden, windowLength: 24, mode: .float)
+        XCTAssertLessThan(fresh.relativeError(to: original), 1e-5)
+    }
+
     /// The pipeline reuses the quantized pass for `float_activations` propagation when nothing in a
     /// block rounds activations; that is only sound if the two modes then give the same bits.
     func testWeightOnlyBlocksRunTheSameInQuantizedAndQuantizedWeightsModes() throws {
@@ -102,6 +122,11 @@ final class SyntheticPipelineTests: XCTestCase {
             XCTAssertEqual(a.inputMaxBefore, b.inputMaxBefore, accuracy: 1e-5 * b.inputMaxBefore, a.site)
         }
     }
+}
+
+extension DecoderBlock {
+    /// Every site carries a diagonal scale that is folded upstream or (GQA's o) online.
+    var allSitesHaveFoldedScales: Bool { sites.allSatisfy { !$0.transforms.isEmpty } }
 }
 
 /// A minimal weight quantizer for pipeline tests (RTN lives in its own plugin).
