@@ -53,7 +53,7 @@ var targets: [Target] = [
 #if arch(x86_64)
 targets.append(.target(name: "QuantKernelsAVX2", path: "Sources/QuantKernelsAVX2",
                        swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "haswell"])]))
-targets.append(.target(name: "QuantKernelsAVX512", path: "Sources/QuantKernelsAVX512",
+targets.append(.target(name: "QuantKernelsAVX512", dependencies: ["QuantKernelsAVX2"], path: "Sources/QuantKernelsAVX512",
                        swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "cascadelake"])]))
 #endif
 for method in methods {

@@ -76,9 +76,17 @@ public enum AVX2Hadamard {
             raw.storeBytes(of: v, toByteOffset: 4 * i, as: V.self)
             i += 8
         }
-        // Remaining strides two at a time (radix 4: h and 2h in one load/store pass), then a last
-        // radix-2 stage when log2(n/8) is odd. Same butterflies, same order per element.
-        var h = 8
+        butterflies(x, n, from: 8)
+    }
+
+    /// The FWHT stages with strides h0, 2·h0, … < n on 8-lane vectors (h0 ≥ 8): two at a time
+    /// (radix 4: h and 2h in one load/store pass), then a last radix-2 stage when log2(n/h0) is
+    /// odd. Same butterflies, same order per element as the portable FWHT.
+    @inline(__always)
+    public static func butterflies(_ x: UnsafeMutablePointer<Float>, _ n: Int, from h0: Int) {
+        typealias V = SIMD8<Float>
+        let raw = UnsafeMutableRawPointer(x)
+        var h = h0
         while 4 &* h <= n {
             var b = 0
             while b < n {

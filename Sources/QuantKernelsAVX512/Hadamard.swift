@@ -2,6 +2,7 @@
 // element and in the same order, as the portable and AVX2 kernels, so all three give the same bits.
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import QuantKernelsAVX2
 
 public enum AVX512Hadamard {
     typealias V = SIMD16<Float>
@@ -104,34 +105,8 @@ public enum AVX512Hadamard {
             raw.storeBytes(of: v, toByteOffset: 4 * i, as: V.self)
             i += 16
         }
-        // Remaining strides two at a time (radix 4), then a last radix-2 stage when log2(n/16) is odd.
-        var h = 16
-        while 4 &* h <= n {
-            var b = 0
-            while b < n {
-                var j = b
-                while j < b &+ h {
-                    let o0 = 4 &* j, o1 = 4 &* (j &+ h), o2 = 4 &* (j &+ 2 &* h), o3 = 4 &* (j &+ 3 &* h)
-                    let x0 = raw.load(fromByteOffset: o0, as: V.self), x1 = raw.load(fromByteOffset: o1, as: V.self)
-                    let x2 = raw.load(fromByteOffset: o2, as: V.self), x3 = raw.load(fromByteOffset: o3, as: V.self)
-                    let y0 = x0 + x1, y1 = x0 - x1, y2 = x2 + x3, y3 = x2 - x3
-                    raw.storeBytes(of: y0 + y2, toByteOffset: o0, as: V.self); raw.storeBytes(of: y1 + y3, toByteOffset: o1, as: V.self)
-                    raw.storeBytes(of: y0 - y2, toByteOffset: o2, as: V.self); raw.storeBytes(of: y1 - y3, toByteOffset: o3, as: V.self)
-                    j &+= 16
-                }
-                b &+= 4 &* h
-            }
-            h &*= 4
-        }
-        if h < n {
-            var j = 0
-            while j < h {
-                let u = raw.load(fromByteOffset: 4 &* j, as: V.self), w = raw.load(fromByteOffset: 4 &* (j &+ h), as: V.self)
-                raw.storeBytes(of: u + w, toByteOffset: 4 &* j, as: V.self)
-                raw.storeBytes(of: u - w, toByteOffset: 4 &* (j &+ h), as: V.self)
-                j &+= 16
-            }
-        }
+        // The strides ≥ 16 are load/store-bound: the AVX2 butterflies serve.
+        AVX2Hadamard.butterflies(x, n, from: 16)
     }
 }
 #endif
