@@ -186,7 +186,7 @@ public final class GPTQ: QuantMethod {
                 let u = up.baseAddress!, acc = ap.baseAddress!
                 for i in stride(from: k - 1, through: 0, by: -1) {
                     for j in i..<k { acc[j] = 0 }
-                    for p in (i + 1)..<max(i + 1, k) {
+                    for p in (i + 1)..<k {
                         let c = r[i * k + p]
                         if c == 0 { continue }
                         let row = u + p * k
@@ -194,7 +194,7 @@ public final class GPTQ: QuantMethod {
                     }
                     let d = 1 / r[i * k + i]
                     u[i * k + i] = d
-                    for j in (i + 1)..<max(i + 1, k) { u[i * k + j] = -acc[j] * d }
+                    for j in (i + 1)..<k { u[i * k + j] = -acc[j] * d }
                 }
             }
         }

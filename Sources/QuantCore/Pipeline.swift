@@ -135,8 +135,6 @@ public struct Pipeline {
     /// windows, at most this many rows (the statistics need far fewer rows than the methods).
     public static let measureRows = 4096
 
-    /// Relative output error and outlier statistics of a processed site on (a deterministic sample
-    /// of whole windows of) its calibration input.
     /// Indices of the whole windows (out of `windows` of `windowLength` rows) that the per-site
     /// statistics read: all of them up to `measureRows` rows, else evenly spaced ones.
     public static func measuredWindowIndices(windows: Int, windowLength: Int) -> [Int] {
@@ -151,6 +149,8 @@ public struct Pipeline {
         return indices.map { calibration[$0] }
     }
 
+    /// Relative output error and outlier statistics of a processed site on (a deterministic sample
+    /// of whole windows of) its calibration input.
     static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)]) -> SiteReport {
         var rawInput = full
         if windowLength > 0 {
