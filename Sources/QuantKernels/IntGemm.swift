@@ -63,16 +63,43 @@ public enum IntGemm {
     }
 
     typealias Dots = (Int, UnsafePointer<UInt8>, Int, UnsafePointer<UInt8>, Int, Bool, UnsafeMutablePointer<Int32>) -> Void
+    typealias Compensate = (Int, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Float>,
+                            UnsafePointer<Int32>, UnsafePointer<Int32>, Int, Int32, UnsafeMutablePointer<Float>,
+                            UnsafeMutablePointer<Int32>?, Int, Int) -> Void
+    typealias StoreTile = (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
+                           UnsafePointer<Float>?) -> Void
 
-    static func kernel(_ path: KernelPath) -> (mr: Int, dots: Dots) {
+    /// One ISA path's tile: raw dot products of `mr` rows × 16 columns, the per-group zero-point
+    /// compensation and scaling, and the final store (see `portableCompensate` / `portableStoreTile`).
+    struct TileKernel {
+        var mr: Int
+        var dots: Dots
+        var compensate: Compensate = portableCompensate
+        var store: StoreTile = portableStoreTile
+    }
+
+    static func kernel(_ path: KernelPath, int4: Bool, activationBits: Int) -> TileKernel {
         #if arch(x86_64)
         switch path {
-        case .vnni: return (AVX512Int.mr, AVX512Int.dots)
-        case .avx2: return (AVX2Int.mr, AVX2Int.dots)
+        case .vnni:
+            return TileKernel(mr: AVX512Int.mr, dots: AVX512Int.dots,
+                              compensate: { AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
+                                                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10,
+                                                               accStride: $11, cols: $12) },
+                              store: { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) })
+        case .avx2:
+            // W4A4: activations ≤ 15 let 16-bit lanes accumulate longer.
+            let dots: Dots = int4 && activationBits <= 4 ? { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
+                                                         : AVX2Int.dots
+            return TileKernel(mr: AVX2Int.mr, dots: dots,
+                              compensate: { AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
+                                                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10,
+                                                               accStride: $11, cols: $12) },
+                              store: { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) })
         case .portable: break
         }
         #endif
-        return (4, portableDots)
+        return TileKernel(mr: 4, dots: portableDots)
     }
 
     static func run(_ a: QuantizedActivations, _ w: PackedIntWeights, y: UnsafeMutablePointer<Float>,
@@ -81,15 +108,9 @@ public enum IntGemm {
         precondition(a.k == w.k, "IntGemm: activations have K = \(a.k), weights K = \(w.k)")
         let m = a.m, n = w.n, groups = w.groups
         guard m > 0, n > 0 else { return }
-        var (mr, dots) = kernel(path)
         let int4 = w.storageBits == 4
-        #if arch(x86_64)
-        // W4A4 on AVX2: activations ≤ 15 let 16-bit lanes accumulate longer.
-        if path == .avx2 && int4 && a.grid.bits <= 4 {
-            dots = { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
-            mr = AVX2Int.mr
-        }
-        #endif
+        let tile = kernel(path, int4: int4, activationBits: a.grid.bits)
+        let mr = tile.mr
         let steps = int4 ? w.paddedGroup / 8 : w.paddedGroup / 4
         let groupBytes = w.paddedGroup * panelWidth / (int4 ? 2 : 1)
         let glen = Int32(truncatingIfNeeded: w.groupSize)
@@ -131,30 +152,16 @@ public enum IntGemm {
                             while i < icEnd {
                                 let rows = min(mr, icEnd - i)
                                 for r in 0..<rows { f[r] = SIMD16() }
+                                let fp = UnsafeMutableRawPointer(f).assumingMemoryBound(to: Float.self)
                                 for g in 0..<groups {
-                                    dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
-                                         pdata + g * groupBytes, steps, int4, tmp)
+                                    tile.dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
+                                              pdata + g * groupBytes, steps, int4, tmp)
                                     let pg = (panel * groups + g) * panelWidth
-                                    let zw = UnsafeRawPointer(zW + pg).loadUnaligned(as: SIMD16<Int32>.self)
-                                    let sw = UnsafeRawPointer(sumW + pg).loadUnaligned(as: SIMD16<Int32>.self)
-                                    let scw = UnsafeRawPointer(sW + pg).loadUnaligned(as: SIMD16<Float>.self)
-                                    for r in 0..<rows {
-                                        let za = zav[i + r], sa = sap[(i + r) * groups + g]
-                                        let raw = UnsafeRawPointer(tmp + r * 16).loadUnaligned(as: SIMD16<Int32>.self)
-                                        let comp = raw &- zw &* sa &- sw &* za &+ zw &* (glen &* za)
-                                        if let acc {
-                                            let o = acc + ((i + r) * groups + g) * n + j0
-                                            for c in 0..<cols { o[c] = comp[c] }
-                                        }
-                                        f[r] += scw * floats(comp)
-                                    }
+                                    tile.compensate(rows, tmp, zW + pg, sumW + pg, sW + pg, zav.baseAddress! + i,
+                                                    sap.baseAddress! + i * groups + g, groups, glen, fp,
+                                                    acc.map { $0 + (i * groups + g) * n + j0 }, groups * n, cols)
                                 }
-                                for r in 0..<rows {
-                                    let v = f[r] * sav[i + r]
-                                    let o = y + (i + r) * n + j0
-                                    if let bias { for c in 0..<cols { o[c] = v[c] + bias[j0 + c] } }
-                                    else { for c in 0..<cols { o[c] = v[c] } }
-                                }
+                                tile.store(rows, fp, sav.baseAddress! + i, y + i * n + j0, n, cols, bias.map { $0 + j0 })
                                 i += rows
                             }
                         }
@@ -163,6 +170,36 @@ public enum IntGemm {
                 } }
             }
         } } } } }
+    }
+
+    /// The group epilogue, portable reference (`AVX2Int.compensate` documents it): per row r,
+    /// `comp = raw − zw·(Σqa − G·za) − Σqw·za` (wrapping int32, equal to the formula above mod 2³²),
+    /// `f[r] += sw · Float(comp)`, and `comp` stored to `acc + r·accStride` when given.
+    static func portableCompensate(_ rows: Int, _ raw: UnsafePointer<Int32>, _ zw: UnsafePointer<Int32>,
+                                   _ sumW: UnsafePointer<Int32>, _ sw: UnsafePointer<Float>, _ za: UnsafePointer<Int32>,
+                                   _ sumA: UnsafePointer<Int32>, _ sumStride: Int, _ glen: Int32,
+                                   _ f: UnsafeMutablePointer<Float>, _ acc: UnsafeMutablePointer<Int32>?, _ accStride: Int,
+                                   _ cols: Int) {
+        typealias V = SIMD16<Int32>
+        let zwv = UnsafeRawPointer(zw).loadUnaligned(as: V.self), swv = UnsafeRawPointer(sumW).loadUnaligned(as: V.self)
+        let scale = UnsafeRawPointer(sw).loadUnaligned(as: SIMD16<Float>.self)
+        for r in 0..<rows {
+            let u = sumA[r * sumStride] &- glen &* za[r]
+            let comp = UnsafeRawPointer(raw + r * 16).loadUnaligned(as: V.self) &- zwv &* u &- swv &* za[r]
+            if let acc { for c in 0..<cols { acc[r * accStride + c] = comp[c] } }
+            let fr = UnsafeMutableRawPointer(f + r * 16)
+            fr.storeBytes(of: fr.load(as: SIMD16<Float>.self) + scale * floats(comp), as: SIMD16<Float>.self)
+        }
+    }
+
+    /// Portable tile store: `y[r·ldy + c] = f[r·16 + c] · sa[r] (+ bias[c])`.
+    static func portableStoreTile(_ rows: Int, _ f: UnsafePointer<Float>, _ sa: UnsafePointer<Float>,
+                                  _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ cols: Int, _ bias: UnsafePointer<Float>?) {
+        for r in 0..<rows {
+            let v = UnsafeRawPointer(f + r * 16).loadUnaligned(as: SIMD16<Float>.self) * sa[r]
+            let o = y + r * ldy
+            if let bias { for c in 0..<cols { o[c] = v[c] + bias[c] } } else { for c in 0..<cols { o[c] = v[c] } }
+        }
     }
 
     /// Lane-wise exact Int32 → Float (small ints; written out so it inlines to cvtdq2ps).

@@ -142,6 +142,69 @@ public enum AVX2Int {
         if rows > 3 { p.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); p.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
     }
 
+    /// IntGemm's per-group epilogue for one tile of `rows` × 16 columns (`raw`: 16 int32 per row,
+    /// from `dots`); IntGemm documents the formula. Per row r, in wrapping int32 arithmetic,
+    ///
+    ///     comp[r] = raw[r] − zw·(Σqa[r] − G·za[r]) − Σqw·za[r]
+    ///     f[r]   += sw · Float(comp[r])          (multiply, then add: no FMA, so every path agrees)
+    ///
+    /// `activationSums` advances by `sumStride` per row; `comp[r]` is also written to
+    /// `acc + r·accStride` (first `cols` lanes) when `acc` is given. `f` holds 16 floats per row.
+    public static func compensate(_ rows: Int, _ raw: UnsafePointer<Int32>,
+                                  weightZeros: UnsafePointer<Int32>, weightSums: UnsafePointer<Int32>,
+                                  weightScales: UnsafePointer<Float>, activationZeros: UnsafePointer<Int32>,
+                                  activationSums: UnsafePointer<Int32>, sumStride: Int, groupLength: Int32,
+                                  into f: UnsafeMutablePointer<Float>, acc: UnsafeMutablePointer<Int32>?, accStride: Int,
+                                  cols: Int) {
+        @inline(__always) func ld(_ p: UnsafePointer<Int32>) -> __m256i { UnsafeRawPointer(p).loadUnaligned(as: __m256i.self) }
+        @inline(__always) func ldf(_ p: UnsafePointer<Float>) -> __m256 { UnsafeRawPointer(p).loadUnaligned(as: __m256.self) }
+        let zw0 = ld(weightZeros), zw1 = ld(weightZeros + 8), sw0 = ld(weightSums), sw1 = ld(weightSums + 8)
+        let sc0 = ldf(weightScales), sc1 = ldf(weightScales + 8)
+        for r in 0..<rows {
+            let za = activationZeros[r]
+            let u = _mm256_set1_epi32(activationSums[r * sumStride] &- groupLength &* za), z = _mm256_set1_epi32(za)
+            let c0 = _mm256_sub_epi32(_mm256_sub_epi32(ld(raw + r * 16), _mm256_mullo_epi32(zw0, u)), _mm256_mullo_epi32(sw0, z))
+            let c1 = _mm256_sub_epi32(_mm256_sub_epi32(ld(raw + r * 16 + 8), _mm256_mullo_epi32(zw1, u)), _mm256_mullo_epi32(sw1, z))
+            if let acc {
+                let o = acc + r * accStride
+                if cols == 16 {
+                    UnsafeMutableRawPointer(o).storeBytes(of: c0, as: __m256i.self)
+                    UnsafeMutableRawPointer(o + 8).storeBytes(of: c1, as: __m256i.self)
+                } else {
+                    withUnsafeBytes(of: (c0, c1)) { b in for c in 0..<cols { o[c] = b.load(fromByteOffset: 4 * c, as: Int32.self) } }
+                }
+            }
+            let fr = UnsafeMutableRawPointer(f + r * 16)
+            fr.storeBytes(of: _mm256_add_ps(ldf(f + r * 16), _mm256_mul_ps(sc0, _mm256_cvtepi32_ps(c0))), as: __m256.self)
+            fr.storeBytes(of: _mm256_add_ps(ldf(f + r * 16 + 8), _mm256_mul_ps(sc1, _mm256_cvtepi32_ps(c1))), toByteOffset: 32, as: __m256.self)
+        }
+    }
+
+    /// Writes a finished tile: `y[r·ldy + c] = f[r·16 + c] · activationScales[r] (+ bias[c])`, `cols` ≤ 16.
+    public static func storeTile(_ rows: Int, _ f: UnsafePointer<Float>, activationScales: UnsafePointer<Float>,
+                                 _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ cols: Int, _ bias: UnsafePointer<Float>?) {
+        for r in 0..<rows {
+            let s = _mm256_set1_ps(activationScales[r])
+            let src = UnsafeRawPointer(f + r * 16)
+            var v0 = _mm256_mul_ps(src.loadUnaligned(as: __m256.self), s)
+            var v1 = _mm256_mul_ps(src.loadUnaligned(fromByteOffset: 32, as: __m256.self), s)
+            let o = y + r * ldy
+            if cols == 16 {
+                if let bias {
+                    v0 = _mm256_add_ps(v0, UnsafeRawPointer(bias).loadUnaligned(as: __m256.self))
+                    v1 = _mm256_add_ps(v1, UnsafeRawPointer(bias).loadUnaligned(fromByteOffset: 32, as: __m256.self))
+                }
+                UnsafeMutableRawPointer(o).storeBytes(of: v0, as: __m256.self)
+                UnsafeMutableRawPointer(o + 8).storeBytes(of: v1, as: __m256.self)
+            } else {
+                withUnsafeBytes(of: (v0, v1)) { b in
+                    if let bias { for c in 0..<cols { o[c] = b.load(fromByteOffset: 4 * c, as: Float.self) + bias[c] } }
+                    else { for c in 0..<cols { o[c] = b.load(fromByteOffset: 4 * c, as: Float.self) } }
+                }
+            }
+        }
+    }
+
     /// Practical integer peak: `n` iterations of 8 independent `vpmaddubsw` + `vpaddw` (the fastest
     /// exact u8·s8 pattern, used by the W4A4 tile); 8 · 32 multiply-adds = 512 integer ops per iteration.
     public static func peakLoop(_ n: Int) -> Int32 {
