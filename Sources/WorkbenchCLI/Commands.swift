@@ -51,6 +51,7 @@ struct Run: ParsableCommand {
     @Argument(help: "The recipe (YAML).") var recipe: String
     @Option(help: "Also write machine-readable results to this JSON file.") var json: String?
     @Flag(help: "Print the per-site error tables too (on by default for the synthetic model).") var perSite = false
+    @Option(help: "Also write every scored token's NLL (FP and each variant) to this tab-separated file.") var tokenNll: String?
 
     func run() throws {
         let report = try failing { () -> RunReport in
@@ -64,6 +65,7 @@ struct Run: ParsableCommand {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
         if let json { try failing { try writeAtomically(data, to: json) } }
+        if let tokenNll { try failing { try writeAtomically(Data(report.tokenNLLTable().utf8), to: tokenNll) } }
         if let out = recipeObj?.output {
             try failing {
                 try writeAtomically(data, to: out + "/report.json")

@@ -59,8 +59,11 @@ struct RunReport: Codable {
     var wallSeconds: Double = 0
     /// Every pair of variants (FP excluded: the summary compares each with FP).
     var comparisons: [PairedComparison] = []
-    /// Per-token NLLs kept for paired comparisons (not encoded).
+    /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
     var nll: [[Double]] = []
+    /// The scored tokens in the order of `nll`: window index, position of the prediction, and the
+    /// predicted (target) token id at position + 1 (not encoded).
+    var scoredTokens: [(window: Int, position: Int, target: Int)] = []
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
@@ -86,6 +89,19 @@ struct RunReport: Codable {
         for i in variants.indices { for j in variants.indices where j > i {
             comparisons.append(PairedComparison(a: variants[i].name, b: variants[j].name, nllA: scores[i + 1].nll, nllB: scores[j + 1].nll))
         } }
+    }
+
+    /// Every scored token's NLL as tab-separated text, one line per token:
+    /// `window  position  target  FP  <variant>…` (position is the predicting position, 0-based in
+    /// its window; `scripts/compare_llama_cpp.py` reads this to compare token by token).
+    func tokenNLLTable() -> String {
+        var out = (["window", "position", "target", "FP"] + variants.map(\.name)).joined(separator: "\t") + "\n"
+        for (i, t) in scoredTokens.enumerated() {
+            out += "\(t.window)\t\(t.position)\t\(t.target)"
+            for column in nll { out += "\t" + String(format: "%.6f", column[i]) }
+            out += "\n"
+        }
+        return out
     }
 
     func render(perSite: Bool) -> String {

@@ -61,6 +61,21 @@ final class QuickstartTests: XCTestCase {
         XCTAssertEqual(a.variants[0].sites.map(\.relativeOutputError), b.variants[0].sites.map(\.relativeOutputError))
     }
 
+    func testTokenNLLTableListsEveryScoredTokenInOrder() throws {
+        var r = try recipe("quickstart.yaml")
+        r.variants = [r.variants[3]]
+        r.evaluation.maxWindows = 2
+        let report = try RecipeRunner(recipe: r, registry: registry).run()
+        let lines = report.tokenNLLTable().split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        XCTAssertEqual(lines[0], ["window", "position", "target", "FP", "RTN W4A4"])
+        XCTAssertEqual(lines.count - 1, report.nll[0].count)
+        XCTAssertEqual(lines.count - 1, report.scoredTokens.count)
+        XCTAssertEqual(Set(lines.dropFirst().map { $0[0] }), ["0", "1"])
+        let fp = lines.dropFirst().map { Double($0[3])! }, q = lines.dropFirst().map { Double($0[4])! }
+        XCTAssertEqual(exp(fp.reduce(0, +) / Double(fp.count)), report.float!.perplexity, accuracy: report.float!.perplexity * 1e-5)
+        XCTAssertEqual(exp(q.reduce(0, +) / Double(q.count)), report.variants[0].scores!.perplexity, accuracy: report.variants[0].scores!.perplexity * 1e-5)
+    }
+
     func testCheckPrintsThePlanWithoutRunning() throws {
         let plan = try Planner(recipe: try recipe("quickstart.yaml")).render()
         XCTAssertTrue(plan.contains("variant RTN W4A4 down@8"))
