@@ -60,6 +60,9 @@ def main():
     ap.add_argument("--type-kv", choices=["f16", "f32"], default="f16", help="llama.cpp KV cache type")
     ap.add_argument("--flash-attn", action="store_true", help="use llama.cpp's flash attention")
     ap.add_argument("--show", type=int, default=10, help="how many largest per-token differences to print")
+    ap.add_argument("--numpy", type=int, default=0, metavar="N",
+                    help="also run scripts/numpy_llama.py on the first N windows, in f32 and with llama.cpp's "
+                         "roundings emulated (needs the PyPI `gguf` package; about 20 s per window)")
     args = ap.parse_args()
 
     import llama_cpp
@@ -87,6 +90,19 @@ def main():
         lp = log_softmax(np.asarray(llm.scores[:n]))
         for pos in range(n // 2, n - 1):
             theirs[(w, pos)] = (win[pos + 1], -lp[pos, win[pos + 1]])
+    numpy_windows = windows[:args.numpy]
+    emulated = {}
+    if numpy_windows:
+        from numpy_llama import NumpyLlama
+        reference = NumpyLlama(args.model)
+        for w in numpy_windows:
+            win = list(tokens[w * n:(w + 1) * n])
+            if add_bos:
+                win[0] = llm.token_bos()
+            for numerics in ("f32", "llama.cpp"):
+                lp = log_softmax(reference.logits(win, numerics))
+                for pos in range(n // 2, n - 1):
+                    emulated[(numerics, w, pos)] = -lp[pos, win[pos + 1]]
 
     mismatched = [(w, p) for w, p, t, _ in ours if theirs[(w, p)][0] != t]
     if mismatched:
@@ -105,10 +121,27 @@ def main():
         print(f"{w:>6} {math.exp(a[m].mean()):>10.4f} {math.exp(b[m].mean()):>10.4f} "
               f"{100 * (math.exp(dw.mean()) - 1):>7.2f} {dw.mean():>9.5f} {standard_error(dw):>8.5f}")
     se = standard_error(d)
+    per_window = sorted(100 * (math.exp(d[np.array([ww == w for ww, _, _, _ in ours])].mean()) - 1) for w in windows)
     print(f"{'all':>6} {math.exp(a.mean()):>10.4f} {math.exp(b.mean()):>10.4f} "
           f"{100 * (math.exp(d.mean()) - 1):>7.2f} {d.mean():>9.5f} {se:>8.5f}")
+    print(f"per-window difference: min {per_window[0]:.2f}%, median {per_window[len(per_window) // 2]:.2f}%, "
+          f"max {per_window[-1]:.2f}%; {sum(abs(x) > 0.5 for x in per_window)} of {len(windows)} windows beyond ±0.5%")
     print(f"per-token |ΔNLL|: mean {np.abs(d).mean():.5f}, max {np.abs(d).max():.5f}; "
           f"correlation of the two NLLs {np.corrcoef(a, b)[0, 1]:.6f}")
+    if numpy_windows:
+        print(f"numpy reference forward (scripts/numpy_llama.py) on {len(numpy_windows)} window(s):")
+        print(f"{'window':>6} {'workbench':>10} {'numpy f32':>10} {'numpy+llama.cpp roundings':>26} {'llama.cpp':>10}")
+        sel = [i for i, (w, _, _, _) in enumerate(ours) if w in set(numpy_windows)]
+        nf = np.array([emulated[("f32", ours[i][0], ours[i][1])] for i in sel])
+        ne = np.array([emulated[("llama.cpp", ours[i][0], ours[i][1])] for i in sel])
+        for w in numpy_windows:
+            m = np.array([ours[i][0] == w for i in sel])
+            print(f"{w:>6} {math.exp(a[sel][m].mean()):>10.4f} {math.exp(nf[m].mean()):>10.4f} "
+                  f"{math.exp(ne[m].mean()):>26.4f} {math.exp(b[sel][m].mean()):>10.4f}")
+        de = ne - b[sel]
+        print(f"  workbench − numpy f32: max per-token |ΔNLL| {np.abs(a[sel] - nf).max():.6f}")
+        print(f"  numpy with llama.cpp's roundings − llama.cpp: ΔNLL {de.mean():+.5f} ± {standard_error(de):.5f}, "
+              f"mean per-token |ΔNLL| {np.abs(de).mean():.5f} (workbench − llama.cpp: {np.abs(d[sel]).mean():.5f})")
     order = np.argsort(-np.abs(d))[:args.show]
     print(f"largest per-token differences (workbench − llama.cpp):")
     for i in order:
