@@ -131,7 +131,11 @@ public enum IntGemm {
         // Deterministic split: column panels when there are enough, else row tiles.
         let splitN = panels >= 4 * t || panels >= rowBlocks
         let tasks = max(1, min(t, splitN ? panels : rowBlocks))
-        let mc = 128 / mr * mr
+        // Blocking: rows in blocks of `mc` (their codes stay in L2); within a block, each row tile
+        // sweeps `bp` panels (256 columns) before the next tile, so the tile's activations stay in
+        // L1 and each output row is written in 1 KB runs (one panel per tile wrote 64-byte pieces
+        // of 128 rows at once, which cost 25% on the 49 152-column lm_head).
+        let mc = 128 / mr * mr, bp = 16
         a.codes.withUnsafeBufferPointer { cp in sumA.withUnsafeBufferPointer { sap in
         a.scales.withUnsafeBufferPointer { sav in a.storedZeros.withUnsafeBufferPointer { zav in
         w.withPointers { wp, sumW, zW, sW in
@@ -142,28 +146,35 @@ public enum IntGemm {
                 withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { fBuf in
                     let tmp = UnsafeMutableRawPointer(tmpBuf.baseAddress!).assumingMemoryBound(to: Int32.self)
                     let f = fBuf.baseAddress!
+                    let fp = UnsafeMutableRawPointer(f).assumingMemoryBound(to: Float.self)
+                    /// One tile: rows i..<i+rows × the 16 columns of `panel`, all groups, stored to Y.
+                    @inline(__always) func tileAt(_ i: Int, _ rows: Int, _ panel: Int) {
+                        let j0 = panel * panelWidth, cols = min(panelWidth, n - j0)
+                        let pdata = wp + panel * groups * groupBytes
+                        for r in 0..<rows { f[r] = SIMD16() }
+                        for g in 0..<groups {
+                            tile.dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
+                                      pdata + g * groupBytes, steps, int4, tmp)
+                            let pg = (panel * groups + g) * panelWidth
+                            tile.compensate(rows, tmp, zW + pg, sumW + pg, sW + pg, zav.baseAddress! + i,
+                                            sap.baseAddress! + i * groups + g, groups, glen, fp,
+                                            acc.map { $0 + (i * groups + g) * n + j0 }, groups * n, cols)
+                        }
+                        tile.store(rows, fp, sav.baseAddress! + i, y + i * n + j0, n, cols, bias.map { $0 + j0 })
+                    }
                     var ic = i0
                     while ic < i1 {
                         let icEnd = min(i1, ic + mc)
-                        for panel in p0..<p1 {
-                            let j0 = panel * panelWidth, cols = min(panelWidth, n - j0)
-                            let pdata = wp + panel * groups * groupBytes
+                        var b0 = p0
+                        while b0 < p1 {
+                            let b1 = min(p1, b0 + bp)
                             var i = ic
                             while i < icEnd {
                                 let rows = min(mr, icEnd - i)
-                                for r in 0..<rows { f[r] = SIMD16() }
-                                let fp = UnsafeMutableRawPointer(f).assumingMemoryBound(to: Float.self)
-                                for g in 0..<groups {
-                                    tile.dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
-                                              pdata + g * groupBytes, steps, int4, tmp)
-                                    let pg = (panel * groups + g) * panelWidth
-                                    tile.compensate(rows, tmp, zW + pg, sumW + pg, sW + pg, zav.baseAddress! + i,
-                                                    sap.baseAddress! + i * groups + g, groups, glen, fp,
-                                                    acc.map { $0 + (i * groups + g) * n + j0 }, groups * n, cols)
-                                }
-                                tile.store(rows, fp, sav.baseAddress! + i, y + i * n + j0, n, cols, bias.map { $0 + j0 })
+                                for panel in b0..<b1 { tileAt(i, rows, panel) }
                                 i += rows
                             }
+                            b0 = b1
                         }
                         ic = icEnd
                     }

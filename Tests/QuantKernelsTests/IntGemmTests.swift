@@ -9,7 +9,8 @@ final class IntGemmTests: XCTestCase {
         let grids = [QuantGrid(bits: 8, symmetric: true), QuantGrid(bits: 8, symmetric: false),
                      QuantGrid(bits: 4, symmetric: true), QuantGrid(bits: 4, symmetric: false, clip: 0.9),
                      QuantGrid(bits: 8, symmetric: true, clip: 0.5)]
-        let shapes = [(1, 1, 1), (1, 17, 5), (3, 16, 8), (5, 33, 24), (9, 20, 64), (2, 47, 131), (13, 31, 96), (3, 18, 600)]
+        let shapes = [(1, 1, 1), (1, 17, 5), (3, 16, 8), (5, 33, 24), (9, 20, 64), (2, 47, 131), (13, 31, 96), (3, 18, 600),
+                      (19, 300, 40)]   // 300 columns: more than one 256-column block, ragged
         forEachPath { path in
             for (m, n, k) in shapes {
                 for ag in grids { for wg in grids {
