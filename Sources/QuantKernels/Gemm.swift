@@ -124,9 +124,12 @@ public enum Gemm {
         let kSlabs = (k + s.kc - 1) / s.kc
         let kc = (k + kSlabs - 1) / kSlabs              // even slabs: 576 → 3 × 192
         let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
-        // Small K: pack a ≤ 512-column block of W for all K slabs at once (≤ 4 MB) and finish each
+        // Small K: pack a ≤ 1024-column block of W for all K slabs at once (≤ 4 MB) and finish each
         // M_c×N_c block of Y over all slabs while it is in L2. Large K: classic slab-outer order.
-        let ncResident = min(512, (n + s.nr - 1) / s.nr * s.nr)
+        // Blocks are of equal width (576 columns: one block, not 512 + 64: every block repacks X,
+        // and a narrow last block pays that for little work).
+        let nPanels = (n + s.nr - 1) / s.nr, nBlocks = (nPanels * s.nr + 1023) / 1024
+        let ncResident = (nPanels + nBlocks - 1) / nBlocks * s.nr
         let resident = k * ncResident * 4 <= 4 << 20
         let nc = resident ? ncResident : min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
         let pa = UnsafeMutableRawPointer.allocate(byteCount: (mc * kc + 8) * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc + 8)

@@ -5,7 +5,8 @@ final class GemmTests: XCTestCase {
     func testMatchesReferenceOnRaggedShapes() {
         var rng = TestRNG(1)
         let shapes = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 33, 70), (3, 19, 17), (4, 5, 100), (5, 17, 33),
-                      (7, 33, 1), (13, 47, 300), (37, 29, 513), (100, 70, 64), (150, 160, 260)]
+                      (7, 33, 1), (13, 47, 300), (37, 29, 513), (100, 70, 64), (150, 160, 260),
+                      (9, 1100, 40)]   // more than 1024 columns: two resident column blocks, the last ragged
         forEachPath { path in
             for (m, n, k) in shapes {
                 let x = rng.floats(m * k), w = rng.floats(n * k), b = rng.floats(n)
