@@ -84,11 +84,9 @@ public enum Gemm {
             #if arch(x86_64)
             switch path {
             case .vnni:
-                // A panels are 12 wide (scalar packing); B panels 32 wide (AVX2 transposes).
+                // A panels 12 wide, B panels 32 wide: both packed with AVX2 transposes.
                 return F32Spec(mr: AVX512F32.mr, nr: AVX512F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX512F32.kernel,
-                               pack: { w, ld, c, d, width, dst in
-                                   if width % 8 == 0 || width < 8 { AVX2F32.pack(w, ld, c, d, width, dst) }
-                                   else { packPanels(w, ld: ld, count: c, depth: d, width: width, into: dst) } })
+                               pack: AVX2F32.pack)
             case .avx2:
                 return F32Spec(mr: AVX2F32.mr, nr: AVX2F32.nr, kc: 256, mc: 144, nc: 3072, kernel: AVX2F32.kernel,
                                pack: AVX2F32.pack)

@@ -5,17 +5,18 @@ import _Builtin_intrinsics.intel
 extension AVX2F32 {
     /// Same layout as `Gemm.packPanels`: `count` rows (stride `ld`) × `depth` columns into panels of
     /// `width` rows stored column by column, zero-padded. 8×8 register transposes; `width` must be a
-    /// multiple of 8 or below 8. For `width < 8` each column is written as 8 floats (the 8 − width
-    /// extra land on the next column and are overwritten), so `dst` needs 8 floats of slack.
+    /// multiple of 4 or below 8. When `width` is not a multiple of 8, the last group of rows is
+    /// written as 8 floats per column (the extra ones land on the next column and are overwritten:
+    /// groups run last to first), so `dst` needs 8 floats of slack.
     public static func pack(_ src: UnsafePointer<Float>, _ ld: Int, _ count: Int, _ depth: Int, _ width: Int,
                             _ dst: UnsafeMutablePointer<Float>) {
-        precondition(width % 8 == 0 || width < 8)
+        precondition(width % 4 == 0 || width < 8)
         let groups = (width + 7) / 8
         let d8 = depth & ~7
         var r0 = 0
         var out = dst
         while r0 < count {
-            for g in 0..<groups {
+            for g in (0..<groups).reversed() {
                 let base = r0 + 8 * g
                 let valid = max(0, min(8, min(width - 8 * g, count - base)))
                 withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 8) { rp in

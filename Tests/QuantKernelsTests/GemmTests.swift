@@ -1,5 +1,8 @@
 import XCTest
 @testable import QuantKernels
+#if arch(x86_64)
+import QuantKernelsAVX2
+#endif
 
 final class GemmTests: XCTestCase {
     func testMatchesReferenceOnRaggedShapes() {
@@ -19,6 +22,28 @@ final class GemmTests: XCTestCase {
             }
         }
     }
+
+    #if arch(x86_64)
+    /// The AVX2 panel packer against the scalar one: widths 4, 8, 12 (the AVX-512 A panels) and 32,
+    /// ragged row counts and depths, and the slack past the end that the 12-wide packing may touch.
+    func testSIMDPackingMatchesScalar() throws {
+        guard KernelDispatch.available.contains(.avx2) else { throw XCTSkip("no AVX2 here") }
+        var rng = TestRNG(5)
+        for width in [4, 8, 12, 32] { for count in [1, 5, 12, 13, 40] { for depth in [1, 7, 8, 19, 64] {
+            let ld = depth + 3
+            let src = rng.floats(count * ld)
+            let panels = (count + width - 1) / width
+            var ref = [Float](repeating: .nan, count: panels * width * depth + 8)
+            var simd = ref
+            src.withUnsafeBufferPointer { s in
+                ref.withUnsafeMutableBufferPointer { Gemm.packPanels(s.baseAddress!, ld: ld, count: count, depth: depth, width: width, into: $0.baseAddress!) }
+                simd.withUnsafeMutableBufferPointer { AVX2F32.pack(s.baseAddress!, ld, count, depth, width, $0.baseAddress!) }
+            }
+            let n = panels * width * depth
+            XCTAssertEqual(Array(simd[..<n]), Array(ref[..<n]), "width \(width) count \(count) depth \(depth)")
+        } } }
+    }
+    #endif
 
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
