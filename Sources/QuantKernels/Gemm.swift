@@ -101,37 +101,69 @@ public enum Gemm {
                        ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
         // Split the longer dimension into `t` chunks aligned to the tile size.
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
-        // Splitting N makes every thread pack all of X; splitting M makes every thread pack all of W.
+        // Splitting N makes every thread pack all of X; splitting M would make every thread pack all
+        // of W, so W is then packed once, by all threads together, into a shared buffer.
         let splitN = panelsM < 2 * t || (n >= m && panelsN >= t)
         let tasks = max(1, min(t, splitN ? panelsN : panelsM))
+        let layout = BlockLayout(n: n, k: k, s)
+        var shared: UnsafeMutablePointer<Float>? = nil
+        if !splitN && tasks > 1 && layout.resident && k * panelsN * s.nr <= 4 << 20 {   // ≤ 16 MB
+            let packedW = UnsafeMutablePointer<Float>.allocate(capacity: k * panelsN * s.nr)
+            // Units of work: (column block, K slab); each writes its own part of the buffer.
+            let blocks = (n + layout.nc - 1) / layout.nc
+            Parallel.forEach(blocks * layout.slabs, threads: tasks) { unit in
+                let jc = unit / layout.slabs * layout.nc, pc = unit % layout.slabs * layout.kc
+                guard pc < k else { return }
+                let ncur = min(layout.nc, n - jc), ncr = (ncur + s.nr - 1) / s.nr * s.nr
+                s.pack(w + jc * k + pc, k, ncur, min(layout.kc, k - pc), s.nr, packedW + jc * k + pc * ncr)
+            }
+            shared = packedW
+        }
+        defer { shared?.deallocate() }
         Parallel.forEach(tasks, threads: tasks) { task in
             if splitN {
                 let j0 = task * panelsN / tasks * s.nr, j1 = min(n, (task + 1) * panelsN / tasks * s.nr)
                 block(x, lda: lda, w + j0 * k, y + j0, m: m, n: j1 - j0, k: k, ldy: ldy, bias: bias.map { $0 + j0 }, s)
             } else {
                 let i0 = task * panelsM / tasks * s.mr, i1 = min(m, (task + 1) * panelsM / tasks * s.mr)
-                block(x + i0 * lda, lda: lda, w, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s)
+                block(x + i0 * lda, lda: lda, w, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s,
+                      packedW: shared.map { UnsafePointer($0) })
             }
         }
     }
 
+    /// How `block` cuts K into slabs and N into column blocks.
+    ///
+    /// Small K: W is packed a ≤ 1024-column block at a time for all K slabs at once (≤ 4 MB,
+    /// "resident") and each M_c×N_c block of Y is finished over all slabs while it is in L2. Large K:
+    /// classic slab-outer order. Resident blocks are of equal width (576 columns: one block, not
+    /// 512 + 64: every block repacks X, and a narrow last block pays that for little work). Packed,
+    /// resident block `jc` (its first column) starts at `jc·k` and holds its slabs one after another
+    /// (slab `pc` at `pc·ncr`, `ncr` the block width rounded up to panels).
+    struct BlockLayout {
+        var slabs: Int, kc: Int, nc: Int, resident: Bool
+
+        init(n: Int, k: Int, _ s: F32Spec) {
+            slabs = (k + s.kc - 1) / s.kc
+            kc = (k + slabs - 1) / slabs              // even slabs: 576 → 3 × 192
+            let nPanels = (n + s.nr - 1) / s.nr, nBlocks = (nPanels * s.nr + 1023) / 1024
+            let ncResident = (nPanels + nBlocks - 1) / nBlocks * s.nr
+            resident = k * ncResident * 4 <= 4 << 20
+            nc = resident ? ncResident : min(s.nc, nPanels * s.nr)
+        }
+    }
+
     /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row strides `lda` for X and `ldy` for Y.
+    /// `packedW`: all of W already packed in the resident layout of `BlockLayout`.
     static func block(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                      m: Int, n: Int, k: Int, ldy: Int, bias: UnsafePointer<Float>?, _ s: F32Spec) {
+                      m: Int, n: Int, k: Int, ldy: Int, bias: UnsafePointer<Float>?, _ s: F32Spec,
+                      packedW: UnsafePointer<Float>? = nil) {
         guard m > 0, n > 0 else { return }
-        let kSlabs = (k + s.kc - 1) / s.kc
-        let kc = (k + kSlabs - 1) / kSlabs              // even slabs: 576 → 3 × 192
+        let layout = BlockLayout(n: n, k: k, s)
+        let kc = layout.kc, nc = layout.nc, resident = layout.resident
         let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
-        // Small K: pack a ≤ 1024-column block of W for all K slabs at once (≤ 4 MB) and finish each
-        // M_c×N_c block of Y over all slabs while it is in L2. Large K: classic slab-outer order.
-        // Blocks are of equal width (576 columns: one block, not 512 + 64: every block repacks X,
-        // and a narrow last block pays that for little work).
-        let nPanels = (n + s.nr - 1) / s.nr, nBlocks = (nPanels * s.nr + 1023) / 1024
-        let ncResident = (nPanels + nBlocks - 1) / nBlocks * s.nr
-        let resident = k * ncResident * 4 <= 4 << 20
-        let nc = resident ? ncResident : min(s.nc, (n + s.nr - 1) / s.nr * s.nr)
         let pa = UnsafeMutableRawPointer.allocate(byteCount: (mc * kc + 8) * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc + 8)
-        let pbCount = nc * (resident ? k : kc)
+        let pbCount = packedW != nil && resident ? 1 : nc * (resident ? k : kc)
         let pb = UnsafeMutableRawPointer.allocate(byteCount: pbCount * 4, alignment: 64).bindMemory(to: Float.self, capacity: pbCount)
         defer { pa.deallocate(); pb.deallocate() }
 
@@ -160,7 +192,8 @@ public enum Gemm {
             let ncr = (ncur + s.nr - 1) / s.nr * s.nr
             if resident {
                 var pc = 0
-                while pc < k {
+                let bblock = packedW.map { UnsafeMutablePointer(mutating: $0 + jc * k) } ?? pb
+                while pc < k && packedW == nil {
                     let kcur = min(kc, k - pc)
                     s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb + pc * ncr)
                     pc += kcur
@@ -172,7 +205,7 @@ public enum Gemm {
                     while pc < k {
                         let kcur = min(kc, k - pc)
                         s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
-                        tiles(ic, mcur, jc, ncur, pc, kcur, pb + pc * ncr)
+                        tiles(ic, mcur, jc, ncur, pc, kcur, bblock + pc * ncr)
                         pc += kcur
                     }
                     ic += mcur
