@@ -91,21 +91,40 @@ public enum AVX512Hadamard {
 
     /// In-place unnormalized FWHT of length n (power of two ≥ 16); the butterflies of the portable one.
     /// Strides 1, 2, 4, 8 stay in one register: `v ← permute(v) + v·(±1)` (one `vpermps` + one exact FMA).
+    /// For n ≥ 128 each block of 128 floats (8 registers) also takes strides 16, 32 and 64 before it
+    /// is stored, so those stages cost no memory pass; larger strides use the AVX2 butterflies.
     @inline(__always)
     public static func fwht(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         let raw = UnsafeMutableRawPointer(x)
         let (p1, p2, p4, p8) = partners, (s1, s2, s4, s8) = signs
-        var i = 0
-        while i < n {
-            var v = raw.load(fromByteOffset: 4 * i, as: V.self)
-            v = _mm512_fmadd_ps(v, s1, _mm512_permutexvar_ps(p1, v))
+        @inline(__always) func inRegister(_ v: V) -> V {
+            var v = _mm512_fmadd_ps(v, s1, _mm512_permutexvar_ps(p1, v))
             v = _mm512_fmadd_ps(v, s2, _mm512_permutexvar_ps(p2, v))
             v = _mm512_fmadd_ps(v, s4, _mm512_permutexvar_ps(p4, v))
-            v = _mm512_fmadd_ps(v, s8, _mm512_permutexvar_ps(p8, v))
-            raw.storeBytes(of: v, toByteOffset: 4 * i, as: V.self)
+            return _mm512_fmadd_ps(v, s8, _mm512_permutexvar_ps(p8, v))
+        }
+        if n >= 128 {
+            var b = 0
+            while b < n {
+                @inline(__always) func ld(_ j: Int) -> V { inRegister(raw.load(fromByteOffset: 4 &* (b &+ 16 &* j), as: V.self)) }
+                @inline(__always) func bf(_ a: inout V, _ c: inout V) { (a, c) = (a + c, a - c) }
+                var v0 = ld(0), v1 = ld(1), v2 = ld(2), v3 = ld(3), v4 = ld(4), v5 = ld(5), v6 = ld(6), v7 = ld(7)
+                bf(&v0, &v1); bf(&v2, &v3); bf(&v4, &v5); bf(&v6, &v7)      // stride 16
+                bf(&v0, &v2); bf(&v1, &v3); bf(&v4, &v6); bf(&v5, &v7)      // stride 32
+                bf(&v0, &v4); bf(&v1, &v5); bf(&v2, &v6); bf(&v3, &v7)      // stride 64
+                @inline(__always) func st(_ j: Int, _ v: V) { raw.storeBytes(of: v, toByteOffset: 4 &* (b &+ 16 &* j), as: V.self) }
+                st(0, v0); st(1, v1); st(2, v2); st(3, v3); st(4, v4); st(5, v5); st(6, v6); st(7, v7)
+                b &+= 128
+            }
+            if n > 128 { AVX2Hadamard.butterflies(x, n, from: 128) }
+            return
+        }
+        var i = 0
+        while i < n {
+            raw.storeBytes(of: inRegister(raw.load(fromByteOffset: 4 * i, as: V.self)), toByteOffset: 4 * i, as: V.self)
             i += 16
         }
-        // The strides ≥ 16 are load/store-bound: the AVX2 butterflies serve.
+        // n = 32, 64: the remaining strides with the AVX2 butterflies.
         AVX2Hadamard.butterflies(x, n, from: 16)
     }
 }
