@@ -74,6 +74,7 @@ public struct HadamardTransform: Sendable {
         #if arch(x86_64)
         let simd = KernelDispatch.active != .portable && pow2 >= 8
         let avx512 = KernelDispatch.active == .vnni && pow2 >= 16
+        let paley12 = avx512 && k == 12 && factorMatrix == AVX512Hadamard.paley12
         #endif
         hk.withUnsafeBufferPointer { hp in
             Parallel.forEach(chunks, threads: chunks) { c in
@@ -84,7 +85,9 @@ public struct HadamardTransform: Sendable {
                 #if arch(x86_64)
                 if simd {
                     for r in r0..<r1 {
-                        if avx512 {
+                        if paley12 {
+                            AVX512Hadamard.rowPaley12(x + r * size, pow2, norm, transposed: transpose)
+                        } else if avx512 {
                             AVX512Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
                         } else {
                             AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
