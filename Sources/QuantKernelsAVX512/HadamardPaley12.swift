@@ -8,62 +8,63 @@ extension AVX512Hadamard {
     /// must equal it for them to be used).
     public static let paley12: [Float] = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, -1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, -1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, -1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1]
 
-    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` for the 12 length-`p` segments of `row` (p a multiple of 16), in place.
-    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
+    typealias V12 = (V, V, V, V, V, V, V, V, V, V, V, V)
+
+    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`, or its transpose for the inverse) for the 12
+    /// length-`p` segments of `row` (p a multiple of 16), in place, 16 columns at a time.
+    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
         let r = UnsafeMutableRawPointer(row)
-        let nv = V(repeating: norm), one = V(repeating: 1), minusOne = V(repeating: -1)
-        @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }
+        let nv = V(repeating: norm)
         var j = 0
         while j < p {
             @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
-            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3), x4 = ld(4), x5 = ld(5)
-            let x6 = ld(6), x7 = ld(7), x8 = ld(8), x9 = ld(9), x10 = ld(10), x11 = ld(11)
-            let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, one), x5, one), x6, one), x7, one), x8, one), x9, one), x10, one), x11, one)
-            let o1 = -x0 + x1 + x2 - x3 + x4 + x5 + x6 - x7 - x8 - x9 + x10 - x11
-            let o2 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, minusOne), x10, minusOne), x11, one)
-            let o3 = -x0 + x1 - x2 + x3 + x4 - x5 + x6 + x7 + x8 - x9 - x10 - x11
-            let o4 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, minusOne), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, one), x10, minusOne), x11, minusOne)
-            let o5 = -x0 - x1 - x2 + x3 - x4 + x5 + x6 - x7 + x8 + x9 + x10 - x11
-            let o6 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, one), x5, minusOne), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, one)
-            let o7 = -x0 + x1 - x2 - x3 - x4 + x5 - x6 + x7 + x8 - x9 + x10 + x11
-            let o8 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, one), x2, one), x3, minusOne), x4, minusOne), x5, minusOne), x6, one), x7, minusOne), x8, one), x9, one), x10, minusOne), x11, one)
-            let o9 = -x0 + x1 + x2 + x3 - x4 - x5 - x6 + x7 - x8 + x9 + x10 - x11
-            let o10 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, minusOne), x10, one), x11, one)
-            let o11 = -x0 + x1 - x2 + x3 + x4 + x5 - x6 - x7 - x8 + x9 - x10 + x11
             @inline(__always) func st(_ a: Int, _ v: V) { r.storeBytes(of: v * nv, toByteOffset: 4 &* (a &* p &+ j), as: V.self) }
-            st(0, o0); st(1, o1); st(2, o2); st(3, o3); st(4, o4); st(5, o5)
-            st(6, o6); st(7, o7); st(8, o8); st(9, o9); st(10, o10); st(11, o11)
+            let x = (ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7), ld(8), ld(9), ld(10), ld(11))
+            let o = transposed ? paley12TransposedOutputs(x) : paley12Outputs(x)
+            st(0, o.0); st(1, o.1); st(2, o.2); st(3, o.3); st(4, o.4); st(5, o.5)
+            st(6, o.6); st(7, o.7); st(8, o.8); st(9, o.9); st(10, o.10); st(11, o.11)
             j &+= 16
         }
     }
 
-    /// As `mixPaley12` with Hᵀ (the inverse transform).
-    static func mixPaley12Transposed(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
-        let r = UnsafeMutableRawPointer(row)
-        let nv = V(repeating: norm), one = V(repeating: 1), minusOne = V(repeating: -1)
+    /// The twelve outputs (unscaled) of H·x, ascending-c chains; even rows as FMAs by ±1, odd rows as adds.
+    @inline(__always) static func paley12Outputs(_ x: V12) -> V12 {
+        let one = V(repeating: 1), minusOne = V(repeating: -1)
         @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }
-        var j = 0
-        while j < p {
-            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
-            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3), x4 = ld(4), x5 = ld(5)
-            let x6 = ld(6), x7 = ld(7), x8 = ld(8), x9 = ld(9), x10 = ld(10), x11 = ld(11)
-            let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, minusOne), x5, minusOne), x6, minusOne), x7, minusOne), x8, minusOne), x9, minusOne), x10, minusOne), x11, minusOne)
-            let o1 = x0 + x1 - x2 + x3 - x4 - x5 - x6 + x7 + x8 + x9 - x10 + x11
-            let o2 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, minusOne), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, one), x10, one), x11, minusOne)
-            let o3 = x0 - x1 + x2 + x3 - x4 + x5 - x6 - x7 - x8 + x9 + x10 + x11
-            let o4 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, one), x4, one), x5, minusOne), x6, one), x7, minusOne), x8, minusOne), x9, minusOne), x10, one), x11, one)
-            let o5 = x0 + x1 + x2 - x3 + x4 + x5 - x6 + x7 - x8 - x9 - x10 + x11
-            let o6 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, minusOne), x8, one), x9, minusOne), x10, minusOne), x11, minusOne)
-            let o7 = x0 - x1 + x2 + x3 + x4 - x5 + x6 + x7 - x8 + x9 - x10 - x11
-            let o8 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, one), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, minusOne), x10, one), x11, minusOne)
-            let o9 = x0 - x1 - x2 - x3 + x4 + x5 + x6 - x7 + x8 + x9 - x10 + x11
-            let o10 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, minusOne), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, minusOne)
-            let o11 = x0 - x1 + x2 - x3 - x4 - x5 + x6 + x7 + x8 - x9 + x10 + x11
-            @inline(__always) func st(_ a: Int, _ v: V) { r.storeBytes(of: v * nv, toByteOffset: 4 &* (a &* p &+ j), as: V.self) }
-            st(0, o0); st(1, o1); st(2, o2); st(3, o3); st(4, o4); st(5, o5)
-            st(6, o6); st(7, o7); st(8, o8); st(9, o9); st(10, o10); st(11, o11)
-            j &+= 16
-        }
+        let (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11) = x
+        let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, one), x5, one), x6, one), x7, one), x8, one), x9, one), x10, one), x11, one)
+        let o1 = -x0 + x1 + x2 - x3 + x4 + x5 + x6 - x7 - x8 - x9 + x10 - x11
+        let o2 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, minusOne), x10, minusOne), x11, one)
+        let o3 = -x0 + x1 - x2 + x3 + x4 - x5 + x6 + x7 + x8 - x9 - x10 - x11
+        let o4 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, minusOne), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, one), x10, minusOne), x11, minusOne)
+        let o5 = -x0 - x1 - x2 + x3 - x4 + x5 + x6 - x7 + x8 + x9 + x10 - x11
+        let o6 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, one), x5, minusOne), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, one)
+        let o7 = -x0 + x1 - x2 - x3 - x4 + x5 - x6 + x7 + x8 - x9 + x10 + x11
+        let o8 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, one), x2, one), x3, minusOne), x4, minusOne), x5, minusOne), x6, one), x7, minusOne), x8, one), x9, one), x10, minusOne), x11, one)
+        let o9 = -x0 + x1 + x2 + x3 - x4 - x5 - x6 + x7 - x8 + x9 + x10 - x11
+        let o10 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, minusOne), x10, one), x11, one)
+        let o11 = -x0 + x1 - x2 + x3 + x4 + x5 - x6 - x7 - x8 + x9 - x10 + x11
+        return (o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11)
+    }
+
+    /// As `paley12Outputs` with Hᵀ.
+    @inline(__always) static func paley12TransposedOutputs(_ x: V12) -> V12 {
+        let one = V(repeating: 1), minusOne = V(repeating: -1)
+        @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }
+        let (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11) = x
+        let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, minusOne), x5, minusOne), x6, minusOne), x7, minusOne), x8, minusOne), x9, minusOne), x10, minusOne), x11, minusOne)
+        let o1 = x0 + x1 - x2 + x3 - x4 - x5 - x6 + x7 + x8 + x9 - x10 + x11
+        let o2 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, minusOne), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, one), x10, one), x11, minusOne)
+        let o3 = x0 - x1 + x2 + x3 - x4 + x5 - x6 - x7 - x8 + x9 + x10 + x11
+        let o4 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, one), x4, one), x5, minusOne), x6, one), x7, minusOne), x8, minusOne), x9, minusOne), x10, one), x11, one)
+        let o5 = x0 + x1 + x2 - x3 + x4 + x5 - x6 + x7 - x8 - x9 - x10 + x11
+        let o6 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, minusOne), x8, one), x9, minusOne), x10, minusOne), x11, minusOne)
+        let o7 = x0 - x1 + x2 + x3 + x4 - x5 + x6 + x7 - x8 + x9 - x10 - x11
+        let o8 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, one), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, minusOne), x10, one), x11, minusOne)
+        let o9 = x0 - x1 - x2 - x3 + x4 + x5 + x6 - x7 + x8 + x9 - x10 + x11
+        let o10 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, minusOne), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, minusOne)
+        let o11 = x0 - x1 + x2 - x3 - x4 - x5 + x6 + x7 + x8 - x9 + x10 + x11
+        return (o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11)
     }
 }
 #endif
