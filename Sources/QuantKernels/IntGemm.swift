@@ -80,22 +80,20 @@ public enum IntGemm {
 
     static func kernel(_ path: KernelPath, int4: Bool, activationBits: Int) -> TileKernel {
         #if arch(x86_64)
+        // Both x86 paths share the AVX2 epilogue (it is a small part of the time).
+        let compensate: Compensate = {
+            AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
+                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10, accStride: $11, cols: $12)
+        }
+        let store: StoreTile = { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) }
         switch path {
         case .vnni:
-            return TileKernel(mr: AVX512Int.mr, dots: AVX512Int.dots,
-                              compensate: { AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
-                                                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10,
-                                                               accStride: $11, cols: $12) },
-                              store: { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) })
+            return TileKernel(mr: AVX512Int.mr, dots: AVX512Int.dots, compensate: compensate, store: store)
         case .avx2:
             // W4A4: activations ≤ 15 let 16-bit lanes accumulate longer.
             let dots: Dots = int4 && activationBits <= 4 ? { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
                                                          : AVX2Int.dots
-            return TileKernel(mr: AVX2Int.mr, dots: dots,
-                              compensate: { AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
-                                                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10,
-                                                               accStride: $11, cols: $12) },
-                              store: { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) })
+            return TileKernel(mr: AVX2Int.mr, dots: dots, compensate: compensate, store: store)
         case .portable: break
         }
         #endif
