@@ -3,6 +3,10 @@ import ArgumentParser
 import QuantCore
 import Recipes
 import RTN
+import SmoothQuant
+import GPTQ
+import Hadamard
+import DuQuant
 @testable import WorkbenchCLI
 
 final class QuickstartTests: XCTestCase {
@@ -74,6 +78,17 @@ final class QuickstartTests: XCTestCase {
         let fp = lines.dropFirst().map { Double($0[3])! }, q = lines.dropFirst().map { Double($0[4])! }
         XCTAssertEqual(exp(fp.reduce(0, +) / Double(fp.count)), report.float!.perplexity, accuracy: report.float!.perplexity * 1e-5)
         XCTAssertEqual(exp(q.reduce(0, +) / Double(q.count)), report.variants[0].scores!.perplexity, accuracy: report.variants[0].scores!.perplexity * 1e-5)
+    }
+
+    /// Every committed recipe parses and validates against the built-in methods (no model needed).
+    func testEveryCommittedRecipeLoads() throws {
+        let all = MethodRegistry([RTN.self, SmoothQuant.self, GPTQ.self, Hadamard.self, DuQuant.self])
+        let dir = Self.repo.appendingPathComponent("recipes")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 7, "\(files)")
+        for f in files {
+            XCTAssertNoThrow(try Recipe.load(path: dir.appendingPathComponent(f).path, registry: all), f)
+        }
     }
 
     func testCheckPrintsThePlanWithoutRunning() throws {
