@@ -114,7 +114,10 @@ public enum AVX512Hadamard {
             var b = 0
             while b < n {
                 @inline(__always) func ld(_ j: Int) -> V { inRegister(raw.load(fromByteOffset: 4 &* (b &+ 16 &* j), as: V.self)) }
-                @inline(__always) func bf(_ a: inout V, _ c: inout V) { (a, c) = (a + c, a - c) }
+                @inline(__always) func bf(_ a: inout V, _ c: inout V) {
+                    let sum = _mm512_add_ps(a, c), difference = _mm512_sub_ps(a, c)
+                    a = sum; c = difference
+                }
                 var v0 = ld(0), v1 = ld(1), v2 = ld(2), v3 = ld(3), v4 = ld(4), v5 = ld(5), v6 = ld(6), v7 = ld(7)
                 bf(&v0, &v1); bf(&v2, &v3); bf(&v4, &v5); bf(&v6, &v7)      // stride 16
                 bf(&v0, &v2); bf(&v1, &v3); bf(&v4, &v6); bf(&v5, &v7)      // stride 32
