@@ -126,8 +126,11 @@ public enum IntGemm {
         let t = ops < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
         let panels = w.panels
         let rowBlocks = (m + mr - 1) / mr
-        // Deterministic split: column panels when there are enough, else row tiles.
-        let splitN = panels >= 4 * t || panels >= rowBlocks
+        // Deterministic split: column panels when there are enough, else row tiles. Weights too large
+        // for the caches (the lm_head: 28 MB at int8) are split by rows instead, so both threads
+        // stream the same weights at about the same time and share them through L3.
+        let streamsWeights = panels * groups * groupBytes > 8 << 20 && rowBlocks >= 4 * t
+        let splitN = !streamsWeights && (panels >= 4 * t || panels >= rowBlocks)
         let tasks = max(1, min(t, splitN ? panels : rowBlocks))
         // Blocking: rows in blocks of `mc` (their codes stay in L2); within a block, each row tile
         // sweeps `bp` panels (256 columns) before the next tile, so the tile's activations stay in
