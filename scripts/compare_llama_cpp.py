@@ -9,7 +9,7 @@ Reads the tab-separated file that `workbench run RECIPE --token-nll FILE` writes
 llama.cpp is not a dependency of the workbench; install the binding once (it builds llama.cpp
 from source, about 15 minutes on two cores):
 
-    python3 -m venv /tmp/lv && /tmp/lv/bin/pip install numpy typing-extensions diskcache jinja2
+    python3 -m venv /tmp/lv && /tmp/lv/bin/pip install numpy typing-extensions diskcache jinja2 gguf
     CMAKE_ARGS="-DGGML_NATIVE=ON" /tmp/lv/bin/pip install --no-deps llama-cpp-python
     /tmp/lv/bin/python scripts/compare_llama_cpp.py --model MODEL.gguf --text wiki.test.raw \\
         --token-nll ours.tsv
