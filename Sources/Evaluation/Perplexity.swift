@@ -29,6 +29,14 @@ public enum PerplexityProtocol: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The predicting positions scored in `window` (each predicts the token at position + 1).
+    public func scoredPositions(_ window: [Int]) -> Range<Int> { firstScored..<(window.count - 1) }
+
+    /// Every scored token of `windows` in evaluation order (the order of `TokenScores.nll`).
+    public func scoredTokens(_ windows: [[Int]]) -> [(window: Int, position: Int, target: Int)] {
+        windows.enumerated().flatMap { w, win in scoredPositions(win).map { (window: w, position: $0, target: win[$0 + 1]) } }
+    }
+
     /// Cuts `tokens` into evaluation windows, at most `maxWindows`.
     public func windows(_ tokens: [Int], maxWindows: Int? = nil) -> [[Int]] {
         let l = windowLength
@@ -97,7 +105,6 @@ public struct Evaluator {
     public func evaluate(float: DecoderModel, variants: [DecoderModel], windows: [[Int]], protocol proto: PerplexityProtocol,
                          progress: (String) -> Void = { _ in }) -> [TokenScores] {
         var scores = [TokenScores](repeating: TokenScores(), count: variants.count + 1)
-        let first = proto.firstScored
         var w = 0
         while w < windows.count {
             let batch = Array(windows[w..<min(windows.count, w + windowBatch)])
@@ -117,7 +124,7 @@ public struct Evaluator {
                 let v = lp.cols
                 // Per scored token, in window order: NLL, and for variants KL(FP‖variant) and top-1 match.
                 var rows: [(window: Int, pos: Int)] = []
-                for (bi, win) in batch.enumerated() { for pos in first..<(win.count - 1) { rows.append((bi, pos)) } }
+                for (bi, win) in batch.enumerated() { for pos in proto.scoredPositions(win) { rows.append((bi, pos)) } }
                 var nll = [Double](repeating: 0, count: rows.count), kl = nll
                 var agree = [Bool](repeating: false, count: rows.count)
                 let isVariant = model != nil

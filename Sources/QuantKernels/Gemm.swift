@@ -192,11 +192,14 @@ public enum Gemm {
             let ncr = (ncur + s.nr - 1) / s.nr * s.nr
             if resident {
                 var pc = 0
-                let bblock = packedW.map { UnsafeMutablePointer(mutating: $0 + jc * k) } ?? pb
-                while pc < k && packedW == nil {
-                    let kcur = min(kc, k - pc)
-                    s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb + pc * ncr)
-                    pc += kcur
+                // This column block of W, packed for all K slabs: shared, or packed here into `pb`.
+                let packedBlock = packedW.map { UnsafeMutablePointer(mutating: $0 + jc * k) } ?? pb
+                if packedW == nil {
+                    while pc < k {
+                        let kcur = min(kc, k - pc)
+                        s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb + pc * ncr)
+                        pc += kcur
+                    }
                 }
                 var ic = 0
                 while ic < m {
@@ -205,7 +208,7 @@ public enum Gemm {
                     while pc < k {
                         let kcur = min(kc, k - pc)
                         s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
-                        tiles(ic, mcur, jc, ncur, pc, kcur, bblock + pc * ncr)
+                        tiles(ic, mcur, jc, ncur, pc, kcur, packedBlock + pc * ncr)
                         pc += kcur
                     }
                     ic += mcur

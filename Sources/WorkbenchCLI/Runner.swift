@@ -122,10 +122,7 @@ struct RecipeRunner {
         let scores = Evaluator(windowBatch: recipe.evaluation.windowsBatch)
             .evaluate(float: fp, variants: models, windows: inputs.evaluation, protocol: inputs.evalProtocol, progress: progress)
         report.setScores(scores)
-        let first = inputs.evalProtocol.firstScored
-        report.scoredTokens = inputs.evaluation.enumerated().flatMap { w, win in
-            (first..<(win.count - 1)).map { (window: w, position: $0, target: win[$0 + 1]) }
-        }
+        report.scoredTokens = inputs.evalProtocol.scoredTokens(inputs.evaluation)
         report.wallSeconds = Date().timeIntervalSince(started)
         return report
     }
