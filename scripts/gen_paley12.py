@@ -2,13 +2,12 @@
 """Writes Sources/QuantKernelsAVX512/HadamardPaley12.swift: the H_12 mixing of the AVX-512 Hadamard
 row kernel with the signs of the Paley I (q = 11) matrix written into the code.
 
-The general kernel multiplies by a runtime ±1 matrix with one FMA per sign, which keeps the FMA
-pipes busy and the add pipes idle. With the signs known, half the outputs are chains of additions
-and subtractions (add pipes) and half chains of FMAs by ±1 (FMA pipes), and all twelve outputs of a
-16-column slice are computed from the same twelve loaded vectors, in place.
-
-The arithmetic is the general kernel's: output a = norm · (((±x0 ± x1) ± x2) … ± x11), ascending c,
-one rounding per step (an FMA by ±1 rounds exactly like the addition or subtraction).
+The arithmetic is `QuadPlan`'s (Sources/QuantKernels/Hadamard.swift), the same for every path: the
+twelve inputs of a 16-column slice split into three quads; each quad gives its eight patterns
+x0 ± x1 ± x2 ± x3 (u = x0 + x1, v = x0 − x1, w = x2 + x3, z = x2 − x3; u+w, u−w, u+z, u−z, v+w, v−w,
+v+z, v−z), and output a = ((P_0 ± P_1) ± P_2) · (±norm). With the signs known at generation time
+the 24 patterns stay in registers and each output is two adds or subtracts: 60 additions and 12
+multiplies per slice instead of 132 and 12.
 
 Run from the repository root: python3 scripts/gen_paley12.py
 """
@@ -33,55 +32,65 @@ def paley_i(q):
     return h
 
 
-def chain(signs, fma):
-    first = "x0" if signs[0] > 0 else "-x0"
-    expr = first
-    for c in range(1, 12):
-        if fma:
-            expr = f"f({expr}, x{c}, {'one' if signs[c] > 0 else 'minusOne'})"
-        else:
-            expr = f"{expr} {'+' if signs[c] > 0 else '-'} x{c}"
-    return expr
+def plan_row(signs):
+    """(pattern name, relative sign) per quad and the output sign, as QuadPlan.init."""
+    first = signs[0]
+    terms = []
+    for q in range(3):
+        s = signs[4 * q:4 * q + 4]
+        r1, r2, r3 = s[1] * s[0], s[2] * s[0], s[3] * s[0]
+        base = "u" if r1 > 0 else "v"
+        other = {(1, 1): "pw", (-1, -1): "mw", (1, -1): "pz", (-1, 1): "mz"}[(r2, r3)]
+        terms.append((f"{base}{other}{q}", s[0] * first))
+    return terms, first
 
 
-def outputs(name, h, doc):
+def mix_function(name, h, doc):
+    """One straight-line loop body per 16-column slice: 12 loads, 24 patterns, 24 adds, 12 stores.
+    Explicit intrinsics: with Swift's SIMD operators LLVM may split 512-bit operations into halves."""
+    used = {pattern for a in range(12) for pattern, _ in plan_row(h[a])[0]}
     lines = [f"    /// {doc}",
-             f"    @inline(__always) static func {name}(_ x: V12) -> V12 {{",
-             "        let one = V(repeating: 1), minusOne = V(repeating: -1)",
-             "        @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }",
-             "        let (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11) = x"]
+             f"    static func {name}(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {{",
+             "        let r = UnsafeMutableRawPointer(row)",
+             "        let nv = V(repeating: norm)" + (", minusNv = V(repeating: -norm)" if any(plan_row(r)[1] < 0 for r in h) else ""),
+             "        @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }",
+             "        @inline(__always) func sub(_ a: V, _ b: V) -> V { _mm512_sub_ps(a, b) }",
+             "        // The output sums as FMAs by ±1 (exact products, so the same rounding as add/sub): they run",
+             "        // on the FMA pipes while the patterns use the add pipes. `fmaOne` is a variable so that",
+             "        // LLVM cannot turn the FMAs back into adds.",
+             "        let one = fmaOne, minusOne = V() - fmaOne",
+             "        @inline(__always) func addF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, one, a) }",
+             "        @inline(__always) func subF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, minusOne, a) }",
+             "        var j = 0",
+             "        while j < p {",
+             "            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }",
+             "            @inline(__always) func st(_ a: Int, _ v: V, _ scale: V) {",
+             "                r.storeBytes(of: _mm512_mul_ps(v, scale), toByteOffset: 4 &* (a &* p &+ j), as: V.self)",
+             "            }"]
+    for q in range(3):
+        c = 4 * q
+        lines.append(f"            let x{c} = ld({c}), x{c + 1} = ld({c + 1}), x{c + 2} = ld({c + 2}), x{c + 3} = ld({c + 3})")
+        lines.append(f"            let u{q} = add(x{c}, x{c + 1}), v{q} = sub(x{c}, x{c + 1}), "
+                     f"w{q} = add(x{c + 2}, x{c + 3}), z{q} = sub(x{c + 2}, x{c + 3})")
+        patterns = [f"{b}{o}{q} = {'add' if o[0] == 'p' else 'sub'}({b}{q}, {o[1]}{q})"
+                    for b in "uv" for o in ("pw", "mw", "pz", "mz") if f"{b}{o}{q}" in used]
+        for i in range(0, len(patterns), 4):
+            lines.append("            let " + ", ".join(patterns[i:i + 4]))
     for a in range(12):
-        lines.append(f"        let o{a} = {chain(h[a], fma=a % 2 == 0)}")
-    lines.append("        return (o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11)")
-    lines.append("    }")
+        terms, first = plan_row(h[a])
+        expr = terms[0][0]
+        for pattern, sign in terms[1:]:
+            expr = f"{'addF' if sign > 0 else 'subF'}({expr}, {pattern})"
+        lines.append(f"            st({a}, {expr}, {'nv' if first > 0 else 'minusNv'})")
+    lines += ["            j &+= 16", "        }", "    }"]
     return "\n".join(lines)
-
-
-MIX = """    typealias V12 = (V, V, V, V, V, V, V, V, V, V, V, V)
-
-    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`, or its transpose for the inverse) for the 12
-    /// length-`p` segments of `row` (p a multiple of 16), in place, 16 columns at a time.
-    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
-        let r = UnsafeMutableRawPointer(row)
-        let nv = V(repeating: norm)
-        var j = 0
-        while j < p {
-            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
-            @inline(__always) func st(_ a: Int, _ v: V) { r.storeBytes(of: v * nv, toByteOffset: 4 &* (a &* p &+ j), as: V.self) }
-            let x = (ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7), ld(8), ld(9), ld(10), ld(11))
-            let o = transposed ? paley12TransposedOutputs(x) : paley12Outputs(x)
-            st(0, o.0); st(1, o.1); st(2, o.2); st(3, o.3); st(4, o.4); st(5, o.5)
-            st(6, o.6); st(7, o.7); st(8, o.8); st(9, o.9); st(10, o.10); st(11, o.11)
-            j &+= 16
-        }
-    }"""
 
 
 def main():
     h = paley_i(Q)
     ht = [[h[c][a] for c in range(12)] for a in range(12)]
     flat = ", ".join(str(v) for row in h for v in row)
-    out = f"""// Generated by scripts/gen_paley12.py — do not edit; rerun the script.
+    head = f"""// Generated by scripts/gen_paley12.py — do not edit; rerun the script.
 // H_12 mixing with the Paley I (q = 11) signs in the code (compiled with -target-cpu cascadelake).
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -91,16 +100,17 @@ extension AVX512Hadamard {{
     /// must equal it for them to be used).
     public static let paley12: [Float] = [{flat}]
 
-""" + MIX + f"""
+    /// 1 in every lane, read at run time (see `mixPaley12`).
+    nonisolated(unsafe) static var fmaOne = V(repeating: 1)
 
-{outputs("paley12Outputs", h, "The twelve outputs (unscaled) of H·x, ascending-c chains; even rows as FMAs by ±1, odd rows as adds.")}
-
-{outputs("paley12TransposedOutputs", ht, "As `paley12Outputs` with Hᵀ.")}
-}}
-#endif
 """
+    body = "\n\n".join([
+        mix_function("mixPaley12", h, "`seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`) for the 12 length-`p` segments of `row`\n"
+                     "    /// (p a multiple of 16), in place, 16 columns at a time."),
+        mix_function("mixPaley12Transposed", ht, "As `mixPaley12` with Hᵀ (the inverse transform)."),
+    ])
     with open("Sources/QuantKernelsAVX512/HadamardPaley12.swift", "w") as f:
-        f.write(out)
+        f.write(head + body + "\n}\n#endif\n")
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ public struct HadamardTransform: Sendable {
 
     /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size` (`transpose`: `x ← x·M`, the
     /// inverse). Per row: SIMD FWHT of each length-2^m segment in place, then `H_K` (or `H_Kᵀ`) times
-    /// the K×2^m segment matrix, vectorized over the 2^m columns into one scratch row per thread,
-    /// scaled by 1/√n on the way back. Rows are independent, so any thread count gives the same bits.
+    /// the K×2^m segment matrix through a `QuadPlan` (about K/4 + 3 adds per element instead of K),
+    /// scaled by 1/√n, in place. Rows are independent, so any thread count gives the same bits, and
+    /// every path (portable, AVX2, AVX-512) does the same arithmetic, so they give the same bits too.
     ///
     /// `thenFakeQuantize`: fused `Quantizer.fakeQuantize` of each transformed row (groups of
     /// `groupSize` columns) while it is still in L1; bit-identical to calling the two separately.
@@ -67,8 +68,7 @@ public struct HadamardTransform: Sendable {
         let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
         let chunks = min(rows, t)
         let k = factor
-        var hk = factorMatrix
-        if transpose { for a in 0..<k { for c in 0..<k { hk[a * k + c] = factorMatrix[c * k + a] } } }
+        let plan = QuadPlan(transpose ? (0..<k * k).map { factorMatrix[($0 % k) * k + $0 / k] } : factorMatrix, k: k)
         let norm = 1 / Float(size).squareRoot()
         let fqSIMD = KernelDispatch.active != .portable
         #if arch(x86_64)
@@ -76,21 +76,25 @@ public struct HadamardTransform: Sendable {
         let avx512 = KernelDispatch.active == .vnni && pow2 >= 16
         let paley12 = avx512 && k == 12 && factorMatrix == AVX512Hadamard.paley12
         #endif
-        hk.withUnsafeBufferPointer { hp in
+        plan.pick.withUnsafeBufferPointer { pickBuffer in plan.sign.withUnsafeBufferPointer { signBuffer in
+        plan.signedPick.withUnsafeBufferPointer { signedPickBuffer in
+            let pick = pickBuffer.baseAddress!, sign = signBuffer.baseAddress!, signedPick = signedPickBuffer.baseAddress!
             Parallel.forEach(chunks, threads: chunks) { c in
                 let r0 = c * rows / chunks, r1 = (c + 1) * rows / chunks
-                let scratch = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
-                    .bindMemory(to: Float.self, capacity: size)
-                defer { scratch.deallocate() }
+                // Quad patterns: 2n floats for the portable path, 64·K for the SIMD ones.
+                let patternCount = max(2 * size, 64 * k)
+                let patterns = UnsafeMutableRawPointer.allocate(byteCount: patternCount * 4, alignment: 64)
+                    .bindMemory(to: Float.self, capacity: patternCount)
+                defer { patterns.deallocate() }
                 #if arch(x86_64)
                 if simd {
                     for r in r0..<r1 {
                         if paley12 {
                             AVX512Hadamard.rowPaley12(x + r * size, pow2, norm, transposed: transpose)
                         } else if avx512 {
-                            AVX512Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                            AVX512Hadamard.row(x + r * size, patterns, signedPick, sign, k, pow2, norm)
                         } else {
-                            AVX2Hadamard.row(x + r * size, scratch, hp.baseAddress!, k, pow2, norm)
+                            AVX2Hadamard.row(x + r * size, patterns, signedPick, sign, k, pow2, norm)
                         }
                         if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                     }
@@ -98,27 +102,35 @@ public struct HadamardTransform: Sendable {
                 }
                 #endif
                 for r in r0..<r1 {
-                    applyRow(x + r * size, scratch, hp.baseAddress!)
+                    applyRow(x + r * size, patterns, pick, sign, norm)
                     if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                 }
             }
-        }
+        } } }
     }
 
-    @inline(__always)
-    func applyRow(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>) {
-        let norm = 1 / Float(size).squareRoot()
+    /// The portable row kernel, the reference for the SIMD ones: FWHT of each segment, then
+    /// `QuadPlan`'s arithmetic over whole segments (`patterns`: 2n floats).
+    func applyRow(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
+                  _ pick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ norm: Float) {
         let k = factor, p = pow2
         for a in 0..<k { HadamardTransform.fwht(row + a * p, p) }
         if k == 1 { RowOps.scale(row, size, by: norm); return }
-        for a in 0..<k {
-            let out = tmp + a * p
-            for c in 0..<k {
-                let sign = h[a * k + c]
-                RowOps.accumulate(out, row + c * p, p, sign: sign, first: c == 0)
+        let quads = k / 4
+        for q in 0..<quads {
+            let x0 = row + 4 * q * p, x1 = x0 + p, x2 = x1 + p, x3 = x2 + p, out = patterns + 8 * q * p
+            for i in 0..<p {
+                let u = x0[i] + x1[i], v = x0[i] - x1[i], w = x2[i] + x3[i], z = x2[i] - x3[i]
+                out[i] = u + w; out[p + i] = u - w; out[2 * p + i] = u + z; out[3 * p + i] = u - z
+                out[4 * p + i] = v + w; out[5 * p + i] = v - w; out[6 * p + i] = v + z; out[7 * p + i] = v - z
             }
         }
-        RowOps.scale(tmp, into: row, size, by: norm)
+        for a in 0..<k {
+            let out = row + a * p, pk = pick + a * quads, sg = sign + a * quads
+            out.update(from: patterns + Int(pk[0]) * p, count: p)
+            for q in 1..<quads { RowOps.accumulate(out, patterns + Int(pk[q]) * p, p, sign: sg[q], first: false) }
+            RowOps.scale(out, p, by: sg[0] * norm)
+        }
     }
 
     /// In-place unnormalized Walsh–Hadamard transform of length `n` (a power of two).
@@ -262,5 +274,50 @@ extension HadamardTransform {
         let h = try HadamardTransform(size: n)
         cache[n] = h
         return h
+    }
+}
+
+/// `H·x` for a ±1 matrix H of order K = 4G (every Hadamard order above 2), sharing work between the
+/// K outputs: the columns split into G quads, and each quad's inputs x0…x3 give the eight sums
+/// `x0 ± x1 ± x2 ± x3` once (u = x0 + x1, v = x0 − x1, w = x2 + x3, z = x2 − x3; patterns
+/// u+w, u−w, u+z, u−z, v+w, v−w, v+z, v−z). Row a's quad g is ±pattern, so
+///
+///     out[a] = ((P_0 ± P_1) ± P_2 … ± P_{G−1}) · (±norm)
+///
+/// in ascending g: 12 adds per quad plus G per output, K/4 + 3 per element instead of K. Every
+/// Hadamard kernel (portable, AVX2, AVX-512, the generated Paley 12) does exactly this arithmetic.
+struct QuadPlan {
+    let k: Int
+    /// `pick[a·G + g]` = 8g + the pattern of row a in quad g (an index into the 8G patterns).
+    let pick: [Int32]
+    /// `sign[a·G + g]`: for g = 0 the output's sign (it multiplies `norm`); for g ≥ 1, +1 to add the
+    /// pattern, −1 to subtract it.
+    let sign: [Float]
+    /// `pick` for tables of 16 patterns per quad (the eight, then their negations): 16g + pattern,
+    /// + 8 where the pattern is subtracted (g ≥ 1). Used by the SIMD kernels.
+    let signedPick: [Int32]
+
+    /// `h`: K×K ±1, row-major. K = 1 has no plan (empty tables).
+    init(_ h: [Float], k: Int) {
+        self.k = k
+        guard k > 1 else { pick = []; sign = []; signedPick = []; return }
+        precondition(k % 4 == 0, "a Hadamard matrix of order \(k) > 2 must have an order divisible by 4")
+        let quads = k / 4
+        var pick = [Int32](repeating: 0, count: k * quads), sign = [Float](repeating: 0, count: k * quads)
+        for a in 0..<k {
+            let first = h[a * k]
+            for q in 0..<quads {
+                let s = (0..<4).map { h[a * k + 4 * q + $0] }
+                let r1 = s[1] * s[0], r2 = s[2] * s[0], r3 = s[3] * s[0]
+                let other = r2 > 0 ? (r3 > 0 ? 0 : 2) : (r3 > 0 ? 3 : 1)
+                pick[a * quads + q] = Int32(8 * q + (r1 > 0 ? 0 : 4) + other)
+                sign[a * quads + q] = q == 0 ? s[0] : s[0] * first
+            }
+        }
+        self.pick = pick; self.sign = sign
+        signedPick = (0..<k * quads).map { i in
+            let q = i % quads, t = pick[i] - Int32(8 * q)
+            return Int32(16 * q) + t + (q > 0 && sign[i] < 0 ? 8 : 0)
+        }
     }
 }

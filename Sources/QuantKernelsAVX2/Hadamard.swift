@@ -3,59 +3,68 @@
 import _Builtin_intrinsics.intel
 
 public enum AVX2Hadamard {
-    /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`: FWHT of each of the K length-p segments of `row`
-    /// (p a power of two ≥ 8), then `out[a] = norm·Σ_c h[a·K + c]·seg[c]` into `tmp` (K·p floats),
-    /// copied back into `row`. `h` holds ±1 (pass `H_Kᵀ` for the inverse). The ±1 products are
-    /// exact, so each output is the ascending-c sum of ±seg[c], then one multiply by `norm`.
-    public static func row(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>,
-                           _ h: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
-        typealias V = SIMD8<Float>
+    /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`, in place: FWHT of each of the K length-p segments of
+    /// `row` (p a power of two ≥ 8), then `mixQuads`. Same bits as the portable kernel.
+    public static func row(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
+                           _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
         for a in 0..<k { fwht(row + a * p, p) }
-        let r = UnsafeRawPointer(row), o = UnsafeMutableRawPointer(k == 1 ? row : tmp)
-        let nv = V(repeating: norm)
+        mixQuads(row, patterns, signedPick, sign, k, p, norm)
+    }
+
+    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` for the K length-p segments of `row` (p a multiple of 8), in
+    /// place, 16 (or 8) columns at a time, with the quad-pattern arithmetic of the portable kernel
+    /// (`QuadPlan`; `signedPick`, `sign`: its tables, K·K/4 entries each; K = 1 only scales).
+    /// `patterns` holds 64·K floats: each quad's eight patterns and their negations, so that every
+    /// output is a chain of additions (adding −P rounds exactly like subtracting P).
+    public static func mixQuads(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
+                                _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
+        let r = UnsafeMutableRawPointer(row), pt = UnsafeMutableRawPointer(patterns)
         if k == 1 {
+            let nv = SIMD8<Float>(repeating: norm)
             var i = 0
-            while i < p { o.storeBytes(of: r.load(fromByteOffset: 4 * i, as: V.self) * nv, toByteOffset: 4 * i, as: V.self); i += 8 }
+            while i < p { r.storeBytes(of: r.load(fromByteOffset: 4 &* i, as: SIMD8<Float>.self) * nv, toByteOffset: 4 &* i, as: SIMD8<Float>.self); i &+= 8 }
             return
         }
-        var cb = 0
-        while cb < p {
-            if cb + 32 <= p {
-                // 4 column vectors × 2 output rows per pass: 4 loads + 2 broadcasts feed 8 FMAs.
-                var a = 0
-                while a < k {
-                    let a2 = a + 1 < k ? a + 1 : a
-                    var s0 = V(), s1 = V(), s2 = V(), s3 = V(), t0 = V(), t1 = V(), t2 = V(), t3 = V()
-                    let ha = h + a &* k, hb = h + a2 &* k
-                    var off = 4 &* cb
-                    for c in 0..<k {
-                        let x0 = r.load(fromByteOffset: off, as: V.self), x1 = r.load(fromByteOffset: off &+ 32, as: V.self)
-                        let x2 = r.load(fromByteOffset: off &+ 64, as: V.self), x3 = r.load(fromByteOffset: off &+ 96, as: V.self)
-                        let hv = V(repeating: ha[c]), hw = V(repeating: hb[c])
-                        s0.addProduct(hv, x0); s1.addProduct(hv, x1); s2.addProduct(hv, x2); s3.addProduct(hv, x3)
-                        t0.addProduct(hw, x0); t1.addProduct(hw, x1); t2.addProduct(hw, x2); t3.addProduct(hw, x3)
-                        off &+= 4 &* p
-                    }
-                    var d = 4 &* (a &* p &+ cb)
-                    o.storeBytes(of: s0 * nv, toByteOffset: d, as: V.self); o.storeBytes(of: s1 * nv, toByteOffset: d &+ 32, as: V.self)
-                    o.storeBytes(of: s2 * nv, toByteOffset: d &+ 64, as: V.self); o.storeBytes(of: s3 * nv, toByteOffset: d &+ 96, as: V.self)
-                    d = 4 &* (a2 &* p &+ cb)
-                    o.storeBytes(of: t0 * nv, toByteOffset: d, as: V.self); o.storeBytes(of: t1 * nv, toByteOffset: d &+ 32, as: V.self)
-                    o.storeBytes(of: t2 * nv, toByteOffset: d &+ 64, as: V.self); o.storeBytes(of: t3 * nv, toByteOffset: d &+ 96, as: V.self)
-                    a &+= 2
-                }
-                cb += 32
-            } else {
-                for a in 0..<k {
-                    var s0 = V()
-                    let ha = h + a * k
-                    for c in 0..<k { s0.addProduct(V(repeating: ha[c]), r.load(fromByteOffset: 4 * (c * p + cb), as: V.self)) }
-                    o.storeBytes(of: s0 * nv, toByteOffset: 4 * (a * p + cb), as: V.self)
-                }
-                cb += 8
-            }
+        var j = 0
+        if p % 16 == 0 {
+            while j < p { mixSlice(r, pt, signedPick, sign, k, p, j, norm, SIMD16<Float>.self); j &+= 16 }
+        } else {
+            while j < p { mixSlice(r, pt, signedPick, sign, k, p, j, norm, SIMD8<Float>.self); j &+= 8 }
         }
-        row.update(from: tmp, count: k * p)
+    }
+
+    /// `mixQuads` on the columns j ..< j + V.scalarCount; four outputs at a time (K is a multiple of 4).
+    @inline(__always)
+    static func mixSlice<V: SIMD>(_ r: UnsafeMutableRawPointer, _ pt: UnsafeMutableRawPointer, _ signedPick: UnsafePointer<Int32>,
+                                  _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ j: Int, _ norm: Float, _: V.Type)
+    where V.Scalar == Float {
+        let quads = k / 4, width = MemoryLayout<V>.stride
+        for q in 0..<quads {
+            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* ((4 &* q &+ c) &* p &+ j), as: V.self) }
+            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3)
+            let u = x0 + x1, v = x0 - x1, w = x2 + x3, z = x2 - x3
+            let base = 16 &* q &* width
+            @inline(__always) func put(_ t: Int, _ pattern: V) {
+                pt.storeBytes(of: pattern, toByteOffset: base &+ t &* width, as: V.self)
+                pt.storeBytes(of: -pattern, toByteOffset: base &+ (t &+ 8) &* width, as: V.self)
+            }
+            put(0, u + w); put(1, u - w); put(2, u + z); put(3, u - z)
+            put(4, v + w); put(5, v - w); put(6, v + z); put(7, v - z)
+        }
+        @inline(__always) func pattern(_ i: Int32) -> V { pt.load(fromByteOffset: Int(i) &* width, as: V.self) }
+        @inline(__always) func store(_ a: Int, _ acc: V) {
+            r.storeBytes(of: acc * V(repeating: sign[a &* quads] * norm), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
+        }
+        var a = 0
+        while a < k {
+            let p0 = signedPick + a &* quads, p1 = p0 + quads, p2 = p1 + quads, p3 = p2 + quads
+            var acc0 = pattern(p0[0]), acc1 = pattern(p1[0]), acc2 = pattern(p2[0]), acc3 = pattern(p3[0])
+            for q in 1..<quads {
+                acc0 += pattern(p0[q]); acc1 += pattern(p1[q]); acc2 += pattern(p2[q]); acc3 += pattern(p3[q])
+            }
+            store(a, acc0); store(a &+ 1, acc1); store(a &+ 2, acc2); store(a &+ 3, acc3)
+            a &+= 4
+        }
     }
 
     /// In-place unnormalized FWHT of length n (power of two ≥ 8); same butterflies as the portable one.

@@ -1,4 +1,4 @@
-// AVX-512 Hadamard row kernel (compiled with -target-cpu cascadelake). Same arithmetic, per
+// AVX-512 Hadamard row kernels (compiled with -target-cpu cascadelake). Same arithmetic, per
 // element and in the same order, as the portable and AVX2 kernels, so all three give the same bits.
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -7,94 +7,36 @@ import QuantKernelsAVX2
 public enum AVX512Hadamard {
     typealias V = SIMD16<Float>
 
-    /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`: FWHT of each of the K length-p segments of `row`
-    /// (p a power of two ≥ 16), then `out[a] = norm·Σ_c h[a·K + c]·seg[c]` into `tmp` (K·p floats),
-    /// copied back into `row`. `h` holds ±1 (pass `H_Kᵀ` for the inverse); each output is the
-    /// ascending-c sum of the exact products ±seg[c], then one multiply by `norm`.
-    public static func row(_ row: UnsafeMutablePointer<Float>, _ tmp: UnsafeMutablePointer<Float>,
-                           _ h: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
+    /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`, in place: the AVX-512 FWHT of each of the K length-p
+    /// segments (p a power of two ≥ 16), then the AVX2 `mixQuads` (tables of `QuadPlan`).
+    public static func row(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
+                           _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
         for a in 0..<k { fwht(row + a * p, p) }
-        let r = UnsafeRawPointer(row), o = UnsafeMutableRawPointer(k == 1 ? row : tmp)
-        let nv = V(repeating: norm)
-        if k == 1 {
-            var i = 0
-            while i < p { o.storeBytes(of: r.load(fromByteOffset: 4 * i, as: V.self) * nv, toByteOffset: 4 * i, as: V.self); i += 16 }
-            return
-        }
-        // Output rows a…a+3 (clamped: a repeated row is recomputed and stored twice, harmlessly)
-        // × four 16-column vectors: 4 broadcasts + 4 loads feed 16 FMAs.
-        var cb = 0
-        while cb + 64 <= p {
-            var a = 0
-            while a < k {
-                let a1 = min(a + 1, k - 1), a2 = min(a + 2, k - 1), a3 = min(a + 3, k - 1)
-                let h0 = h + a &* k, h1 = h + a1 &* k, h2 = h + a2 &* k, h3 = h + a3 &* k
-                var s00 = V(), s01 = V(), s02 = V(), s03 = V(), s10 = V(), s11 = V(), s12 = V(), s13 = V()
-                var s20 = V(), s21 = V(), s22 = V(), s23 = V(), s30 = V(), s31 = V(), s32 = V(), s33 = V()
-                var off = 4 &* cb
-                for c in 0..<k {
-                    let x0 = r.load(fromByteOffset: off, as: V.self), x1 = r.load(fromByteOffset: off &+ 64, as: V.self)
-                    let x2 = r.load(fromByteOffset: off &+ 128, as: V.self), x3 = r.load(fromByteOffset: off &+ 192, as: V.self)
-                    let g0 = V(repeating: h0[c]), g1 = V(repeating: h1[c]), g2 = V(repeating: h2[c]), g3 = V(repeating: h3[c])
-                    s00.addProduct(g0, x0); s01.addProduct(g0, x1); s02.addProduct(g0, x2); s03.addProduct(g0, x3)
-                    s10.addProduct(g1, x0); s11.addProduct(g1, x1); s12.addProduct(g1, x2); s13.addProduct(g1, x3)
-                    s20.addProduct(g2, x0); s21.addProduct(g2, x1); s22.addProduct(g2, x2); s23.addProduct(g2, x3)
-                    s30.addProduct(g3, x0); s31.addProduct(g3, x1); s32.addProduct(g3, x2); s33.addProduct(g3, x3)
-                    off &+= 4 &* p
-                }
-                @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V, _ v2: V, _ v3: V) {
-                    let d = 4 &* (row &* p &+ cb)
-                    o.storeBytes(of: v0 * nv, toByteOffset: d, as: V.self); o.storeBytes(of: v1 * nv, toByteOffset: d &+ 64, as: V.self)
-                    o.storeBytes(of: v2 * nv, toByteOffset: d &+ 128, as: V.self); o.storeBytes(of: v3 * nv, toByteOffset: d &+ 192, as: V.self)
-                }
-                store(a, s00, s01, s02, s03); store(a1, s10, s11, s12, s13)
-                store(a2, s20, s21, s22, s23); store(a3, s30, s31, s32, s33)
-                a &+= 4
-            }
-            cb &+= 64
-        }
-        // Segments of 16 or 32 columns: one vector per pass.
-        while cb < p {
-            var a = 0
-            while a < k {
-                let a1 = min(a + 1, k - 1), a2 = min(a + 2, k - 1), a3 = min(a + 3, k - 1)
-                let h0 = h + a &* k, h1 = h + a1 &* k, h2 = h + a2 &* k, h3 = h + a3 &* k
-                var s0 = V(), s1 = V(), s2 = V(), s3 = V()
-                var off = 4 &* cb
-                for c in 0..<k {
-                    let x = r.load(fromByteOffset: off, as: V.self)
-                    s0.addProduct(V(repeating: h0[c]), x); s1.addProduct(V(repeating: h1[c]), x)
-                    s2.addProduct(V(repeating: h2[c]), x); s3.addProduct(V(repeating: h3[c]), x)
-                    off &+= 4 &* p
-                }
-                o.storeBytes(of: s0 * nv, toByteOffset: 4 &* (a &* p &+ cb), as: V.self)
-                o.storeBytes(of: s1 * nv, toByteOffset: 4 &* (a1 &* p &+ cb), as: V.self)
-                o.storeBytes(of: s2 * nv, toByteOffset: 4 &* (a2 &* p &+ cb), as: V.self)
-                o.storeBytes(of: s3 * nv, toByteOffset: 4 &* (a3 &* p &+ cb), as: V.self)
-                a &+= 4
-            }
-            cb &+= 16
-        }
-        row.update(from: tmp, count: k * p)
+        AVX2Hadamard.mixQuads(row, patterns, signedPick, sign, k, p, norm)
     }
 
     /// `row` for the Paley I (q = 11) factor `paley12` (n = 12·p, p a multiple of 16): the same
-    /// arithmetic, with the signs in the code (`HadamardPaley12.swift`), twice as fast, in place.
+    /// arithmetic, with the signs and the 24 quad patterns in registers (`HadamardPaley12.swift`).
     public static func rowPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
         for a in 0..<12 { fwht(row + a * p, p) }
-        mixPaley12(row, p, norm, transposed: transposed)
+        if transposed { mixPaley12Transposed(row, p, norm) } else { mixPaley12(row, p, norm) }
     }
 
-    /// Lane i's butterfly partner i ^ s for the in-register strides s = 1, 2, 4, 8 (vpermps indices).
-    static let partners: (SIMD8<Int64>, SIMD8<Int64>, SIMD8<Int64>, SIMD8<Int64>) = {
-        func index(_ s: Int32) -> SIMD8<Int64> { unsafeBitCast(SIMD16<Int32>((0..<16).map { Int32($0) ^ s }), to: SIMD8<Int64>.self) }
-        return (index(1), index(2), index(4), index(8))
-    }()
+    /// Lane i's butterfly partner i ^ s for the in-register strides s = 1, 2, 4, 8 (`vpermps` indices),
+    /// written as literals: LLVM sees constant permutations and emits immediate shuffles
+    /// (`vpermilps`, `vshuff64x2`), cheaper than `vpermps` (indices loaded from a global are not).
+    @inline(__always) static var partners: (SIMD8<Int64>, SIMD8<Int64>, SIMD8<Int64>, SIMD8<Int64>) {
+        typealias I = SIMD16<Int32>
+        return (unsafeBitCast(I(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14), to: SIMD8<Int64>.self),
+                unsafeBitCast(I(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13), to: SIMD8<Int64>.self),
+                unsafeBitCast(I(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11), to: SIMD8<Int64>.self),
+                unsafeBitCast(I(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7), to: SIMD8<Int64>.self))
+    }
     /// +1 on the lanes that keep `even + odd`, −1 on those that get `even − odd`.
-    static let signs: (V, V, V, V) = {
-        func sign(_ s: Int) -> V { V((0..<16).map { $0 & s == 0 ? 1 : -1 }) }
-        return (sign(1), sign(2), sign(4), sign(8))
-    }()
+    @inline(__always) static var signs: (V, V, V, V) {
+        (V(1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1), V(1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1),
+         V(1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1), V(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1))
+    }
 
     /// In-place unnormalized FWHT of length n (power of two ≥ 16); the butterflies of the portable one.
     /// Strides 1, 2, 4, 8 stay in one register: `v ← permute(v) + v·(±1)` (one `vpermps` + one exact FMA).

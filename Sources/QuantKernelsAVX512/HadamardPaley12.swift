@@ -8,63 +8,100 @@ extension AVX512Hadamard {
     /// must equal it for them to be used).
     public static let paley12: [Float] = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, -1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, 1, -1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, 1, -1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, -1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, -1, -1, 1, -1, 1]
 
-    typealias V12 = (V, V, V, V, V, V, V, V, V, V, V, V)
+    /// 1 in every lane, read at run time (see `mixPaley12`).
+    nonisolated(unsafe) static var fmaOne = V(repeating: 1)
 
-    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`, or its transpose for the inverse) for the 12
-    /// length-`p` segments of `row` (p a multiple of 16), in place, 16 columns at a time.
-    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
+    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`) for the 12 length-`p` segments of `row`
+    /// (p a multiple of 16), in place, 16 columns at a time.
+    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
         let r = UnsafeMutableRawPointer(row)
-        let nv = V(repeating: norm)
+        let nv = V(repeating: norm), minusNv = V(repeating: -norm)
+        @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }
+        @inline(__always) func sub(_ a: V, _ b: V) -> V { _mm512_sub_ps(a, b) }
+        // The output sums as FMAs by ±1 (exact products, so the same rounding as add/sub): they run
+        // on the FMA pipes while the patterns use the add pipes. `fmaOne` is a variable so that
+        // LLVM cannot turn the FMAs back into adds.
+        let one = fmaOne, minusOne = V() - fmaOne
+        @inline(__always) func addF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, one, a) }
+        @inline(__always) func subF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, minusOne, a) }
         var j = 0
         while j < p {
             @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
-            @inline(__always) func st(_ a: Int, _ v: V) { r.storeBytes(of: v * nv, toByteOffset: 4 &* (a &* p &+ j), as: V.self) }
-            let x = (ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7), ld(8), ld(9), ld(10), ld(11))
-            let o = transposed ? paley12TransposedOutputs(x) : paley12Outputs(x)
-            st(0, o.0); st(1, o.1); st(2, o.2); st(3, o.3); st(4, o.4); st(5, o.5)
-            st(6, o.6); st(7, o.7); st(8, o.8); st(9, o.9); st(10, o.10); st(11, o.11)
+            @inline(__always) func st(_ a: Int, _ v: V, _ scale: V) {
+                r.storeBytes(of: _mm512_mul_ps(v, scale), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
+            }
+            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3)
+            let u0 = add(x0, x1), v0 = sub(x0, x1), w0 = add(x2, x3), z0 = sub(x2, x3)
+            let upw0 = add(u0, w0), umw0 = sub(u0, w0), upz0 = add(u0, z0), umz0 = sub(u0, z0)
+            let vpw0 = add(v0, w0), vmw0 = sub(v0, w0), vpz0 = add(v0, z0), vmz0 = sub(v0, z0)
+            let x4 = ld(4), x5 = ld(5), x6 = ld(6), x7 = ld(7)
+            let u1 = add(x4, x5), v1 = sub(x4, x5), w1 = add(x6, x7), z1 = sub(x6, x7)
+            let upw1 = add(u1, w1), umw1 = sub(u1, w1), upz1 = add(u1, z1), umz1 = sub(u1, z1)
+            let vpw1 = add(v1, w1), vmw1 = sub(v1, w1), vpz1 = add(v1, z1), vmz1 = sub(v1, z1)
+            let x8 = ld(8), x9 = ld(9), x10 = ld(10), x11 = ld(11)
+            let u2 = add(x8, x9), v2 = sub(x8, x9), w2 = add(x10, x11), z2 = sub(x10, x11)
+            let upw2 = add(u2, w2), umw2 = sub(u2, w2), upz2 = add(u2, z2), umz2 = sub(u2, z2)
+            let vpw2 = add(v2, w2), vmw2 = sub(v2, w2), vpz2 = add(v2, z2), vmz2 = sub(v2, z2)
+            st(0, addF(addF(upw0, upw1), upw2), nv)
+            st(1, addF(subF(vmz0, upz1), umz2), minusNv)
+            st(2, addF(addF(umw0, vmw1), upz2), minusNv)
+            st(3, subF(subF(vpz0, vpw1), vmw2), minusNv)
+            st(4, subF(subF(umz0, umz1), umw2), minusNv)
+            st(5, subF(addF(upz0, vmz1), upz2), minusNv)
+            st(6, addF(subF(upw0, vpw1), vmw2), minusNv)
+            st(7, subF(addF(vpw0, vpz1), vpw2), minusNv)
+            st(8, subF(addF(vmz0, umz1), umz2), minusNv)
+            st(9, addF(addF(vmw0, upz1), vmz2), minusNv)
+            st(10, subF(subF(umw0, vmw1), vpw2), minusNv)
+            st(11, addF(subF(vpz0, umw1), vpz2), minusNv)
             j &+= 16
         }
     }
 
-    /// The twelve outputs (unscaled) of H·x, ascending-c chains; even rows as FMAs by ±1, odd rows as adds.
-    @inline(__always) static func paley12Outputs(_ x: V12) -> V12 {
-        let one = V(repeating: 1), minusOne = V(repeating: -1)
-        @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }
-        let (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11) = x
-        let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, one), x5, one), x6, one), x7, one), x8, one), x9, one), x10, one), x11, one)
-        let o1 = -x0 + x1 + x2 - x3 + x4 + x5 + x6 - x7 - x8 - x9 + x10 - x11
-        let o2 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, minusOne), x10, minusOne), x11, one)
-        let o3 = -x0 + x1 - x2 + x3 + x4 - x5 + x6 + x7 + x8 - x9 - x10 - x11
-        let o4 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, minusOne), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, one), x10, minusOne), x11, minusOne)
-        let o5 = -x0 - x1 - x2 + x3 - x4 + x5 + x6 - x7 + x8 + x9 + x10 - x11
-        let o6 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, one), x5, minusOne), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, one)
-        let o7 = -x0 + x1 - x2 - x3 - x4 + x5 - x6 + x7 + x8 - x9 + x10 + x11
-        let o8 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, one), x2, one), x3, minusOne), x4, minusOne), x5, minusOne), x6, one), x7, minusOne), x8, one), x9, one), x10, minusOne), x11, one)
-        let o9 = -x0 + x1 + x2 + x3 - x4 - x5 - x6 + x7 - x8 + x9 + x10 - x11
-        let o10 = f(f(f(f(f(f(f(f(f(f(f(-x0, x1, minusOne), x2, one), x3, one), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, minusOne), x10, one), x11, one)
-        let o11 = -x0 + x1 - x2 + x3 + x4 + x5 - x6 - x7 - x8 + x9 - x10 + x11
-        return (o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11)
-    }
-
-    /// As `paley12Outputs` with Hᵀ.
-    @inline(__always) static func paley12TransposedOutputs(_ x: V12) -> V12 {
-        let one = V(repeating: 1), minusOne = V(repeating: -1)
-        @inline(__always) func f(_ acc: V, _ x: V, _ s: V) -> V { _mm512_fmadd_ps(x, s, acc) }
-        let (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11) = x
-        let o0 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, minusOne), x4, minusOne), x5, minusOne), x6, minusOne), x7, minusOne), x8, minusOne), x9, minusOne), x10, minusOne), x11, minusOne)
-        let o1 = x0 + x1 - x2 + x3 - x4 - x5 - x6 + x7 + x8 + x9 - x10 + x11
-        let o2 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, minusOne), x4, one), x5, minusOne), x6, minusOne), x7, minusOne), x8, one), x9, one), x10, one), x11, minusOne)
-        let o3 = x0 - x1 + x2 + x3 - x4 + x5 - x6 - x7 - x8 + x9 + x10 + x11
-        let o4 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, one), x4, one), x5, minusOne), x6, one), x7, minusOne), x8, minusOne), x9, minusOne), x10, one), x11, one)
-        let o5 = x0 + x1 + x2 - x3 + x4 + x5 - x6 + x7 - x8 - x9 - x10 + x11
-        let o6 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, one), x3, one), x4, minusOne), x5, one), x6, one), x7, minusOne), x8, one), x9, minusOne), x10, minusOne), x11, minusOne)
-        let o7 = x0 - x1 + x2 + x3 + x4 - x5 + x6 + x7 - x8 + x9 - x10 - x11
-        let o8 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, minusOne), x2, minusOne), x3, one), x4, one), x5, one), x6, minusOne), x7, one), x8, one), x9, minusOne), x10, one), x11, minusOne)
-        let o9 = x0 - x1 - x2 - x3 + x4 + x5 + x6 - x7 + x8 + x9 - x10 + x11
-        let o10 = f(f(f(f(f(f(f(f(f(f(f(x0, x1, one), x2, minusOne), x3, minusOne), x4, minusOne), x5, one), x6, one), x7, one), x8, minusOne), x9, one), x10, one), x11, minusOne)
-        let o11 = x0 - x1 + x2 - x3 - x4 - x5 + x6 + x7 + x8 - x9 + x10 + x11
-        return (o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11)
+    /// As `mixPaley12` with Hᵀ (the inverse transform).
+    static func mixPaley12Transposed(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
+        let r = UnsafeMutableRawPointer(row)
+        let nv = V(repeating: norm)
+        @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }
+        @inline(__always) func sub(_ a: V, _ b: V) -> V { _mm512_sub_ps(a, b) }
+        // The output sums as FMAs by ±1 (exact products, so the same rounding as add/sub): they run
+        // on the FMA pipes while the patterns use the add pipes. `fmaOne` is a variable so that
+        // LLVM cannot turn the FMAs back into adds.
+        let one = fmaOne, minusOne = V() - fmaOne
+        @inline(__always) func addF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, one, a) }
+        @inline(__always) func subF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, minusOne, a) }
+        var j = 0
+        while j < p {
+            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
+            @inline(__always) func st(_ a: Int, _ v: V, _ scale: V) {
+                r.storeBytes(of: _mm512_mul_ps(v, scale), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
+            }
+            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3)
+            let u0 = add(x0, x1), v0 = sub(x0, x1), w0 = add(x2, x3), z0 = sub(x2, x3)
+            let upw0 = add(u0, w0), umw0 = sub(u0, w0), upz0 = add(u0, z0), umz0 = sub(u0, z0)
+            let vpw0 = add(v0, w0), vmw0 = sub(v0, w0), vpz0 = add(v0, z0), vmz0 = sub(v0, z0)
+            let x4 = ld(4), x5 = ld(5), x6 = ld(6), x7 = ld(7)
+            let u1 = add(x4, x5), v1 = sub(x4, x5), w1 = add(x6, x7), z1 = sub(x6, x7)
+            let upw1 = add(u1, w1), umw1 = sub(u1, w1), upz1 = add(u1, z1), umz1 = sub(u1, z1)
+            let vpw1 = add(v1, w1), vmw1 = sub(v1, w1), vpz1 = add(v1, z1), vmz1 = sub(v1, z1)
+            let x8 = ld(8), x9 = ld(9), x10 = ld(10), x11 = ld(11)
+            let u2 = add(x8, x9), v2 = sub(x8, x9), w2 = add(x10, x11), z2 = sub(x10, x11)
+            let upw2 = add(u2, w2), umw2 = sub(u2, w2), upz2 = add(u2, z2), umz2 = sub(u2, z2)
+            let vpw2 = add(v2, w2), vmw2 = sub(v2, w2), vpz2 = add(v2, z2), vmz2 = sub(v2, z2)
+            st(0, subF(subF(vmw0, upw1), upw2), nv)
+            st(1, addF(subF(umz0, upz1), umz2), nv)
+            st(2, addF(addF(upz0, vmw1), upz2), nv)
+            st(3, subF(subF(vpw0, vpw1), vmw2), nv)
+            st(4, subF(addF(umz0, vpz1), umw2), nv)
+            st(5, subF(addF(upz0, umz1), upz2), nv)
+            st(6, addF(subF(upw0, vmz1), vmw2), nv)
+            st(7, subF(addF(vpw0, vpw1), vpw2), nv)
+            st(8, addF(addF(vmz0, umz1), vpz2), nv)
+            st(9, addF(addF(vmw0, upz1), umz2), nv)
+            st(10, subF(subF(umw0, vmw1), vmz2), nv)
+            st(11, addF(subF(vpz0, umw1), vpw2), nv)
+            j &+= 16
+        }
     }
 }
 #endif
