@@ -64,8 +64,9 @@ public enum IntGemm {
 
     typealias Dots = (Int, UnsafePointer<UInt8>, Int, UnsafePointer<UInt8>, Int, Bool, UnsafeMutablePointer<Int32>) -> Void
     typealias Compensate = (Int, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Float>,
-                            UnsafePointer<Int32>, UnsafePointer<Int32>, Int, Int32, UnsafeMutablePointer<Float>,
+                            UnsafePointer<Int32>, UnsafePointer<Int32>, Int, Int32, UnsafeMutablePointer<Float>, Bool,
                             UnsafeMutablePointer<Int32>?, Int, Int) -> Void
+    typealias ByteSums = (UnsafePointer<UInt8>, Int, Int, Int, Int, UnsafeMutablePointer<Int32>) -> Void
     typealias StoreTile = (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
                            UnsafePointer<Float>?) -> Void
 
@@ -76,6 +77,7 @@ public enum IntGemm {
         var dots: Dots
         var compensate: Compensate = portableCompensate
         var store: StoreTile = portableStoreTile
+        var byteSums: ByteSums = portableByteSums
     }
 
     static func kernel(_ path: KernelPath, int4: Bool, activationBits: Int) -> TileKernel {
@@ -83,17 +85,19 @@ public enum IntGemm {
         // Both x86 paths share the AVX2 epilogue (it is a small part of the time).
         let compensate: Compensate = {
             AVX2Int.compensate($0, $1, weightZeros: $2, weightSums: $3, weightScales: $4, activationZeros: $5,
-                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, acc: $10, accStride: $11, cols: $12)
+                               activationSums: $6, sumStride: $7, groupLength: $8, into: $9, first: $10, acc: $11,
+                               accStride: $12, cols: $13)
         }
         let store: StoreTile = { AVX2Int.storeTile($0, $1, activationScales: $2, $3, $4, $5, $6) }
+        let byteSums: ByteSums = { AVX2Int.byteSums($0, $1, rows: $2, groups: $3, length: $4, into: $5) }
         switch path {
         case .vnni:
-            return TileKernel(mr: AVX512Int.mr, dots: AVX512Int.dots, compensate: compensate, store: store)
+            return TileKernel(mr: AVX512Int.mr, dots: AVX512Int.dots, compensate: compensate, store: store, byteSums: byteSums)
         case .avx2:
             // W4A4: activations ≤ 15 let 16-bit lanes accumulate longer.
             let dots: Dots = int4 && activationBits <= 4 ? { r, ap, lda, wp, st, _, o in AVX2Int.dotsSmall(r, ap, lda, wp, st, o) }
                                                          : AVX2Int.dots
-            return TileKernel(mr: AVX2Int.mr, dots: dots, compensate: compensate, store: store)
+            return TileKernel(mr: AVX2Int.mr, dots: dots, compensate: compensate, store: store, byteSums: byteSums)
         case .portable: break
         }
         #endif
@@ -112,16 +116,6 @@ public enum IntGemm {
         let steps = int4 ? w.paddedGroup / 8 : w.paddedGroup / 4
         let groupBytes = w.paddedGroup * panelWidth / (int4 ? 2 : 1)
         let glen = Int32(truncatingIfNeeded: w.groupSize)
-        // Σ of stored activation codes per (token, weight group).
-        var sumA = [Int32](repeating: 0, count: m * groups)
-        a.codes.withUnsafeBufferPointer { cp in
-            for i in 0..<m { for g in 0..<groups {
-                var s: Int32 = 0
-                let p = cp.baseAddress! + i * a.stride + g * w.paddedGroup
-                for t in 0..<min(w.paddedGroup, a.stride - g * w.paddedGroup) { s &+= Int32(p[t]) }
-                sumA[i * groups + g] = s
-            } }
-        }
         let ops = 2 * m * n * a.k
         let t = ops < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
         let panels = w.panels
@@ -137,12 +131,16 @@ public enum IntGemm {
         // L1 and each output row is written in 1 KB runs (one panel per tile wrote 64-byte pieces
         // of 128 rows at once, which cost 25% on the 49 152-column lm_head).
         let mc = 128 / mr * mr, bp = 16
-        a.codes.withUnsafeBufferPointer { cp in sumA.withUnsafeBufferPointer { sap in
+        a.codes.withUnsafeBufferPointer { cp in
         a.scales.withUnsafeBufferPointer { sav in a.storedZeros.withUnsafeBufferPointer { zav in
         w.withPointers { wp, sumW, zW, sW in
             Parallel.forEach(tasks, threads: tasks) { task in
                 let (p0, p1) = splitN ? (task * panels / tasks, (task + 1) * panels / tasks) : (0, panels)
                 let (i0, i1) = splitN ? (0, m) : (task * rowBlocks / tasks * mr, min(m, (task + 1) * rowBlocks / tasks * mr))
+                // Σ of the stored activation codes per (token, weight group) of the current row block,
+                // computed by each task for the rows it visits (both tasks, when they split columns).
+                let sumA = UnsafeMutablePointer<Int32>.allocate(capacity: mc * groups)
+                defer { sumA.deallocate() }
                 withUnsafeTemporaryAllocation(of: SIMD16<Int32>.self, capacity: 16) { tmpBuf in
                 withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { fBuf in
                     let tmp = UnsafeMutableRawPointer(tmpBuf.baseAddress!).assumingMemoryBound(to: Int32.self)
@@ -152,13 +150,12 @@ public enum IntGemm {
                     @inline(__always) func tileAt(_ i: Int, _ rows: Int, _ panel: Int) {
                         let j0 = panel * panelWidth, cols = min(panelWidth, n - j0)
                         let pdata = wp + panel * groups * groupBytes
-                        for r in 0..<rows { f[r] = SIMD16() }
                         for g in 0..<groups {
                             tile.dots(rows, cp.baseAddress! + i * a.stride + g * w.paddedGroup, a.stride,
                                       pdata + g * groupBytes, steps, int4, tmp)
                             let pg = (panel * groups + g) * panelWidth
                             tile.compensate(rows, tmp, zW + pg, sumW + pg, sW + pg, zav.baseAddress! + i,
-                                            sap.baseAddress! + i * groups + g, groups, glen, fp,
+                                            sumA + (i - ic) * groups + g, groups, glen, fp, g == 0,
                                             acc.map { $0 + (i * groups + g) * n + j0 }, groups * n, cols)
                         }
                         tile.store(rows, fp, sav.baseAddress! + i, y + i * n + j0, n, cols, bias.map { $0 + j0 })
@@ -166,6 +163,7 @@ public enum IntGemm {
                     var ic = i0
                     while ic < i1 {
                         let icEnd = min(i1, ic + mc)
+                        tile.byteSums(cp.baseAddress! + ic * a.stride, a.stride, icEnd - ic, groups, w.paddedGroup, sumA)
                         var b0 = p0
                         while b0 < p1 {
                             let b1 = min(p1, b0 + bp)
@@ -181,17 +179,29 @@ public enum IntGemm {
                     }
                 } }
             }
-        } } } } }
+        } } } }
+    }
+
+    /// Portable `AVX2Int.byteSums`: Σ of `rows` × `groups` runs of `length` bytes (row stride `lda`).
+    static func portableByteSums(_ a: UnsafePointer<UInt8>, _ lda: Int, _ rows: Int, _ groups: Int, _ length: Int,
+                                 _ out: UnsafeMutablePointer<Int32>) {
+        for r in 0..<rows { for g in 0..<groups {
+            let p = a + r * lda + g * length
+            var s: Int32 = 0
+            for t in 0..<length { s &+= Int32(p[t]) }
+            out[r * groups + g] = s
+        } }
     }
 
     /// The group epilogue, portable reference (`AVX2Int.compensate` documents it): per row r,
     /// `comp = raw − zw·(Σqa − G·za) − Σqw·za` (wrapping int32, equal to the formula above mod 2³²),
-    /// `f[r] += sw · Float(comp)`, and `comp` stored to `acc + r·accStride` when given.
+    /// `f[r] += sw · Float(comp)` (`f[r] =` for the first group), and `comp` stored to
+    /// `acc + r·accStride` when given.
     static func portableCompensate(_ rows: Int, _ raw: UnsafePointer<Int32>, _ zw: UnsafePointer<Int32>,
                                    _ sumW: UnsafePointer<Int32>, _ sw: UnsafePointer<Float>, _ za: UnsafePointer<Int32>,
                                    _ sumA: UnsafePointer<Int32>, _ sumStride: Int, _ glen: Int32,
-                                   _ f: UnsafeMutablePointer<Float>, _ acc: UnsafeMutablePointer<Int32>?, _ accStride: Int,
-                                   _ cols: Int) {
+                                   _ f: UnsafeMutablePointer<Float>, _ first: Bool, _ acc: UnsafeMutablePointer<Int32>?,
+                                   _ accStride: Int, _ cols: Int) {
         typealias V = SIMD16<Int32>
         let zwv = UnsafeRawPointer(zw).loadUnaligned(as: V.self), swv = UnsafeRawPointer(sumW).loadUnaligned(as: V.self)
         let scale = UnsafeRawPointer(sw).loadUnaligned(as: SIMD16<Float>.self)
@@ -200,7 +210,8 @@ public enum IntGemm {
             let comp = UnsafeRawPointer(raw + r * 16).loadUnaligned(as: V.self) &- zwv &* u &- swv &* za[r]
             if let acc { for c in 0..<cols { acc[r * accStride + c] = comp[c] } }
             let fr = UnsafeMutableRawPointer(f + r * 16)
-            fr.storeBytes(of: fr.load(as: SIMD16<Float>.self) + scale * floats(comp), as: SIMD16<Float>.self)
+            let term = scale * floats(comp)
+            fr.storeBytes(of: first ? term : fr.load(as: SIMD16<Float>.self) + term, as: SIMD16<Float>.self)
         }
     }
 

@@ -142,19 +142,44 @@ public enum AVX2Int {
         if rows > 3 { p.storeBytes(of: a30, toByteOffset: 192, as: __m256i.self); p.storeBytes(of: a31, toByteOffset: 224, as: __m256i.self) }
     }
 
+    /// Σ of `rows` × `groups` runs of `length` bytes (a multiple of 8): run g of row r starts at
+    /// `a + r·lda + g·length` and its sum goes to `out[r·groups + g]` (`vpsadbw`, 32 bytes a step).
+    public static func byteSums(_ a: UnsafePointer<UInt8>, _ lda: Int, rows: Int, groups: Int, length: Int,
+                                into out: UnsafeMutablePointer<Int32>) {
+        let zero = _mm256_setzero_si256()
+        for r in 0..<rows {
+            for g in 0..<groups {
+                let p = UnsafeRawPointer(a + (r &* lda &+ g &* length))
+                var acc = zero
+                var t = 0
+                while t &+ 32 <= length {
+                    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(p.loadUnaligned(fromByteOffset: t, as: __m256i.self), zero))
+                    t &+= 32
+                }
+                var total = unsafeBitCast(acc, to: SIMD4<UInt64>.self).wrappedSum()
+                while t < length {
+                    var word = p.loadUnaligned(fromByteOffset: t, as: UInt64.self)
+                    for _ in 0..<8 { total &+= word & 0xFF; word >>= 8 }
+                    t &+= 8
+                }
+                out[r &* groups &+ g] = Int32(truncatingIfNeeded: total)
+            }
+        }
+    }
+
     /// IntGemm's per-group epilogue for one tile of `rows` × 16 columns (`raw`: 16 int32 per row,
     /// from `dots`); IntGemm documents the formula. Per row r, in wrapping int32 arithmetic,
     ///
     ///     comp[r] = raw[r] − zw·(Σqa[r] − G·za[r]) − Σqw·za[r]
     ///     f[r]   += sw · Float(comp[r])          (multiply, then add: no FMA, so every path agrees)
     ///
-    /// `activationSums` advances by `sumStride` per row; `comp[r]` is also written to
+    /// (`first`: the tile's first group, `f[r] = sw · Float(comp[r])`). `activationSums` advances by `sumStride` per row; `comp[r]` is also written to
     /// `acc + r·accStride` (first `cols` lanes) when `acc` is given. `f` holds 16 floats per row.
     public static func compensate(_ rows: Int, _ raw: UnsafePointer<Int32>,
                                   weightZeros: UnsafePointer<Int32>, weightSums: UnsafePointer<Int32>,
                                   weightScales: UnsafePointer<Float>, activationZeros: UnsafePointer<Int32>,
                                   activationSums: UnsafePointer<Int32>, sumStride: Int, groupLength: Int32,
-                                  into f: UnsafeMutablePointer<Float>, acc: UnsafeMutablePointer<Int32>?, accStride: Int,
+                                  into f: UnsafeMutablePointer<Float>, first: Bool, acc: UnsafeMutablePointer<Int32>?, accStride: Int,
                                   cols: Int) {
         @inline(__always) func ld(_ p: UnsafePointer<Int32>) -> __m256i { UnsafeRawPointer(p).loadUnaligned(as: __m256i.self) }
         @inline(__always) func ldf(_ p: UnsafePointer<Float>) -> __m256 { UnsafeRawPointer(p).loadUnaligned(as: __m256.self) }
@@ -175,8 +200,9 @@ public enum AVX2Int {
                 }
             }
             let fr = UnsafeMutableRawPointer(f + r * 16)
-            fr.storeBytes(of: _mm256_add_ps(ldf(f + r * 16), _mm256_mul_ps(sc0, _mm256_cvtepi32_ps(c0))), as: __m256.self)
-            fr.storeBytes(of: _mm256_add_ps(ldf(f + r * 16 + 8), _mm256_mul_ps(sc1, _mm256_cvtepi32_ps(c1))), toByteOffset: 32, as: __m256.self)
+            let t0 = _mm256_mul_ps(sc0, _mm256_cvtepi32_ps(c0)), t1 = _mm256_mul_ps(sc1, _mm256_cvtepi32_ps(c1))
+            fr.storeBytes(of: first ? t0 : _mm256_add_ps(ldf(f + r * 16), t0), as: __m256.self)
+            fr.storeBytes(of: first ? t1 : _mm256_add_ps(ldf(f + r * 16 + 8), t1), toByteOffset: 32, as: __m256.self)
         }
     }
 

@@ -8,4 +8,13 @@ typedef struct {
 } qwb_cpu_features;
 
 qwb_cpu_features qwb_detect_cpu(void);
+
+/// A spin-wait hint (`pause` on x86, `yield` on arm64).
+static inline void qwb_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 #endif
