@@ -45,14 +45,24 @@ def plan_row(signs):
     return terms, first
 
 
-def mix_function(name, h, doc):
+def mix_function(h, ht):
     """One straight-line loop body per 16-column slice: 12 loads, 24 patterns, 24 adds, 12 stores.
     Explicit intrinsics: with Swift's SIMD operators LLVM may split 512-bit operations into halves."""
-    used = {pattern for a in range(12) for pattern, _ in plan_row(h[a])[0]}
-    lines = [f"    /// {doc}",
-             f"    static func {name}(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {{",
+    def stores(matrix, indent):
+        out = []
+        for a in range(12):
+            terms, first = plan_row(matrix[a])
+            expr = terms[0][0]
+            for pattern, sign in terms[1:]:
+                expr = f"{'addF' if sign > 0 else 'subF'}({expr}, {pattern})"
+            out.append(f"{indent}st({a}, {expr}, {'nv' if first > 0 else 'minusNv'})")
+        return out
+
+    lines = ["    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`, or its transpose for the inverse) for the",
+             "    /// 12 length-`p` segments of `row` (p a multiple of 16), in place, 16 columns at a time.",
+             "    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {",
              "        let r = UnsafeMutableRawPointer(row)",
-             "        let nv = V(repeating: norm)" + (", minusNv = V(repeating: -norm)" if any(plan_row(r)[1] < 0 for r in h) else ""),
+             "        let nv = V(repeating: norm), minusNv = V(repeating: -norm)",
              "        @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }",
              "        @inline(__always) func sub(_ a: V, _ b: V) -> V { _mm512_sub_ps(a, b) }",
              "        // The output sums as FMAs by ±1 (exact products, so the same rounding as add/sub): they run",
@@ -73,16 +83,14 @@ def mix_function(name, h, doc):
         lines.append(f"            let u{q} = add(x{c}, x{c + 1}), v{q} = sub(x{c}, x{c + 1}), "
                      f"w{q} = add(x{c + 2}, x{c + 3}), z{q} = sub(x{c + 2}, x{c + 3})")
         patterns = [f"{b}{o}{q} = {'add' if o[0] == 'p' else 'sub'}({b}{q}, {o[1]}{q})"
-                    for b in "uv" for o in ("pw", "mw", "pz", "mz") if f"{b}{o}{q}" in used]
+                    for b in "uv" for o in ("pw", "mw", "pz", "mz")]
         for i in range(0, len(patterns), 4):
             lines.append("            let " + ", ".join(patterns[i:i + 4]))
-    for a in range(12):
-        terms, first = plan_row(h[a])
-        expr = terms[0][0]
-        for pattern, sign in terms[1:]:
-            expr = f"{'addF' if sign > 0 else 'subF'}({expr}, {pattern})"
-        lines.append(f"            st({a}, {expr}, {'nv' if first > 0 else 'minusNv'})")
-    lines += ["            j &+= 16", "        }", "    }"]
+    lines.append("            if transposed {")
+    lines += stores(ht, "                ")
+    lines.append("            } else {")
+    lines += stores(h, "                ")
+    lines += ["            }", "            j &+= 16", "        }", "    }"]
     return "\n".join(lines)
 
 
@@ -104,11 +112,7 @@ extension AVX512Hadamard {{
     nonisolated(unsafe) static var fmaOne = V(repeating: 1)
 
 """
-    body = "\n\n".join([
-        mix_function("mixPaley12", h, "`seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`) for the 12 length-`p` segments of `row`\n"
-                     "    /// (p a multiple of 16), in place, 16 columns at a time."),
-        mix_function("mixPaley12Transposed", ht, "As `mixPaley12` with Hᵀ (the inverse transform)."),
-    ])
+    body = mix_function(h, ht)
     with open("Sources/QuantKernelsAVX512/HadamardPaley12.swift", "w") as f:
         f.write(head + body + "\n}\n#endif\n")
 

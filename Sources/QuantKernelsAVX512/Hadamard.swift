@@ -19,7 +19,7 @@ public enum AVX512Hadamard {
     /// arithmetic, with the signs and the 24 quad patterns in registers (`HadamardPaley12.swift`).
     public static func rowPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
         for a in 0..<12 { fwht(row + a * p, p) }
-        if transposed { mixPaley12Transposed(row, p, norm) } else { mixPaley12(row, p, norm) }
+        mixPaley12(row, p, norm, transposed: transposed)
     }
 
     /// Lane i's butterfly partner i ^ s for the in-register strides s = 1, 2, 4, 8 (`vpermps` indices),

@@ -11,9 +11,9 @@ extension AVX512Hadamard {
     /// 1 in every lane, read at run time (see `mixPaley12`).
     nonisolated(unsafe) static var fmaOne = V(repeating: 1)
 
-    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`) for the 12 length-`p` segments of `row`
-    /// (p a multiple of 16), in place, 16 columns at a time.
-    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
+    /// `seg_a ← norm·Σ_c H[a][c]·seg_c` (H = `paley12`, or its transpose for the inverse) for the
+    /// 12 length-`p` segments of `row` (p a multiple of 16), in place, 16 columns at a time.
+    static func mixPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
         let r = UnsafeMutableRawPointer(row)
         let nv = V(repeating: norm), minusNv = V(repeating: -norm)
         @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }
@@ -42,64 +42,33 @@ extension AVX512Hadamard {
             let u2 = add(x8, x9), v2 = sub(x8, x9), w2 = add(x10, x11), z2 = sub(x10, x11)
             let upw2 = add(u2, w2), umw2 = sub(u2, w2), upz2 = add(u2, z2), umz2 = sub(u2, z2)
             let vpw2 = add(v2, w2), vmw2 = sub(v2, w2), vpz2 = add(v2, z2), vmz2 = sub(v2, z2)
-            st(0, addF(addF(upw0, upw1), upw2), nv)
-            st(1, addF(subF(vmz0, upz1), umz2), minusNv)
-            st(2, addF(addF(umw0, vmw1), upz2), minusNv)
-            st(3, subF(subF(vpz0, vpw1), vmw2), minusNv)
-            st(4, subF(subF(umz0, umz1), umw2), minusNv)
-            st(5, subF(addF(upz0, vmz1), upz2), minusNv)
-            st(6, addF(subF(upw0, vpw1), vmw2), minusNv)
-            st(7, subF(addF(vpw0, vpz1), vpw2), minusNv)
-            st(8, subF(addF(vmz0, umz1), umz2), minusNv)
-            st(9, addF(addF(vmw0, upz1), vmz2), minusNv)
-            st(10, subF(subF(umw0, vmw1), vpw2), minusNv)
-            st(11, addF(subF(vpz0, umw1), vpz2), minusNv)
-            j &+= 16
-        }
-    }
-
-    /// As `mixPaley12` with Hᵀ (the inverse transform).
-    static func mixPaley12Transposed(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float) {
-        let r = UnsafeMutableRawPointer(row)
-        let nv = V(repeating: norm)
-        @inline(__always) func add(_ a: V, _ b: V) -> V { _mm512_add_ps(a, b) }
-        @inline(__always) func sub(_ a: V, _ b: V) -> V { _mm512_sub_ps(a, b) }
-        // The output sums as FMAs by ±1 (exact products, so the same rounding as add/sub): they run
-        // on the FMA pipes while the patterns use the add pipes. `fmaOne` is a variable so that
-        // LLVM cannot turn the FMAs back into adds.
-        let one = fmaOne, minusOne = V() - fmaOne
-        @inline(__always) func addF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, one, a) }
-        @inline(__always) func subF(_ a: V, _ b: V) -> V { _mm512_fmadd_ps(b, minusOne, a) }
-        var j = 0
-        while j < p {
-            @inline(__always) func ld(_ c: Int) -> V { r.load(fromByteOffset: 4 &* (c &* p &+ j), as: V.self) }
-            @inline(__always) func st(_ a: Int, _ v: V, _ scale: V) {
-                r.storeBytes(of: _mm512_mul_ps(v, scale), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
+            if transposed {
+                st(0, subF(subF(vmw0, upw1), upw2), nv)
+                st(1, addF(subF(umz0, upz1), umz2), nv)
+                st(2, addF(addF(upz0, vmw1), upz2), nv)
+                st(3, subF(subF(vpw0, vpw1), vmw2), nv)
+                st(4, subF(addF(umz0, vpz1), umw2), nv)
+                st(5, subF(addF(upz0, umz1), upz2), nv)
+                st(6, addF(subF(upw0, vmz1), vmw2), nv)
+                st(7, subF(addF(vpw0, vpw1), vpw2), nv)
+                st(8, addF(addF(vmz0, umz1), vpz2), nv)
+                st(9, addF(addF(vmw0, upz1), umz2), nv)
+                st(10, subF(subF(umw0, vmw1), vmz2), nv)
+                st(11, addF(subF(vpz0, umw1), vpw2), nv)
+            } else {
+                st(0, addF(addF(upw0, upw1), upw2), nv)
+                st(1, addF(subF(vmz0, upz1), umz2), minusNv)
+                st(2, addF(addF(umw0, vmw1), upz2), minusNv)
+                st(3, subF(subF(vpz0, vpw1), vmw2), minusNv)
+                st(4, subF(subF(umz0, umz1), umw2), minusNv)
+                st(5, subF(addF(upz0, vmz1), upz2), minusNv)
+                st(6, addF(subF(upw0, vpw1), vmw2), minusNv)
+                st(7, subF(addF(vpw0, vpz1), vpw2), minusNv)
+                st(8, subF(addF(vmz0, umz1), umz2), minusNv)
+                st(9, addF(addF(vmw0, upz1), vmz2), minusNv)
+                st(10, subF(subF(umw0, vmw1), vpw2), minusNv)
+                st(11, addF(subF(vpz0, umw1), vpz2), minusNv)
             }
-            let x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3)
-            let u0 = add(x0, x1), v0 = sub(x0, x1), w0 = add(x2, x3), z0 = sub(x2, x3)
-            let upw0 = add(u0, w0), umw0 = sub(u0, w0), upz0 = add(u0, z0), umz0 = sub(u0, z0)
-            let vpw0 = add(v0, w0), vmw0 = sub(v0, w0), vpz0 = add(v0, z0), vmz0 = sub(v0, z0)
-            let x4 = ld(4), x5 = ld(5), x6 = ld(6), x7 = ld(7)
-            let u1 = add(x4, x5), v1 = sub(x4, x5), w1 = add(x6, x7), z1 = sub(x6, x7)
-            let upw1 = add(u1, w1), umw1 = sub(u1, w1), upz1 = add(u1, z1), umz1 = sub(u1, z1)
-            let vpw1 = add(v1, w1), vmw1 = sub(v1, w1), vpz1 = add(v1, z1), vmz1 = sub(v1, z1)
-            let x8 = ld(8), x9 = ld(9), x10 = ld(10), x11 = ld(11)
-            let u2 = add(x8, x9), v2 = sub(x8, x9), w2 = add(x10, x11), z2 = sub(x10, x11)
-            let upw2 = add(u2, w2), umw2 = sub(u2, w2), upz2 = add(u2, z2), umz2 = sub(u2, z2)
-            let vpw2 = add(v2, w2), vmw2 = sub(v2, w2), vpz2 = add(v2, z2), vmz2 = sub(v2, z2)
-            st(0, subF(subF(vmw0, upw1), upw2), nv)
-            st(1, addF(subF(umz0, upz1), umz2), nv)
-            st(2, addF(addF(upz0, vmw1), upz2), nv)
-            st(3, subF(subF(vpw0, vpw1), vmw2), nv)
-            st(4, subF(addF(umz0, vpz1), umw2), nv)
-            st(5, subF(addF(upz0, umz1), upz2), nv)
-            st(6, addF(subF(upw0, vmz1), vmw2), nv)
-            st(7, subF(addF(vpw0, vpw1), vpw2), nv)
-            st(8, addF(addF(vmz0, umz1), vpz2), nv)
-            st(9, addF(addF(vmw0, upz1), umz2), nv)
-            st(10, subF(subF(umw0, vmw1), vmz2), nv)
-            st(11, addF(subF(vpz0, umw1), vpw2), nv)
             j &+= 16
         }
     }
