@@ -17,6 +17,8 @@ public struct HadamardTransform: Sendable {
     public let factorMatrix: [Float]
     public let construction: String
     let pow2: Int
+    /// `QuadPlan`s of `H_K` and `H_Kᵀ` (the inverse), built once.
+    let plan: QuadPlan, transposedPlan: QuadPlan
 
     public enum Failure: Error, CustomStringConvertible {
         case unsupported(Int, suggestion: String)
@@ -28,8 +30,9 @@ public struct HadamardTransform: Sendable {
     }
 
     /// Finds the smallest K (n = K·2^m) with a construction. `maxFactor` rejects constructions whose
-    /// dense K×K factor would cost more than wanted (per row K·n adds; e.g. 29568 = 924·32 via
-    /// Paley II q = 461 exists but costs 924 adds per element) with the same block-diagonal hint.
+    /// K×K factor would cost more than wanted (about K/4 + 3 adds per element, `QuadPlan`; e.g.
+    /// 29568 = 924·32 via Paley II q = 461 exists but costs ~234 adds per element) with the same
+    /// block-diagonal hint.
     public init(size n: Int, maxFactor: Int = .max) throws {
         precondition(n > 0)
         size = n
@@ -42,6 +45,8 @@ public struct HadamardTransform: Sendable {
         while true {
             if k <= maxFactor, let (h, name) = HadamardTransform.construct(k) {
                 factor = k; factorMatrix = h; construction = name; pow2 = pw
+                plan = QuadPlan(h, k: k)
+                transposedPlan = QuadPlan((0..<k * k).map { h[($0 % k) * k + $0 / k] }, k: k)
                 return
             }
             if pw == 1 { break }
@@ -68,7 +73,7 @@ public struct HadamardTransform: Sendable {
         let t = rows * size >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1
         let chunks = min(rows, t)
         let k = factor
-        let plan = QuadPlan(transpose ? (0..<k * k).map { factorMatrix[($0 % k) * k + $0 / k] } : factorMatrix, k: k)
+        let plan = transpose ? transposedPlan : plan
         let norm = 1 / Float(size).squareRoot()
         let fqSIMD = KernelDispatch.active != .portable
         #if arch(x86_64)
@@ -307,11 +312,11 @@ struct QuadPlan {
         for a in 0..<k {
             let first = h[a * k]
             for q in 0..<quads {
-                let s = (0..<4).map { h[a * k + 4 * q + $0] }
-                let r1 = s[1] * s[0], r2 = s[2] * s[0], r3 = s[3] * s[0]
+                let c = a * k + 4 * q, s0 = h[c]
+                let r1 = h[c + 1] * s0, r2 = h[c + 2] * s0, r3 = h[c + 3] * s0
                 let other = r2 > 0 ? (r3 > 0 ? 0 : 2) : (r3 > 0 ? 3 : 1)
                 pick[a * quads + q] = Int32(8 * q + (r1 > 0 ? 0 : 4) + other)
-                sign[a * quads + q] = q == 0 ? s[0] : s[0] * first
+                sign[a * quads + q] = q == 0 ? s0 : s0 * first
             }
         }
         self.pick = pick; self.sign = sign
