@@ -88,8 +88,8 @@ public final class Hadamard: QuantMethod {
     /// Resolved full-size transforms by size (a large Paley factor takes seconds to build).
     private var cache: [Int: HadamardTransform] = [:]
 
-    /// A note when the Kronecker factor K is so large that the online cost (K² per 2^m-chunk) is
-    /// far above a block-diagonal Hadamard's.
+    /// A note when the Kronecker factor K is so large that the online cost (about K/4 + 3 adds per
+    /// element for the factor) is far above a block-diagonal Hadamard's (log2 b).
     func costNote(_ h: HadamardTransform) -> String? {
         guard h.factor > 256 else { return nil }
         let b = (1...12).map { 1 << $0 }.filter { h.size % $0 == 0 }.last ?? 1
