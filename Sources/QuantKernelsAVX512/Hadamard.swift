@@ -18,7 +18,7 @@ public enum AVX512Hadamard {
     /// `row` for the Paley I (q = 11) factor `paley12` (n = 12·p, p a multiple of 16): the same
     /// arithmetic, with the signs and the 24 quad patterns in registers (`HadamardPaley12.swift`).
     public static func rowPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
-        for a in 0..<12 { fwht(row + a * p, p) }
+        if p == 128 { fwht128Blocks(row, 12) } else { for a in 0..<12 { fwht(row + a * p, p) } }
         mixPaley12(row, p, norm, transposed: transposed)
     }
 
@@ -38,42 +38,68 @@ public enum AVX512Hadamard {
          V(1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1), V(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1))
     }
 
+    /// Strides 1, 2, 4, 8 of the FWHT inside one register: `v ← permute(v) + v·(±1)` (one shuffle
+    /// + one exact FMA per stride).
+    @inline(__always)
+    static func lanes(_ v: V) -> V {
+        let (p1, p2, p4, p8) = partners, (s1, s2, s4, s8) = signs
+        var v = _mm512_fmadd_ps(v, s1, _mm512_permutexvar_ps(p1, v))
+        v = _mm512_fmadd_ps(v, s2, _mm512_permutexvar_ps(p2, v))
+        v = _mm512_fmadd_ps(v, s4, _mm512_permutexvar_ps(p4, v))
+        return _mm512_fmadd_ps(v, s8, _mm512_permutexvar_ps(p8, v))
+    }
+
+    /// `(a, c) ← (a + c, a − c)`.
+    @inline(__always)
+    static func butterfly(_ a: inout V, _ c: inout V) {
+        let sum = _mm512_add_ps(a, c), difference = _mm512_sub_ps(a, c)
+        a = sum; c = difference
+    }
+
+    /// The FWHT of length 128 on each of `count` consecutive 128-float blocks of `x`, in place,
+    /// two blocks at a time (16 independent chains in flight): each block's 8 registers take the
+    /// in-register strides, then strides 16, 32, 64 before they are stored.
+    @inline(__always)
+    static func fwht128Blocks(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
+        let raw = UnsafeMutableRawPointer(x)
+        var block = 0
+        while block < count {
+            let pair = block &+ 1 < count
+            let base = 512 &* block   // bytes
+            @inline(__always) func ld(_ j: Int) -> V { lanes(raw.load(fromByteOffset: base &+ 64 &* j, as: V.self)) }
+            @inline(__always) func st(_ j: Int, _ v: V) { raw.storeBytes(of: v, toByteOffset: base &+ 64 &* j, as: V.self) }
+            @inline(__always) func strides16to64(_ v: inout (V, V, V, V, V, V, V, V)) {
+                butterfly(&v.0, &v.1); butterfly(&v.2, &v.3); butterfly(&v.4, &v.5); butterfly(&v.6, &v.7)   // 16
+                butterfly(&v.0, &v.2); butterfly(&v.1, &v.3); butterfly(&v.4, &v.6); butterfly(&v.5, &v.7)   // 32
+                butterfly(&v.0, &v.4); butterfly(&v.1, &v.5); butterfly(&v.2, &v.6); butterfly(&v.3, &v.7)   // 64
+            }
+            var v = (ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7))
+            if pair {
+                var w = (ld(8), ld(9), ld(10), ld(11), ld(12), ld(13), ld(14), ld(15))
+                strides16to64(&v); strides16to64(&w)
+                st(8, w.0); st(9, w.1); st(10, w.2); st(11, w.3); st(12, w.4); st(13, w.5); st(14, w.6); st(15, w.7)
+            } else {
+                strides16to64(&v)
+            }
+            st(0, v.0); st(1, v.1); st(2, v.2); st(3, v.3); st(4, v.4); st(5, v.5); st(6, v.6); st(7, v.7)
+            block &+= pair ? 2 : 1
+        }
+    }
+
     /// In-place unnormalized FWHT of length n (power of two ≥ 16); the butterflies of the portable one.
-    /// Strides 1, 2, 4, 8 stay in one register: `v ← permute(v) + v·(±1)` (one `vpermps` + one exact FMA).
-    /// For n ≥ 128 each block of 128 floats (8 registers) also takes strides 16, 32 and 64 before it
-    /// is stored, so those stages cost no memory pass; larger strides use the AVX2 butterflies.
+    /// For n ≥ 128, `fwht128Blocks` (strides up to 64 without a memory pass), then the AVX2
+    /// butterflies for the larger strides; for n = 16…64 `lanes` per register, then the AVX2 ones.
     @inline(__always)
     public static func fwht(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-        let raw = UnsafeMutableRawPointer(x)
-        let (p1, p2, p4, p8) = partners, (s1, s2, s4, s8) = signs
-        @inline(__always) func inRegister(_ v: V) -> V {
-            var v = _mm512_fmadd_ps(v, s1, _mm512_permutexvar_ps(p1, v))
-            v = _mm512_fmadd_ps(v, s2, _mm512_permutexvar_ps(p2, v))
-            v = _mm512_fmadd_ps(v, s4, _mm512_permutexvar_ps(p4, v))
-            return _mm512_fmadd_ps(v, s8, _mm512_permutexvar_ps(p8, v))
-        }
         if n >= 128 {
-            var b = 0
-            while b < n {
-                @inline(__always) func ld(_ j: Int) -> V { inRegister(raw.load(fromByteOffset: 4 &* (b &+ 16 &* j), as: V.self)) }
-                @inline(__always) func bf(_ a: inout V, _ c: inout V) {
-                    let sum = _mm512_add_ps(a, c), difference = _mm512_sub_ps(a, c)
-                    a = sum; c = difference
-                }
-                var v0 = ld(0), v1 = ld(1), v2 = ld(2), v3 = ld(3), v4 = ld(4), v5 = ld(5), v6 = ld(6), v7 = ld(7)
-                bf(&v0, &v1); bf(&v2, &v3); bf(&v4, &v5); bf(&v6, &v7)      // stride 16
-                bf(&v0, &v2); bf(&v1, &v3); bf(&v4, &v6); bf(&v5, &v7)      // stride 32
-                bf(&v0, &v4); bf(&v1, &v5); bf(&v2, &v6); bf(&v3, &v7)      // stride 64
-                @inline(__always) func st(_ j: Int, _ v: V) { raw.storeBytes(of: v, toByteOffset: 4 &* (b &+ 16 &* j), as: V.self) }
-                st(0, v0); st(1, v1); st(2, v2); st(3, v3); st(4, v4); st(5, v5); st(6, v6); st(7, v7)
-                b &+= 128
-            }
+            fwht128Blocks(x, n / 128)
             if n > 128 { AVX2Hadamard.butterflies(x, n, from: 128) }
             return
         }
+        let raw = UnsafeMutableRawPointer(x)
         var i = 0
         while i < n {
-            raw.storeBytes(of: inRegister(raw.load(fromByteOffset: 4 * i, as: V.self)), toByteOffset: 4 * i, as: V.self)
+            raw.storeBytes(of: lanes(raw.load(fromByteOffset: 4 * i, as: V.self)), toByteOffset: 4 * i, as: V.self)
             i += 16
         }
         // n = 32, 64: the remaining strides with the AVX2 butterflies.
