@@ -88,7 +88,7 @@ public final class Hadamard: QuantMethod {
     /// Resolved full-size transforms by size (a large Paley factor takes seconds to build).
     private var cache: [Int: HadamardTransform] = [:]
 
-    /// A note when the Kronecker factor K is so large that the online cost (about K/4 + 3 adds per
+    /// A note when the Kronecker factor K is so large that the online cost (about K/4 + 2 adds per
     /// element for the factor) is far above a block-diagonal Hadamard's (log2 b).
     func costNote(_ h: HadamardTransform) -> String? {
         guard h.factor > 256 else { return nil }

@@ -30,8 +30,8 @@ public struct HadamardTransform: Sendable {
     }
 
     /// Finds the smallest K (n = K·2^m) with a construction. `maxFactor` rejects constructions whose
-    /// K×K factor would cost more than wanted (about K/4 + 3 adds per element, `QuadPlan`; e.g.
-    /// 29568 = 924·32 via Paley II q = 461 exists but costs ~234 adds per element) with the same
+    /// K×K factor would cost more than wanted (about K/4 + 2 adds per element, `QuadPlan`; e.g.
+    /// 29568 = 924·32 via Paley II q = 461 exists but costs ~233 adds per element) with the same
     /// block-diagonal hint.
     public init(size n: Int, maxFactor: Int = .max) throws {
         precondition(n > 0)
@@ -60,7 +60,7 @@ public struct HadamardTransform: Sendable {
 
     /// `x ← x·Mᵀ` on each of `rows` contiguous rows of length `size` (`transpose`: `x ← x·M`, the
     /// inverse). Per row: SIMD FWHT of each length-2^m segment in place, then `H_K` (or `H_Kᵀ`) times
-    /// the K×2^m segment matrix through a `QuadPlan` (about K/4 + 3 adds per element instead of K),
+    /// the K×2^m segment matrix through a `QuadPlan` (about K/4 + 2 adds per element instead of K),
     /// scaled by 1/√n, in place. Rows are independent, so any thread count gives the same bits, and
     /// every path (portable, AVX2, AVX-512) does the same arithmetic, so they give the same bits too.
     ///
@@ -289,7 +289,7 @@ extension HadamardTransform {
 ///
 ///     out[a] = ((P_0 ± P_1) ± P_2 … ± P_{G−1}) · (±norm)
 ///
-/// in ascending g: 12 adds per quad plus G per output, K/4 + 3 per element instead of K. Every
+/// in ascending g: 12 adds per quad plus G − 1 per output, K/4 + 2 per element instead of K. Every
 /// Hadamard kernel (portable, AVX2, AVX-512, the generated Paley 12) does exactly this arithmetic.
 struct QuadPlan {
     let k: Int
