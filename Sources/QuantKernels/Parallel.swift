@@ -89,7 +89,12 @@ final class WorkerPool: @unchecked Sendable {
         generation.add(1, ordering: .sequentiallyConsistent)
         for slot in slots where slot.sleeping.load(ordering: .sequentiallyConsistent) { slot.wakeup.signal() }
         chunk(0)
-        while remaining.load(ordering: .acquiring) > 0 { qwb_cpu_relax() }
+        var spins = 0
+        while remaining.load(ordering: .acquiring) > 0 {
+            qwb_cpu_relax()
+            spins &+= 1
+            if spins & 1023 == 0 { sched_yield() }   // more threads than cores: let the worker run
+        }
         job = nil
         busy.store(false, ordering: .releasing)
         return true
@@ -104,6 +109,7 @@ final class WorkerPool: @unchecked Sendable {
                 qwb_cpu_relax()
                 spins += 1
                 if spins & 255 == 0 {
+                    sched_yield()   // a no-op when a core is free; lets other threads run when not
                     let now = DispatchTime.now().uptimeNanoseconds
                     if spinStart == 0 { spinStart = now } else if now - spinStart > Self.spinNanoseconds { break }
                 }

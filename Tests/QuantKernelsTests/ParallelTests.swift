@@ -49,6 +49,23 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(sums, [Int](repeating: 20 * count * (count - 1) / 2, count: callers))
     }
 
+    /// A pool with more workers than this machine has cores (QWB_THREADS above the core count):
+    /// every chunk of every job runs once, and a job smaller than the pool leaves the rest idle.
+    func testOversubscribedPool() {
+        let pool = WorkerPool(workers: 3)
+        for t in [4, 2, 4, 3] {
+            for _ in 0..<50 {
+                var hits = [Int](repeating: 0, count: t)
+                hits.withUnsafeMutableBufferPointer { h in
+                    let p = h.baseAddress!
+                    XCTAssertTrue(pool.run(t) { p[$0] += 1 })
+                }
+                XCTAssertEqual(hits, [Int](repeating: 1, count: t), "t = \(t)")
+            }
+        }
+        XCTAssertFalse(pool.run(5) { _ in }, "more threads than the pool has: the caller falls back")
+    }
+
     /// Back-to-back jobs after the workers have parked (spin time exceeded) still complete.
     func testJobsAfterWorkersPark() {
         for _ in 0..<3 {
