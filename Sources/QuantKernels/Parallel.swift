@@ -71,7 +71,8 @@ final class WorkerPool: @unchecked Sendable {
         self.workers = workers
         slots = (0..<workers).map { _ in Slot() }
         for w in 0..<workers {
-            let thread = Thread { [unowned self] in self.workerLoop(index: w + 1) }
+            // The workers hold the pool (they never exit): a pool lives as long as the process.
+            let thread = Thread { self.workerLoop(index: w + 1) }
             thread.name = "quantwb-worker-\(w + 1)"
             thread.stackSize = 8 << 20
             thread.start()
