@@ -81,9 +81,8 @@ public struct HadamardTransform: Sendable {
         let avx512 = KernelDispatch.active == .vnni && pow2 >= 16
         let paley12 = avx512 && k == 12 && factorMatrix == AVX512Hadamard.paley12
         #endif
-        plan.pick.withUnsafeBufferPointer { pickBuffer in plan.sign.withUnsafeBufferPointer { signBuffer in
-        plan.signedPick.withUnsafeBufferPointer { signedPickBuffer in
-            let pick = pickBuffer.baseAddress!, sign = signBuffer.baseAddress!, signedPick = signedPickBuffer.baseAddress!
+        plan.signedPick.withUnsafeBufferPointer { pickBuffer in plan.outputSign.withUnsafeBufferPointer { signBuffer in
+            let signedPick = pickBuffer.baseAddress!, outputSign = signBuffer.baseAddress!
             Parallel.forEach(chunks, threads: chunks) { c in
                 let r0 = c * rows / chunks, r1 = (c + 1) * rows / chunks
                 // Quad patterns: 2n floats for the portable path, 64·K for the SIMD ones.
@@ -97,9 +96,9 @@ public struct HadamardTransform: Sendable {
                         if paley12 {
                             AVX512Hadamard.rowPaley12(x + r * size, pow2, norm, transposed: transpose)
                         } else if avx512 {
-                            AVX512Hadamard.row(x + r * size, patterns, signedPick, sign, k, pow2, norm)
+                            AVX512Hadamard.row(x + r * size, patterns, signedPick, outputSign, k, pow2, norm)
                         } else {
-                            AVX2Hadamard.row(x + r * size, patterns, signedPick, sign, k, pow2, norm)
+                            AVX2Hadamard.row(x + r * size, patterns, signedPick, outputSign, k, pow2, norm)
                         }
                         if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                     }
@@ -107,17 +106,17 @@ public struct HadamardTransform: Sendable {
                 }
                 #endif
                 for r in r0..<r1 {
-                    applyRow(x + r * size, patterns, pick, sign, norm)
+                    applyRow(x + r * size, patterns, signedPick, outputSign, norm)
                     if let fq { Quantizer.fakeQuantizeRow(x + r * size, cols: size, groupSize: fq.groupSize, grid: fq.grid, simd: fqSIMD) }
                 }
             }
-        } } }
+        } }
     }
 
     /// The portable row kernel, the reference for the SIMD ones: FWHT of each segment, then
     /// `QuadPlan`'s arithmetic over whole segments (`patterns`: 2n floats).
     func applyRow(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
-                  _ pick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ norm: Float) {
+                  _ signedPick: UnsafePointer<Int32>, _ outputSign: UnsafePointer<Float>, _ norm: Float) {
         let k = factor, p = pow2
         for a in 0..<k { HadamardTransform.fwht(row + a * p, p) }
         if k == 1 { RowOps.scale(row, size, by: norm); return }
@@ -130,11 +129,13 @@ public struct HadamardTransform: Sendable {
                 out[4 * p + i] = v + w; out[5 * p + i] = v - w; out[6 * p + i] = v + z; out[7 * p + i] = v - z
             }
         }
+        // Here the eight patterns of quad g sit at 8g…8g+7 (no negated copies): subtract instead.
+        @inline(__always) func pattern(_ pick: Int32) -> UnsafePointer<Float> { UnsafePointer(patterns + Int(pick / 16 * 8 + pick % 8) * p) }
         for a in 0..<k {
-            let out = row + a * p, pk = pick + a * quads, sg = sign + a * quads
-            out.update(from: patterns + Int(pk[0]) * p, count: p)
-            for q in 1..<quads { RowOps.accumulate(out, patterns + Int(pk[q]) * p, p, sign: sg[q], first: false) }
-            RowOps.scale(out, p, by: sg[0] * norm)
+            let out = row + a * p, pk = signedPick + a * quads
+            out.update(from: pattern(pk[0]), count: p)
+            for q in 1..<quads { RowOps.accumulate(out, pattern(pk[q]), p, subtract: pk[q] % 16 >= 8) }
+            RowOps.scale(out, p, by: outputSign[a] * norm)
         }
     }
 
@@ -293,36 +294,30 @@ extension HadamardTransform {
 /// Hadamard kernel (portable, AVX2, AVX-512, the generated Paley 12) does exactly this arithmetic.
 struct QuadPlan {
     let k: Int
-    /// `pick[a·G + g]` = 8g + the pattern of row a in quad g (an index into the 8G patterns).
-    let pick: [Int32]
-    /// `sign[a·G + g]`: for g = 0 the output's sign (it multiplies `norm`); for g ≥ 1, +1 to add the
-    /// pattern, −1 to subtract it.
-    let sign: [Float]
-    /// `pick` for tables of 16 patterns per quad (the eight, then their negations): 16g + pattern,
-    /// + 8 where the pattern is subtracted (g ≥ 1). Used by the SIMD kernels.
+    /// `signedPick[a·G + g]`: row a's pattern in quad g as an index into 16 patterns per quad (the
+    /// eight, then their negations): 16g + pattern, + 8 where the pattern is subtracted (g ≥ 1).
     let signedPick: [Int32]
+    /// `outputSign[a]`: the sign of row a's quad-0 pattern, which multiplies `norm`.
+    let outputSign: [Float]
 
     /// `h`: K×K ±1, row-major. K = 1 has no plan (empty tables).
     init(_ h: [Float], k: Int) {
         self.k = k
-        guard k > 1 else { pick = []; sign = []; signedPick = []; return }
+        guard k > 1 else { signedPick = []; outputSign = []; return }
         precondition(k % 4 == 0, "a Hadamard matrix of order \(k) > 2 must have an order divisible by 4")
         let quads = k / 4
-        var pick = [Int32](repeating: 0, count: k * quads), sign = [Float](repeating: 0, count: k * quads)
+        var pick = [Int32](repeating: 0, count: k * quads)
         for a in 0..<k {
             let first = h[a * k]
             for q in 0..<quads {
                 let c = a * k + 4 * q, s0 = h[c]
                 let r1 = h[c + 1] * s0, r2 = h[c + 2] * s0, r3 = h[c + 3] * s0
                 let other = r2 > 0 ? (r3 > 0 ? 0 : 2) : (r3 > 0 ? 3 : 1)
-                pick[a * quads + q] = Int32(8 * q + (r1 > 0 ? 0 : 4) + other)
-                sign[a * quads + q] = q == 0 ? s0 : s0 * first
+                let subtracted = q > 0 && s0 * first < 0
+                pick[a * quads + q] = Int32(16 * q + (r1 > 0 ? 0 : 4) + other + (subtracted ? 8 : 0))
             }
         }
-        self.pick = pick; self.sign = sign
-        signedPick = (0..<k * quads).map { i in
-            let q = i % quads, t = pick[i] - Int32(8 * q)
-            return Int32(16 * q) + t + (q > 0 && sign[i] < 0 ? 8 : 0)
-        }
+        signedPick = pick
+        outputSign = (0..<k).map { h[$0 * k] }
     }
 }

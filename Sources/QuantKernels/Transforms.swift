@@ -98,29 +98,16 @@ public enum RowOps {
         while i < n { dst[i] = src[i] * c; i += 1 }
     }
 
-    /// `out ← (first ? 0 : out) ± src` by the sign of `sign`.
+    /// `out ← out + src` (`subtract`: `out − src`).
     @inline(__always)
-    static func accumulate(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, sign: Float, first: Bool) {
+    static func accumulate(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, subtract: Bool) {
         let ro = UnsafeMutableRawPointer(out), rs = UnsafeRawPointer(src)
         var i = 0
-        if first {
-            if sign > 0 { out.update(from: src, count: n) } else { while i < n { out[i] = -src[i]; i += 1 } }
-            return
+        while i + 8 <= n {
+            let o = ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), v = rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            ro.storeBytes(of: subtract ? o - v : o + v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
         }
-        if sign > 0 {
-            while i + 8 <= n {
-                ro.storeBytes(of: ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) + rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
-                              toByteOffset: 4 * i, as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < n { out[i] += src[i]; i += 1 }
-        } else {
-            while i + 8 <= n {
-                ro.storeBytes(of: ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
-                              toByteOffset: 4 * i, as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < n { out[i] -= src[i]; i += 1 }
-        }
+        while i < n { out[i] = subtract ? out[i] - src[i] : out[i] + src[i]; i += 1 }
     }
 }

@@ -6,18 +6,18 @@ public enum AVX2Hadamard {
     /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`, in place: FWHT of each of the K length-p segments of
     /// `row` (p a power of two ≥ 8), then `mixQuads`. Same bits as the portable kernel.
     public static func row(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
-                           _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
+                           _ signedPick: UnsafePointer<Int32>, _ outputSign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
         for a in 0..<k { fwht(row + a * p, p) }
-        mixQuads(row, patterns, signedPick, sign, k, p, norm)
+        mixQuads(row, patterns, signedPick, outputSign, k, p, norm)
     }
 
     /// `seg_a ← norm·Σ_c H[a][c]·seg_c` for the K length-p segments of `row` (p a multiple of 8), in
     /// place, 16 (or 8) columns at a time, with the quad-pattern arithmetic of the portable kernel
-    /// (`QuadPlan`; `signedPick`, `sign`: its tables, K·K/4 entries each; K = 1 only scales).
+    /// (`QuadPlan`; `signedPick`: K·K/4 entries, `outputSign`: K; K = 1 only scales).
     /// `patterns` holds 64·K floats: each quad's eight patterns and their negations, so that every
     /// output is a chain of additions (adding −P rounds exactly like subtracting P).
     public static func mixQuads(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
-                                _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
+                                _ signedPick: UnsafePointer<Int32>, _ outputSign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
         let r = UnsafeMutableRawPointer(row), pt = UnsafeMutableRawPointer(patterns)
         if k == 1 {
             let nv = SIMD8<Float>(repeating: norm)
@@ -27,16 +27,16 @@ public enum AVX2Hadamard {
         }
         var j = 0
         if p % 16 == 0 {
-            while j < p { mixSlice(r, pt, signedPick, sign, k, p, j, norm, SIMD16<Float>.self); j &+= 16 }
+            while j < p { mixSlice(r, pt, signedPick, outputSign, k, p, j, norm, SIMD16<Float>.self); j &+= 16 }
         } else {
-            while j < p { mixSlice(r, pt, signedPick, sign, k, p, j, norm, SIMD8<Float>.self); j &+= 8 }
+            while j < p { mixSlice(r, pt, signedPick, outputSign, k, p, j, norm, SIMD8<Float>.self); j &+= 8 }
         }
     }
 
     /// `mixQuads` on the columns j ..< j + V.scalarCount; four outputs at a time (K is a multiple of 4).
     @inline(__always)
     static func mixSlice<V: SIMD>(_ r: UnsafeMutableRawPointer, _ pt: UnsafeMutableRawPointer, _ signedPick: UnsafePointer<Int32>,
-                                  _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ j: Int, _ norm: Float, _: V.Type)
+                                  _ outputSign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ j: Int, _ norm: Float, _: V.Type)
     where V.Scalar == Float {
         let quads = k / 4, width = MemoryLayout<V>.stride
         for q in 0..<quads {
@@ -53,7 +53,7 @@ public enum AVX2Hadamard {
         }
         @inline(__always) func pattern(_ i: Int32) -> V { pt.load(fromByteOffset: Int(i) &* width, as: V.self) }
         @inline(__always) func store(_ a: Int, _ acc: V) {
-            r.storeBytes(of: acc * V(repeating: sign[a &* quads] * norm), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
+            r.storeBytes(of: acc * V(repeating: outputSign[a] * norm), toByteOffset: 4 &* (a &* p &+ j), as: V.self)
         }
         var a = 0
         while a < k {

@@ -10,16 +10,23 @@ public enum AVX512Hadamard {
     /// One row of `x ← x·(H_K ⊗ H_p)ᵀ·norm`, in place: the AVX-512 FWHT of each of the K length-p
     /// segments (p a power of two ≥ 16), then the AVX2 `mixQuads` (tables of `QuadPlan`).
     public static func row(_ row: UnsafeMutablePointer<Float>, _ patterns: UnsafeMutablePointer<Float>,
-                           _ signedPick: UnsafePointer<Int32>, _ sign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
-        for a in 0..<k { fwht(row + a * p, p) }
-        AVX2Hadamard.mixQuads(row, patterns, signedPick, sign, k, p, norm)
+                           _ signedPick: UnsafePointer<Int32>, _ outputSign: UnsafePointer<Float>, _ k: Int, _ p: Int, _ norm: Float) {
+        fwhtSegments(row, k, p)
+        AVX2Hadamard.mixQuads(row, patterns, signedPick, outputSign, k, p, norm)
     }
 
     /// `row` for the Paley I (q = 11) factor `paley12` (n = 12·p, p a multiple of 16): the same
     /// arithmetic, with the signs and the 24 quad patterns in registers (`HadamardPaley12.swift`).
     public static func rowPaley12(_ row: UnsafeMutablePointer<Float>, _ p: Int, _ norm: Float, transposed: Bool) {
-        if p == 128 { fwht128Blocks(row, 12) } else { for a in 0..<12 { fwht(row + a * p, p) } }
+        fwhtSegments(row, 12, p)
         mixPaley12(row, p, norm, transposed: transposed)
+    }
+
+    /// `fwht` of each of the K adjacent length-p segments of `row`; for p = 128 the segments are
+    /// `fwht128Blocks`' blocks, taken two at a time.
+    @inline(__always)
+    static func fwhtSegments(_ row: UnsafeMutablePointer<Float>, _ k: Int, _ p: Int) {
+        if p == 128 { fwht128Blocks(row, k) } else { for a in 0..<k { fwht(row + a * p, p) } }
     }
 
     /// Lane i's butterfly partner i ^ s for the in-register strides s = 1, 2, 4, 8 (`vpermps` indices),
