@@ -103,12 +103,12 @@ public struct Evaluator {
 
     /// Returns one `TokenScores` for the float model followed by one per variant.
     public func evaluate(float: DecoderModel, variants: [DecoderModel], windows: [[Int]], protocol proto: PerplexityProtocol,
-                         progress: (String) -> Void = { _ in }) -> [TokenScores] {
+                         progress: (_ windowsDone: Int, _ windows: Int) -> Void = { _, _ in }) -> [TokenScores] {
         var scores = [TokenScores](repeating: TokenScores(), count: variants.count + 1)
         var w = 0
         while w < windows.count {
             let batch = Array(windows[w..<min(windows.count, w + windowBatch)])
-            progress("evaluating windows \(w + 1)–\(w + batch.count) of \(windows.count)")
+            progress(w, windows.count)
             var t0 = Date()
             let fp = logProbabilities(runner.logits(float, windows: batch, mode: .float))
             scores[0].seconds += Date().timeIntervalSince(t0)
@@ -156,6 +156,7 @@ public struct Evaluator {
             }
             w += batch.count
         }
+        progress(windows.count, windows.count)
         return scores
     }
 

@@ -66,7 +66,7 @@ public struct Pipeline {
 
     /// Runs the pipeline on `model` in place. `calibration` holds equal-length token windows.
     public func run(model: DecoderModel, calibration: [[Int]], runner: DecoderRunner,
-                    progress: (String) -> Void = { _ in }) throws -> PipelineReport {
+                    progress: (_ blocksDone: Int, _ blocks: Int) -> Void = { _, _ in }) throws -> PipelineReport {
         var report = PipelineReport()
         let start = Date()
         let windowLength = calibration.first?.count ?? 0
@@ -85,7 +85,7 @@ public struct Pipeline {
         let propagated = needsCalibration ? calibration : Pipeline.measuredWindows(of: calibration)
         var hidden = propagated.isEmpty ? Matrix(zeros: 0, model.config.hiddenSize) : runner.embed(model, windows: propagated)
         for block in model.blocks {
-            progress("block \(block.index + 1)/\(model.blocks.count)")
+            progress(block.index, model.blocks.count)
             // Capture each site's input through the block's already processed sites, as deployed.
             let process = { (site: Site, raw: Matrix) throws -> Void in
                 let originals = site.linears.map { ($0.weight, $0.bias) }
@@ -127,6 +127,7 @@ public struct Pipeline {
             let name = type(of: m).name
             return MethodCost(method: name, seconds: costs[name]?.0 ?? 0, peakBytes: costs[name]?.1 ?? 0)
         }
+        progress(model.blocks.count, model.blocks.count)
         report.seconds = Date().timeIntervalSince(start)
         return report
     }

@@ -62,6 +62,15 @@ public struct Recipe {
     public var output: String?
     /// Fail when composed transforms change the float logits by more than this (relative).
     public var invarianceTolerance: Double = 1e-4
+    /// Where each top-level setting that names something outside the recipe was written, by key
+    /// path (`model`, `calibration.text`, `evaluation.text`, `output`), for errors found later
+    /// (a missing file) that must still point at the recipe line.
+    public var locations: [String: SourceLocation] = [:]
+
+    /// `file:line:column: key: ` for a key of this recipe (just `file: ` when it was not written).
+    public func origin(_ keyPath: String) -> String {
+        (locations[keyPath].map { "\($0): " } ?? "\(file): ") + "\(keyPath): "
+    }
 }
 
 /// A recipe error: `file:line:column: key.path: message`.
@@ -100,11 +109,17 @@ struct RecipeDecoder {
         var r = Recipe(file: file)
         let top = try Fields(root, path: "", allowed: Self.topKeys)
         if let s = top["seed"] { r.seed = UInt64(try int(s, "seed", 0...Int(Int32.max))) }
-        if let m = top["model"] { r.model = try model(m, seed: r.seed) }
+        if let m = top["model"] { r.model = try model(m, seed: r.seed); r.locations["model"] = m.location }
         r.calibration.seed = r.seed
-        if let c = top["calibration"] { r.calibration = try calibration(c, seed: r.seed) }
-        if let e = top["evaluation"] { r.evaluation = try evaluation(e) }
-        if let o = top["output"] { r.output = try string(o, "output") }
+        if let c = top["calibration"] {
+            r.calibration = try calibration(c, seed: r.seed)
+            if case .mapping(let pairs) = c.kind, let t = pairs.first(where: { $0.key.scalarString == "text" }) { r.locations["calibration.text"] = t.value.location }
+        }
+        if let e = top["evaluation"] {
+            r.evaluation = try evaluation(e)
+            if case .mapping(let pairs) = e.kind, let t = pairs.first(where: { $0.key.scalarString == "text" }) { r.locations["evaluation.text"] = t.value.location }
+        }
+        if let o = top["output"] { r.output = try string(o, "output"); r.locations["output"] = o.location }
         if let t = top["invariance_tolerance"] { r.invarianceTolerance = try double(t, "invariance_tolerance", 0...1) }
         // The default variant settings, which named variants start from.
         var base = Recipe.Variant(name: "", scheme: QuantScheme(), attention: nil, overrides: [], pipeline: [],

@@ -3,6 +3,8 @@ import Foundation
 import QuantCore
 import QuantKernels
 import Recipes
+import Reporting
+import Runs
 
 /// The command-line front end as a library, so another package's executable can register its
 /// own methods beside the built-in ones:
@@ -40,6 +42,8 @@ func failing<T>(_ body: () throws -> T) throws -> T {
         FileHandle.standardError.write(Data("error: \(s)\n".utf8)); throw ExitCode(2)
     } catch WorkbenchFailure.runtime(let s) {
         FileHandle.standardError.write(Data("error: \(s)\n".utf8)); throw ExitCode(1)
+    } catch let e as WriteError {
+        FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
     } catch let e as ExitCode { throw e
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(1)
@@ -54,24 +58,22 @@ struct Run: ParsableCommand {
     @Option(help: "Also write every scored token's NLL (FP and each variant) to this tab-separated file.") var tokenNll: String?
 
     func run() throws {
-        let report = try failing { () -> RunReport in
-            let r = try Recipe.load(path: recipe, registry: WorkbenchMain.registry)
-            return try RecipeRunner(recipe: r, registry: WorkbenchMain.registry).run()
-        }
-        let recipeObj = try? Recipe.load(path: recipe, registry: WorkbenchMain.registry)
-        let synthetic: Bool = { if case .synthetic? = recipeObj?.model { return true }; return false }()
+        let display = ProgressDisplay()
+        let recipeObj = try failing { try Recipe.load(path: recipe, registry: WorkbenchMain.registry) }
+        let report = try failing { try RecipeRunner(recipe: recipeObj, progress: display.handler).run() }
+        let synthetic: Bool = { if case .synthetic = recipeObj.model { return true }; return false }()
         print(report.render(perSite: perSite || synthetic), terminator: "")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(report)
         if let json { try failing { try writeAtomically(data, to: json) } }
-        if let tokenNll { try failing { try writeAtomically(Data(report.tokenNLLTable().utf8), to: tokenNll) } }
-        if let out = recipeObj?.output {
+        if let tokenNll { try failing { try writeAtomically(report.tokenNLLTable(), to: tokenNll) } }
+        if let out = recipeObj.output {
             try failing {
                 try writeAtomically(data, to: out + "/report.json")
-                try writeAtomically(Data(report.render(perSite: true).utf8), to: out + "/report.txt")
+                try writeAtomically(report.render(perSite: true), to: out + "/report.txt")
             }
-            progress("wrote \(out)/report.json and \(out)/report.txt")
+            display.handle(.note("wrote \(out)/report.json and \(out)/report.txt"))
         }
     }
 }

@@ -4,11 +4,13 @@ import QuantKernels
 import LlamaModel
 import Evaluation
 import ModelFormats
+import Reporting
+import Runs
 
 /// `workbench inspect`: architecture, tensors, and (with text) per-site activation statistics.
 enum InspectCommand {
     static func run(model path: String, activations: String?, windows: Int, seqLen: Int) throws {
-        let loaded = try ModelLoading.loadCheckpoint(path)
+        let loaded = try ModelLoading.loadCheckpoint(path, progress: ProgressDisplay().handler)
         let m = loaded.model, c = m.config, ck = loaded.checkpoint
         print("file:         \(ck.url.path)")
         print("architecture: \(ck.config.architecture)  (\(m.provenance))")
@@ -28,7 +30,7 @@ enum InspectCommand {
             .tokenize(file: activations)
         let wins = PerplexityProtocol.standard(seqLen: seqLen).windows(text, maxWindows: windows)
         guard !wins.isEmpty else { throw WorkbenchFailure.badInput("\(activations): fewer than \(seqLen) tokens") }
-        progress("running \(wins.count) windows of \(seqLen) tokens")
+        ProgressDisplay().handle(.note("running \(wins.count) windows of \(seqLen) tokens"))
         let stats = ActivationStatistics.collect(model: m, windows: wins)
         var t = Table(["site", "max |x|", "median ch. absmax", "ratio", "top channels (absmax)", "largest values (pos, token, channel, value)"])
         for s in stats {

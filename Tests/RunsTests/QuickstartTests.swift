@@ -7,7 +7,7 @@ import SmoothQuant
 import GPTQ
 import Hadamard
 import DuQuant
-@testable import WorkbenchCLI
+@testable import Runs
 
 final class QuickstartTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
@@ -20,7 +20,7 @@ final class QuickstartTests: XCTestCase {
     /// The golden quickstart: the numbers below come from `swift run workbench recipes/quickstart.yaml`.
     /// They may move in the last digits with the f32 summation order of another CPU's kernels.
     func testGoldenQuickstartRun() throws {
-        let report = try RecipeRunner(recipe: try recipe("quickstart.yaml"), registry: registry).run()
+        let report = try RecipeRunner(recipe: try recipe("quickstart.yaml")).run()
         let golden: [(String, Double, Double)] = [
             ("RTN W8A8", 77.9323, 0.02910), ("RTN W4A8", 160.899, 0.7577), ("RTN W4A16", 158.684, 0.7488),
             ("RTN W4A4", 320.229, 1.4993), ("RTN W4A4 down@8", 289.737, 1.3884),
@@ -59,8 +59,8 @@ final class QuickstartTests: XCTestCase {
         var r = try recipe("quickstart.yaml")
         r.variants = [r.variants[3]]
         r.evaluation.maxWindows = 2
-        let a = try RecipeRunner(recipe: r, registry: registry).run()
-        let b = try RecipeRunner(recipe: r, registry: registry).run()
+        let a = try RecipeRunner(recipe: r).run()
+        let b = try RecipeRunner(recipe: r).run()
         XCTAssertEqual(a.nll, b.nll)
         XCTAssertEqual(a.variants[0].sites.map(\.relativeOutputError), b.variants[0].sites.map(\.relativeOutputError))
     }
@@ -69,7 +69,7 @@ final class QuickstartTests: XCTestCase {
         var r = try recipe("quickstart.yaml")
         r.variants = [r.variants[3]]
         r.evaluation.maxWindows = 2
-        let report = try RecipeRunner(recipe: r, registry: registry).run()
+        let report = try RecipeRunner(recipe: r).run()
         let lines = report.tokenNLLTable().split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
         XCTAssertEqual(lines[0], ["window", "position", "target", "FP", "RTN W4A4"])
         XCTAssertEqual(lines.count - 1, report.nll[0].count)
@@ -105,27 +105,6 @@ final class QuickstartTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("group size 64 does not divide the input dimension 96"), "\(e)")
         }
     }
-
-    func testExitCodes() {
-        func code(_ e: Error) -> Int32? {
-            do { _ = try failing { throw e } } catch let c as ExitCode { return c.rawValue } catch {}
-            return nil
-        }
-        XCTAssertEqual(code(RecipeError(location: SourceLocation(file: "r", line: 1, column: 1), keyPath: "", message: "")), 2)
-        XCTAssertEqual(code(YAMLError(location: SourceLocation(file: "r", line: 1, column: 1), message: "bad")), 2)
-        XCTAssertEqual(code(WorkbenchFailure.badInput("model")), 2)
-        XCTAssertEqual(code(WorkbenchFailure.runtime("cholesky")), 1)
-    }
-
-    func testReportsAreWrittenAtomically() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qwb-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("out/report.json").path
-        try writeAtomically(Data("one".utf8), to: path)
-        try writeAtomically(Data("two".utf8), to: path)
-        XCTAssertEqual(String(data: FileManager.default.contents(atPath: path)!, encoding: .utf8), "two")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path), ["report.json"])
-    }
 }
 
 /// A "method" whose transform is not function-preserving: the run must refuse it.
@@ -151,7 +130,7 @@ final class FunctionPreservationTests: XCTestCase {
               - name: broken
                 pipeline: [broken]
             """, file: "b.yaml", registry: registry)
-        XCTAssertThrowsError(try RecipeRunner(recipe: r, registry: registry).run()) { e in
+        XCTAssertThrowsError(try RecipeRunner(recipe: r).run()) { e in
             XCTAssertTrue("\(e)".contains("not function-preserving"), "\(e)")
         }
     }

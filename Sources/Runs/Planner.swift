@@ -1,14 +1,19 @@
 import Foundation
 import QuantCore
 import Recipes
+import Reporting
 
 /// The resolved plan of a recipe: every site with its transform chain, schemes, and which method
 /// produces what, plus cost estimates — computed from the model's shapes only.
-struct Planner {
-    var recipe: Recipe
+public struct Planner {
+    public var recipe: Recipe
+    public init(recipe: Recipe) { self.recipe = recipe }
 
-    func render() throws -> String {
-        let loaded = try ModelLoading.load(recipe.model)
+    /// Validates the recipe against the model (files, schemes, every method's plan at every
+    /// site, as `RecipeRunner.validate` does) and renders the plan.
+    public func render() throws -> String {
+        try RecipeFiles.check(recipe)
+        let loaded = try ModelLoading.load(recipe.model, origin: recipe.origin("model"))
         let fp = loaded.model
         var out = "recipe \(recipe.file): OK\nmodel: \(fp.provenance)\n"
         let c = fp.config

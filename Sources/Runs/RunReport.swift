@@ -1,43 +1,44 @@
 import Foundation
 import QuantCore
 import Evaluation
+import Reporting
 
 /// Scores of one model on the evaluation windows.
-struct ScoreSummary: Codable {
-    var perplexity: Double
-    var perplexityStandardError: Double
-    var meanNLL: Double
-    var scoredTokens: Int
+public struct ScoreSummary: Codable {
+    public var perplexity: Double
+    public var perplexityStandardError: Double
+    public var meanNLL: Double
+    public var scoredTokens: Int
     /// Paired per-token NLL difference against FP (mean, standard error).
-    var deltaNLL: Double
-    var deltaNLLStandardError: Double
-    var meanKL: Double
-    var klStandardError: Double
-    var klP99: Double
-    var top1Agreement: Double
-    var tokensPerSecond: Double
+    public var deltaNLL: Double
+    public var deltaNLLStandardError: Double
+    public var meanKL: Double
+    public var klStandardError: Double
+    public var klP99: Double
+    public var top1Agreement: Double
+    public var tokensPerSecond: Double
 }
 
-struct VariantReport: Codable {
-    var name: String
-    var scheme: String
-    var weights: String
-    var activations: String
-    var pipeline: [String]
-    var sites: [SiteReport]
-    var costs: [MethodCost]
-    var quantizeSeconds: Double
-    var invarianceError: Double
-    var log: [String]
-    var scores: ScoreSummary?
+public struct VariantReport: Codable {
+    public var name: String
+    public var scheme: String
+    public var weights: String
+    public var activations: String
+    public var pipeline: [String]
+    public var sites: [SiteReport]
+    public var costs: [MethodCost]
+    public var quantizeSeconds: Double
+    public var invarianceError: Double
+    public var log: [String]
+    public var scores: ScoreSummary?
 }
 
 /// Two variants compared on the same tokens: `deltaNLL` = mean NLL(a) − NLL(b) per token, with the
 /// standard error of that paired difference. Under two standard errors it is a tie.
-struct PairedComparison: Codable {
-    var a: String, b: String
-    var deltaNLL: Double, standardError: Double
-    var verdict: String
+public struct PairedComparison: Codable {
+    public var a: String, b: String
+    public var deltaNLL: Double, standardError: Double
+    public var verdict: String
 
     init(a: String, b: String, nllA: [Double], nllB: [Double]) {
         let d = Stats.pairedDifference(nllA, nllB)
@@ -47,23 +48,23 @@ struct PairedComparison: Codable {
 }
 
 /// Everything a run measured; rendered as tables on stdout and as JSON with `--json`.
-struct RunReport: Codable {
-    var recipe: String
-    var model: String
-    var evaluationText: String
-    var protocolDescription: String
-    var calibration: String
-    var threads: Int
-    var float: ScoreSummary?
-    var variants: [VariantReport] = []
-    var wallSeconds: Double = 0
+public struct RunReport: Codable {
+    public var recipe: String
+    public var model: String
+    public var evaluationText: String
+    public var protocolDescription: String
+    public var calibration: String
+    public var threads: Int
+    public var float: ScoreSummary?
+    public var variants: [VariantReport] = []
+    public var wallSeconds: Double = 0
     /// Every pair of variants (FP excluded: the summary compares each with FP).
-    var comparisons: [PairedComparison] = []
+    public var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
-    var nll: [[Double]] = []
+    public var nll: [[Double]] = []
     /// The scored tokens in the order of `nll`: window index, position of the prediction, and the
     /// predicted (target) token id at position + 1 (not encoded).
-    var scoredTokens: [(window: Int, position: Int, target: Int)] = []
+    public var scoredTokens: [(window: Int, position: Int, target: Int)] = []
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
@@ -74,7 +75,7 @@ struct RunReport: Codable {
         self.protocolDescription = protocolDescription; self.calibration = calibration; self.threads = threads
     }
 
-    mutating func setScores(_ scores: [TokenScores]) {
+    public mutating func setScores(_ scores: [TokenScores]) {
         nll = scores.map(\.nll)
         func summary(_ s: TokenScores) -> ScoreSummary {
             let d = Stats.pairedDifference(s.nll, scores[0].nll)
@@ -94,7 +95,7 @@ struct RunReport: Codable {
     /// Every scored token's NLL as tab-separated text, one line per token:
     /// `window  position  target  FP  <variant>…` (position is the predicting position, 0-based in
     /// its window; `scripts/compare_llama_cpp.py` reads this to compare token by token).
-    func tokenNLLTable() -> String {
+    public func tokenNLLTable() -> String {
         var out = (["window", "position", "target", "FP"] + variants.map(\.name)).joined(separator: "\t") + "\n"
         for (i, t) in scoredTokens.enumerated() {
             out += "\(t.window)\t\(t.position)\t\(t.target)"
@@ -104,7 +105,7 @@ struct RunReport: Codable {
         return out
     }
 
-    func render(perSite: Bool) -> String {
+    public func render(perSite: Bool) -> String {
         var out = ""
         out += "model:       \(model)\n"
         out += "evaluation:  \(evaluationText)\n"
@@ -154,44 +155,6 @@ struct RunReport: Codable {
         return out
     }
 
-    func f(_ x: Double, _ digits: Int) -> String {
-        if x.isNaN { return "nan" }
-        if abs(x) >= 1e5 { return String(format: "%.3e", x) }
-        return String(format: "%.\(digits)f", x)
-    }
-    func bytes(_ b: Int) -> String {
-        b >= 1 << 30 ? String(format: "%.2f GiB", Double(b) / Double(1 << 30)) :
-        b >= 1 << 20 ? String(format: "%.1f MiB", Double(b) / Double(1 << 20)) : String(format: "%.1f KiB", Double(b) / 1024)
-    }
-}
-
-/// A plain-text table with aligned columns.
-struct Table {
-    var header: [String]
-    var rows: [[String]] = []
-    init(_ header: [String]) { self.header = header }
-    mutating func add(_ row: [String]) { rows.append(row) }
-    func render() -> String {
-        let all = [header] + rows
-        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
-        func line(_ r: [String]) -> String {
-            r.enumerated().map { i, s in s.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-        }
-        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n") + "\n"
-    }
-}
-
-/// Writes `data` to `path` atomically: a temporary file in the same folder, then a rename.
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    try data.write(to: tmp)
-    // rename(2) replaces the target atomically: readers see the old file or the new one, never half.
-    guard rename(tmp.path, url.path) == 0 else {
-        let err = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: tmp)
-        throw WorkbenchFailure.runtime("\(path): cannot write the file (\(err))")
-    }
+    func f(_ x: Double, _ digits: Int) -> String { Format.number(x, digits) }
+    func bytes(_ b: Int) -> String { Format.bytes(b) }
 }
