@@ -202,7 +202,7 @@ public enum RecipeFiles {
         var isDir: ObjCBool = false
         guard !path.isEmpty else { throw WorkbenchFailure.badInput(origin + "the text file path is empty") }
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw WorkbenchFailure.badInput(origin + "text file not found: '\(path)' (paths in a recipe are relative to the directory you run the workbench in)")
+            throw WorkbenchFailure.badInput(origin + "text file not found: '\(path)'" + (origin.isEmpty ? "" : " (paths in a recipe are relative to the directory you run the workbench in)"))
         }
         guard !isDir.boolValue else { throw WorkbenchFailure.badInput(origin + "'\(path)' is a folder, not a text file") }
         guard FileManager.default.isReadableFile(atPath: path) else { throw WorkbenchFailure.badInput(origin + "'\(path)' cannot be read (permissions)") }

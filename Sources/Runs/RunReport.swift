@@ -110,7 +110,7 @@ public struct RunReport: Codable {
         out += "model:       \(model)\n"
         out += "evaluation:  \(evaluationText)\n"
         out += "protocol:    \(protocolDescription)\n"
-        out += "calibration: \(calibration)\n"
+        if !variants.isEmpty { out += "calibration: \(calibration)\n" }
         out += "FP = the model's stored weights as f32 (\(model)); KL is KL(FP ‖ variant) per token.\n\n"
         if perSite {
             for v in variants {

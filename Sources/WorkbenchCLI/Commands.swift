@@ -15,9 +15,17 @@ import Runs
 /// ```
 public enum WorkbenchMain {
     nonisolated(unsafe) static var registry = MethodRegistry()
+    /// Exit status for a command line that cannot be parsed (no arguments, an unknown flag): 64,
+    /// EX_USAGE. Besides it: 0 success, 1 a failure while running, 2 a bad recipe, model or data file.
+    public static let usageExitCode: Int32 = 64
 
     public static func run(registry: MethodRegistry) -> Never {
         WorkbenchMain.registry = registry
+        // No arguments: the usage, and the usage-error status (as for an unknown flag).
+        if CommandLine.arguments.count <= 1 {
+            FileHandle.standardError.write(Data((Workbench.helpMessage() + "\n").utf8))
+            exit(usageExitCode)
+        }
         Workbench.main()
         exit(0)
     }
