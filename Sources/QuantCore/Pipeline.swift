@@ -36,6 +36,53 @@ public struct SiteReport: Sendable, Codable {
     public var channelRatioBefore: Double, channelRatioAfter: Double
     public var transforms: [String]
     public var weights: [String]
+    /// ‖Ŵ−W‖/‖W‖ over the site's quantized linears, W the float weights in the site's final basis
+    /// (0 when no linear is quantized): the weight half of the error.
+    public var weightError: Double = 0
+    /// Per-channel and per-position magnitudes, for the sites a report asks to profile.
+    public var profile: SiteProfile?
+}
+
+/// The magnitudes behind DuQuant's Figure 1 for one site's calibration input: per channel, max |x|
+/// over all measured tokens before the site's transforms and after each transform in order; per
+/// position in the window, max |x| over channels and windows before and after all transforms
+/// (the first-token massive activations show here).
+public struct SiteProfile: Sendable, Codable, Equatable {
+    /// `stages[0]` is the raw input; `stages[i]` follows `site.transforms[i - 1]`.
+    public var stageNames: [String]
+    /// stages × channels.
+    public var channelAbsMax: [[Float]]
+    /// Per position in the window: max |x| before and after all transforms.
+    public var positionMaxBefore: [Float]
+    public var positionMaxAfter: [Float]
+
+    public init(stageNames: [String], channelAbsMax: [[Float]], positionMaxBefore: [Float], positionMaxAfter: [Float]) {
+        self.stageNames = stageNames; self.channelAbsMax = channelAbsMax
+        self.positionMaxBefore = positionMaxBefore; self.positionMaxAfter = positionMaxAfter
+    }
+
+    /// Measures `x` (windows of `windowLength` rows × in) through `site`'s transforms.
+    public static func measure(site: Site, input x: Matrix, windowLength: Int) -> SiteProfile {
+        var stages = ["input"], absMax = [x.columnAbsMax()]
+        var y = x
+        for step in site.transforms {
+            step.transform.applyToActivations(&y)
+            stages.append(step.description)
+            absMax.append(y.columnAbsMax())
+        }
+        return SiteProfile(stageNames: stages, channelAbsMax: absMax,
+                           positionMaxBefore: positionMax(x, windowLength), positionMaxAfter: positionMax(y, windowLength))
+    }
+
+    static func positionMax(_ x: Matrix, _ windowLength: Int) -> [Float] {
+        guard windowLength > 0 else { return [] }
+        var m = [Float](repeating: 0, count: windowLength)
+        for r in 0..<x.rows {
+            let p = r % windowLength
+            for c in 0..<x.cols { m[p] = max(m[p], abs(x.data[r * x.cols + c])) }
+        }
+        return m
+    }
 }
 
 public struct MethodCost: Sendable, Codable {
@@ -57,6 +104,8 @@ public struct Pipeline {
     public var methods: [any QuantMethod]
     public var propagation: Propagation
     public var seed: UInt64
+    /// Sites (canonical names) whose `SiteReport.profile` is filled in.
+    public var profiledSites: Set<String> = []
 
     public init(methods: [any QuantMethod], propagation: Propagation = .quantized, seed: UInt64 = 0) {
         self.methods = methods; self.propagation = propagation; self.seed = seed
@@ -104,7 +153,8 @@ public struct Pipeline {
                     let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
-                report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals))
+                report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals,
+                                                     profile: profiledSites.contains(site.name)))
             }
             guard !propagated.isEmpty else {
                 // No calibration data: methods that need none still run at every site.
@@ -152,7 +202,8 @@ public struct Pipeline {
 
     /// Relative output error and outlier statistics of a processed site on (a deterministic sample
     /// of whole windows of) its calibration input.
-    static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)]) -> SiteReport {
+    static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)],
+                        profile: Bool = false) -> SiteReport {
         var rawInput = full
         if windowLength > 0 {
             let indices = measuredWindowIndices(windows: full.rows / windowLength, windowLength: windowLength)
@@ -179,10 +230,20 @@ public struct Pipeline {
         site.applyAllTransforms(&after)
         let (mb, rb) = OutlierStats.summary(rawInput)
         let (ma, ra) = OutlierStats.summary(after)
+        var wNum = 0.0, wDen = 0.0
+        for l in site.linears where l.quantized != nil {
+            let q = l.effectiveWeight(quantized: true)
+            for j in 0..<q.data.count {
+                let d = Double(q.data[j]) - Double(l.weight.data[j])
+                wNum += d * d; wDen += Double(l.weight.data[j]) * Double(l.weight.data[j])
+            }
+        }
         return SiteReport(site: site.name, relativeOutputError: den > 0 ? (num / den).squareRoot() : 0,
                           inputMaxBefore: mb, inputMaxAfter: ma, channelRatioBefore: rb, channelRatioAfter: ra,
                           transforms: site.transforms.map { $0.description },
-                          weights: site.linears.map { "\($0.name): " + ($0.quantized.map { "\($0.grid) g\($0.groupSize) by \($0.producedBy)" } ?? "float") })
+                          weights: site.linears.map { "\($0.name): " + ($0.quantized.map { "\($0.grid) g\($0.groupSize) by \($0.producedBy)" } ?? "float") },
+                          weightError: wDen > 0 ? (wNum / wDen).squareRoot() : 0,
+                          profile: profile && rawInput.rows > 0 ? SiteProfile.measure(site: site, input: rawInput, windowLength: windowLength) : nil)
     }
 }
 

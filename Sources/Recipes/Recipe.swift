@@ -59,7 +59,11 @@ public struct Recipe {
     public var calibration = Calibration()
     public var evaluation = Evaluation()
     public var variants: [Variant] = []
+    /// The output folder (`output:` or `output: {dir: …}`).
     public var output: String?
+    /// Sites whose activation magnitudes the report draws (`report: {sites: [...]}`); nil = the
+    /// first and the last down site.
+    public var reportSites: [String]?
     /// Fail when composed transforms change the float logits by more than this (relative).
     public var invarianceTolerance: Double = 1e-4
     /// Where each top-level setting that names something outside the recipe was written, by key
@@ -103,7 +107,7 @@ struct RecipeDecoder {
     let registry: MethodRegistry
 
     static let topKeys = ["model", "seed", "calibration", "evaluation", "scheme", "attention", "overrides", "pipeline",
-                          "propagation", "variants", "output", "invariance_tolerance"]
+                          "propagation", "variants", "output", "report", "invariance_tolerance"]
 
     func decode(_ root: YAMLNode) throws -> Recipe {
         var r = Recipe(file: file)
@@ -119,7 +123,23 @@ struct RecipeDecoder {
             r.evaluation = try evaluation(e)
             if case .mapping(let pairs) = e.kind, let t = pairs.first(where: { $0.key.scalarString == "text" }) { r.locations["evaluation.text"] = t.value.location }
         }
-        if let o = top["output"] { r.output = try string(o, "output"); r.locations["output"] = o.location }
+        if let o = top["output"] {
+            if o.scalarString != nil { r.output = try string(o, "output") }
+            else {
+                let f = try Fields(o, path: "output", allowed: ["dir"])
+                guard let d = f["dir"] else { throw error(o, "output", "expected a folder path, or a mapping with `dir: <folder>`") }
+                r.output = try string(d, "output.dir")
+            }
+            r.locations["output"] = o.location
+        }
+        if let rep = top["report"] {
+            let f = try Fields(rep, path: "report", allowed: ["sites"])
+            if let sites = f["sites"] {
+                guard case .sequence(let items) = sites.kind, !items.isEmpty else { throw error(sites, "report.sites", "expected a list of site names such as layers.0.down") }
+                r.reportSites = try items.enumerated().map { try string($1, "report.sites[\($0)]") }
+                r.locations["report.sites"] = sites.location
+            }
+        }
         if let t = top["invariance_tolerance"] { r.invarianceTolerance = try double(t, "invariance_tolerance", 0...1) }
         // The default variant settings, which named variants start from.
         var base = Recipe.Variant(name: "", scheme: QuantScheme(), attention: nil, overrides: [], pipeline: [],

@@ -10,9 +10,12 @@ public struct RunModel {
     public var addsBOS: Bool = false
     public var bosID: Int? = nil
     public var tokenizeText: ((String) throws -> [Int])? = nil
+    /// The file or folder the model was loaded from (nil for the synthetic model).
+    public var url: URL? = nil
 
-    public init(model: DecoderModel, addsBOS: Bool = false, bosID: Int? = nil, tokenizeText: ((String) throws -> [Int])? = nil) {
-        self.model = model; self.addsBOS = addsBOS; self.bosID = bosID; self.tokenizeText = tokenizeText
+    public init(model: DecoderModel, addsBOS: Bool = false, bosID: Int? = nil, tokenizeText: ((String) throws -> [Int])? = nil,
+                url: URL? = nil) {
+        self.model = model; self.addsBOS = addsBOS; self.bosID = bosID; self.tokenizeText = tokenizeText; self.url = url
     }
 
     /// Tokenizes a whole text file as it is on disk (not re-joined). `origin` names what asked for

@@ -10,10 +10,11 @@ extension ModelLoading {
     public static func loadFile(_ path: String?, progress: ProgressHandler = { _ in }) throws -> RunModel {
         let loaded = try loadCheckpoint(path, progress: progress)
         guard let tok = loaded.tokenizer else {
-            return RunModel(model: loaded.model)
+            return RunModel(model: loaded.model, url: loaded.checkpoint.url)
         }
         return RunModel(model: loaded.model, addsBOS: tok.addsBOS, bosID: tok.bosTokenID,
-                        tokenizeText: { text in tok.encode(bytes: Array(text.utf8), parseSpecial: true, addBOS: false) })
+                        tokenizeText: { text in tok.encode(bytes: Array(text.utf8), parseSpecial: true, addBOS: false) },
+                        url: loaded.checkpoint.url)
     }
 
     public static func loadCheckpoint(_ path: String?, progress: ProgressHandler = { _ in }) throws -> LlamaModel.LoadedModel {

@@ -65,6 +65,10 @@ public struct RecipeRunner {
             }
             model.lmHead.scheme = savedHead
         }
+        let siteNames = Set(model.allSites.map(\.name))
+        for name in recipe.reportSites ?? [] where !siteNames.contains(name) {
+            throw WorkbenchFailure.badInput(recipe.origin("report.sites") + "no site '\(name)' in this model; sites are named layers.{0…\(model.blocks.count - 1)}.{qkv, o, gate_up, down}")
+        }
         for v in recipe.variants {
             _ = try badInput(at: v.location, variant: v.name) { try model.assignSchemes(v.scheme, overrides: v.overrides) }
             for step in v.pipeline {
@@ -133,7 +137,8 @@ public struct RecipeRunner {
             let (headScheme, embedScheme) = try badInput(at: v.location, variant: v.name) { try model.assignSchemes(v.scheme, overrides: v.overrides) }
             for b in model.blocks { b.attentionQuantization = v.attention }
             let methods = try v.pipeline.map { step in try badInput(at: step.location, variant: v.name) { try step.method.init(options: step.options) } }
-            let pipeline = Pipeline(methods: methods, propagation: v.propagation, seed: recipe.seed)
+            var pipeline = Pipeline(methods: methods, propagation: v.propagation, seed: recipe.seed)
+            pipeline.profiledSites = Set(recipe.reportSites ?? ["layers.0.down", "layers.\(fp.blocks.count - 1).down"])
             let pr: PipelineReport
             let task = "\(v.name): quantizing"
             do {
@@ -165,8 +170,28 @@ public struct RecipeRunner {
                       progress: { progress(.step(task: "evaluation", done: $0, total: $1, unit: "windows")) })
         report.setScores(scores)
         report.scoredTokens = inputs.evalProtocol.scoredTokens(inputs.evaluation)
+        report.resolvedRecipe = ResolvedRecipe(recipe)
+        report.manifest = try manifest(loaded, inputs)
         report.wallSeconds = Date().timeIntervalSince(started)
         return report
+    }
+
+    func manifest(_ loaded: RunModel, _ inputs: RunInputs) throws -> RunManifest {
+        var texts: [String] = []
+        if !recipe.variants.isEmpty, case .files(let f) = recipe.calibration.source { texts += f }
+        if case .files(let f) = recipe.evaluation.source { texts += f }
+        var modelDigest: RunManifest.FileDigest?
+        if let url = loaded.url {
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+            modelDigest = isDir.boolValue ? try RunManifest.digest(folder: url.path) : try RunManifest.digest(url.path)
+        }
+        return RunManifest(model: modelDigest, texts: try texts.map { try RunManifest.digest($0) },
+                           tokenStreamSHA256: RunManifest.tokenStreamDigest(inputs.calibration, inputs.evaluation),
+                           tool: RunManifest.toolVersion, kernelPath: KernelDispatch.active.rawValue,
+                           cpu: KernelDispatch.summary, threads: Parallel.threadCount,
+                           engine: ExecutionEngine.current.rawValue, seed: recipe.seed,
+                           evaluationProtocol: inputs.evalProtocol.description)
     }
 
     /// Maps scheme and method errors to bad input at the recipe line that caused them.

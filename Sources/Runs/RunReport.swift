@@ -58,6 +58,10 @@ public struct RunReport: Codable {
     public var float: ScoreSummary?
     public var variants: [VariantReport] = []
     public var wallSeconds: Double = 0
+    /// What the figures depend on (inputs, code, machine settings).
+    public var manifest: RunManifest?
+    /// The recipe with every default filled in.
+    public var resolvedRecipe: ResolvedRecipe?
     /// Every pair of variants (FP excluded: the summary compares each with FP).
     public var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
@@ -68,6 +72,7 @@ public struct RunReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
+        case manifest, resolvedRecipe
     }
 
     init(recipe: String, model: String, evaluationText: String, protocolDescription: String, calibration: String, threads: Int) {

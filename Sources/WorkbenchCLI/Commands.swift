@@ -59,11 +59,12 @@ func failing<T>(_ body: () throws -> T) throws -> T {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a recipe: quantize every variant, evaluate, print the comparison.")
+    static let configuration = CommandConfiguration(abstract: "Run a recipe: quantize every variant, evaluate, print the comparison, write the output folder.")
     @Argument(help: "The recipe (YAML).") var recipe: String
-    @Option(help: "Also write machine-readable results to this JSON file.") var json: String?
+    @Option(help: "The output folder (default: the recipe's `output:`, else runs/<recipe name>).") var output: String?
+    @Option(help: "Also write results.json's document to this file.") var json: String?
     @Flag(help: "Print the per-site error tables too (on by default for the synthetic model).") var perSite = false
-    @Option(help: "Also write every scored token's NLL (FP and each variant) to this tab-separated file.") var tokenNll: String?
+    @Option(help: "Also write every scored token's NLL (FP and each variant) to this tab-separated file (tokens.tsv in the output folder has the same).") var tokenNll: String?
 
     func run() throws {
         let display = ProgressDisplay()
@@ -71,18 +72,13 @@ struct Run: ParsableCommand {
         let report = try failing { try RecipeRunner(recipe: recipeObj, progress: display.handler).run() }
         let synthetic: Bool = { if case .synthetic = recipeObj.model { return true }; return false }()
         print(report.render(perSite: perSite || synthetic), terminator: "")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(report)
-        if let json { try failing { try writeAtomically(data, to: json) } }
-        if let tokenNll { try failing { try writeAtomically(report.tokenNLLTable(), to: tokenNll) } }
-        if let out = recipeObj.output {
-            try failing {
-                try writeAtomically(data, to: out + "/report.json")
-                try writeAtomically(report.render(perSite: true), to: out + "/report.txt")
-            }
-            display.handle(.note("wrote \(out)/report.json and \(out)/report.txt"))
+        let folder = RunOutput.folder(argument: output, recipeOutput: recipeObj.output, recipeFile: recipe)
+        try failing {
+            try RunOutput.write(report, to: folder)
+            if let json { try writeAtomically(try RunOutput.resultsJSON(report), to: json) }
+            if let tokenNll { try writeAtomically(report.tokenNLLTable(), to: tokenNll) }
         }
+        display.handle(.note("wrote \(RunOutput.files.joined(separator: ", ")) to \(folder)/"))
     }
 }
 

@@ -63,6 +63,15 @@ final class QuickstartTests: XCTestCase {
         let b = try RecipeRunner(recipe: r).run()
         XCTAssertEqual(a.nll, b.nll)
         XCTAssertEqual(a.variants[0].sites.map(\.relativeOutputError), b.variants[0].sites.map(\.relativeOutputError))
+        // results.json: identical apart from the timings.
+        func figures(_ r: RunReport) throws -> String {
+            let text = String(decoding: try RunOutput.resultsJSON(r), as: UTF8.self)
+            let timing = try NSRegularExpression(pattern: "\"(tokensPerSecond|quantizeSeconds|seconds|wallSeconds)\" : [^,\\n]+")
+            return timing.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "")
+        }
+        let ja = try figures(a), jb = try figures(b)
+        XCTAssertTrue(ja.contains("\"relativeOutputError\""))
+        XCTAssertEqual(ja, jb)
     }
 
     func testTokenNLLTableListsEveryScoredTokenInOrder() throws {
