@@ -23,13 +23,12 @@ public enum CheckpointLoader {
                                    headCount: a.headCount, kvHeadCount: a.kvHeadCount, headDim: a.headDim, vocabSize: a.vocabSize,
                                    ropeTheta: a.ropeTheta, rmsNormEps: a.rmsNormEps,
                                    ropeLayout: a.ropeLayout == .interleavedPairs ? .interleavedPairs : .rotateHalf)
-        guard a.headCount % a.kvHeadCount == 0 else {
-            throw ModelFormatError.badMetadata(file: file, key: "head_count_kv", reason: "\(a.headCount) heads are not a multiple of \(a.kvHeadCount) KV heads")
-        }
         func floats(_ name: String) throws -> [Float] {
             let v = try ckpt.floats(name)
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw ModelFormatError.badShape(file: file, tensor: name, reason: "value \(v[bad]) at index \(bad) is not finite; the file is corrupt")
+                let stored = ckpt.info(name)?.storageName ?? name
+                throw ModelFormatError.badTensorData(file: file, tensor: "\(name) (\(stored))",
+                                                     reason: "value \(v[bad]) at index \(bad) of \(v.count) is not finite (allowed: finite numbers)")
             }
             return v
         }
@@ -72,20 +71,24 @@ public enum CheckpointLoader {
     /// The tokenizer stored with the checkpoint: GGUF metadata, or tokenizer.json / tokenizer.model
     /// beside an HF checkpoint. Nil when there is none.
     public static func tokenizer(for ckpt: Checkpoint) throws -> TextTokenizer? {
-        if let g = ckpt as? GGUFCheckpoint {
-            let v = g.vocabulary
-            guard let model = v.model, let tokens = v.tokens else { return nil }
-            return try TokenizerGGUF.makeTokenizer(
-                model: model, pre: v.pre, tokens: tokens, scores: v.scores, tokenTypes: v.tokenTypes?.map { Int32($0) },
-                merges: v.merges, bosTokenID: v.bosTokenID, eosTokenID: v.eosTokenID, unknownTokenID: v.unknownTokenID,
-                addBOS: v.addBOSToken, addSpacePrefix: v.addSpacePrefix)
-        }
+        if let g = ckpt as? GGUFCheckpoint { return try g.vocabulary.makeTokenizer(file: g.url.path) }
         var dir = ckpt.url
         var isDir: ObjCBool = false
         if !(FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) && isDir.boolValue) { dir.deleteLastPathComponent() }
         let json = dir.appendingPathComponent("tokenizer.json"), spm = dir.appendingPathComponent("tokenizer.model")
-        if FileManager.default.fileExists(atPath: json.path) { return try BPETokenizer(tokenizerJSON: json) }
-        if FileManager.default.fileExists(atPath: spm.path) { return try SentencePieceTokenizer(sentencePieceModel: spm) }
+        func read(_ url: URL) throws -> Data {
+            do { return try Data(contentsOf: url) } catch {
+                throw ModelFormatError.unreadable(file: url.path, reason: error.localizedDescription)
+            }
+        }
+        do {
+            if FileManager.default.fileExists(atPath: json.path) {
+                do { return try BPETokenizer(tokenizerJSONData: try read(json)) } catch let e as TokenizerError { throw e.located(in: json.path) }
+            }
+            if FileManager.default.fileExists(atPath: spm.path) {
+                do { return try SentencePieceTokenizer(sentencePieceModelData: try read(spm)) } catch let e as TokenizerError { throw e.located(in: spm.path) }
+            }
+        }
         return nil
     }
 }

@@ -38,6 +38,53 @@ public struct ArchitectureConfig: Sendable, Equatable, Codable {
         self.ropeLayout = ropeLayout
     }
 
+    /// A field of the config, for naming the file's key in errors.
+    public enum Field: CaseIterable, Sendable {
+        case hiddenSize, intermediateSize, layerCount, headCount, kvHeadCount, headDim, vocabSize, contextLength
+        case ropeTheta, rmsNormEps
+    }
+
+    /// Largest accepted sizes. Real models are far below these; the limits keep every product of
+    /// sizes (and every token id, which is stored as `Int32`) far from overflow.
+    public static let sizeLimits: [Field: Int] = [
+        .hiddenSize: 1 << 20, .intermediateSize: 1 << 22, .headCount: 1 << 16, .kvHeadCount: 1 << 16,
+        .headDim: 1 << 16, .vocabSize: Int(Int32.max), .contextLength: Int(Int32.max),
+    ]
+    /// Accepted RMSNorm ε: 0 < ε ≤ this (models use 1e-6…1e-5).
+    public static let maxRMSNormEps = 0.01
+
+    /// Checks every size against `sizeLimits` and the tensors the file holds, before anything is
+    /// sized by them: the layer count against `tensorCount` (a layer has 9 tensors), head count ×
+    /// head size without overflow, heads a multiple of KV heads, RoPE base > 0 and finite,
+    /// 0 < RMSNorm ε ≤ `maxRMSNormEps`. Errors are `badMetadata` naming `key(field)` in `file`.
+    public func validate(file: String, tensorCount: Int, key: (Field) -> String) throws {
+        func bad(_ f: Field, _ why: String) -> ModelFormatError { .badMetadata(file: file, key: key(f), reason: why) }
+        let sizes: [(Field, Int)] = [(.hiddenSize, hiddenSize), (.intermediateSize, intermediateSize), (.headCount, headCount),
+                                     (.kvHeadCount, kvHeadCount), (.headDim, headDim), (.vocabSize, vocabSize),
+                                     (.contextLength, contextLength)]
+        for (f, v) in sizes {
+            let limit = Self.sizeLimits[f]!
+            guard v >= 1, v <= limit else { throw bad(f, "\(v) is outside the allowed range 1...\(limit)") }
+        }
+        let layerLimit = tensorCount / 9
+        guard layerCount >= 1, layerCount <= layerLimit else {
+            throw bad(.layerCount, "\(layerCount) layers need at least \(9 as Int)× as many tensors, but the file has \(tensorCount) tensors (allowed: 1...\(max(layerLimit, 1)))")
+        }
+        for (f, heads) in [(Field.headCount, headCount), (.kvHeadCount, kvHeadCount)] {
+            let (width, o) = heads.multipliedReportingOverflow(by: headDim)
+            guard !o, width <= Self.sizeLimits[.hiddenSize]! * 4 else {
+                throw bad(f, "\(heads) heads × head size \(headDim) is larger than \(Self.sizeLimits[.hiddenSize]! * 4)")
+            }
+        }
+        guard headCount % kvHeadCount == 0 else {
+            throw bad(.kvHeadCount, "\(headCount) attention heads are not a multiple of \(kvHeadCount) KV heads")
+        }
+        guard ropeTheta.isFinite, ropeTheta > 0 else { throw bad(.ropeTheta, "\(ropeTheta) is not a positive finite number") }
+        guard rmsNormEps.isFinite, rmsNormEps > 0, rmsNormEps <= Self.maxRMSNormEps else {
+            throw bad(.rmsNormEps, "\(rmsNormEps) is outside the allowed range 0 < ε ≤ \(Self.maxRMSNormEps)")
+        }
+    }
+
     /// Canonical tensor names this config requires, with their shapes (`[out, in]` / `[n]`).
     public var expectedTensors: [(name: String, shape: [Int])] {
         let q = headCount * headDim, kv = kvHeadCount * headDim
@@ -96,8 +143,11 @@ public protocol Checkpoint: AnyObject, Sendable {
 }
 
 extension Checkpoint {
-    /// Throws `missingTensor` / `shapeMismatch` if a tensor required by `config` is absent or mis-shaped.
-    func validateTensors(file: String) throws {
+    /// Validates `config` (see `ArchitectureConfig.validate`), then throws `missingTensor` /
+    /// `shapeMismatch` if a tensor required by `config` is absent or mis-shaped.
+    /// Config errors name `configFile`, tensor errors `file`.
+    func validateTensors(file: String, configFile: String? = nil, key: (ArchitectureConfig.Field) -> String) throws {
+        try config.validate(file: configFile ?? file, tensorCount: tensorNames.count, key: key)
         for (name, shape) in config.expectedTensors {
             guard let i = info(name) else { throw ModelFormatError.missingTensor(file: file, tensor: name) }
             guard i.shape == shape else {

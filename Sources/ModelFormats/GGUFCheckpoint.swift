@@ -93,7 +93,20 @@ public final class GGUFCheckpoint: Checkpoint, @unchecked Sendable {
         self.infos = infos
         self.storage = storage
         self.tensorNames = infos.keys.sorted()
-        try validateTensors(file: path)
+        try validateTensors(file: path) { field in
+            switch field {
+            case .hiddenSize: return "\(arch).embedding_length"
+            case .intermediateSize: return "\(arch).feed_forward_length"
+            case .layerCount: return "\(arch).block_count"
+            case .headCount: return "\(arch).attention.head_count"
+            case .kvHeadCount: return "\(arch).attention.head_count_kv"
+            case .headDim: return "\(arch).attention.key_length"
+            case .vocabSize: return md["tokenizer.ggml.tokens"] != nil ? "tokenizer.ggml.tokens" : "\(arch).vocab_size"
+            case .contextLength: return "\(arch).context_length"
+            case .ropeTheta: return "\(arch).rope.freq_base"
+            case .rmsNormEps: return "\(arch).attention.layer_norm_rms_epsilon"
+            }
+        }
     }
 
     public func info(_ canonical: String) -> TensorInfo? { infos[canonical] }
@@ -141,4 +154,64 @@ public struct GGUFVocabulary: Sendable {
     public var addEOSToken: Bool? { self["add_eos_token"]?.bool }
     public var addSpacePrefix: Bool? { self["add_space_prefix"]?.bool }
     public var chatTemplate: String? { metadata["tokenizer.chat_template"]?.string }
+}
+
+extension GGUFVocabulary {
+    /// The tokenizer these keys describe, every key checked first: types of the values, token
+    /// types in 0...6 (no unchecked conversion), finite scores, special ids inside the vocabulary
+    /// (−1 = none). Nil when the file has no `tokenizer.ggml.model`. Errors are `badMetadata`
+    /// naming `file` and the key, or a `TokenizerError` with `file` in front.
+    public func makeTokenizer(file: String) throws -> TextTokenizer? {
+        guard let modelValue = self["model"] else { return nil }
+        func bad(_ key: String, _ why: String) -> ModelFormatError {
+            .badMetadata(file: file, key: "tokenizer.ggml." + key, reason: why)
+        }
+        guard let model = modelValue.string else { throw bad("model", "expected a string, found \(modelValue)") }
+        guard let tokensValue = self["tokens"] else { throw bad("tokens", "missing (required with tokenizer.ggml.model)") }
+        guard let tokens = tokensValue.strings else { throw bad("tokens", "expected an array of strings, found \(tokensValue)") }
+        var types: [Int32]?
+        if let v = self["token_type"] {
+            guard let a = v.arrayValue, let ints = a.ints else { throw bad("token_type", "expected an array of integers, found \(v)") }
+            types = try ints.enumerated().map { i, t in
+                guard let code = Int32(exactly: t), TokenizerTokenType(rawValue: code) != nil else {
+                    throw bad("token_type", "element \(i) is \(t); allowed token types are 0...6")
+                }
+                return code
+            }
+        }
+        var scores: [Float]?
+        if let v = self["scores"] {
+            guard let f = v.floats else { throw bad("scores", "expected an array of floats, found \(v)") }
+            if let i = f.firstIndex(where: { !$0.isFinite }) { throw bad("scores", "element \(i) is \(f[i]); scores must be finite") }
+            scores = f
+        }
+        var merges: [String]?
+        if let v = self["merges"] {
+            guard let m = v.strings else { throw bad("merges", "expected an array of strings, found \(v)") }
+            merges = m
+        }
+        func id(_ key: String) throws -> Int? {
+            guard let v = self[key] else { return nil }
+            guard let i = v.int else { throw bad(key, "expected an integer token id, found \(v)") }
+            guard i == -1 || (i >= 0 && i < tokens.count) else {
+                throw bad(key, "token id \(i) is outside the vocabulary (allowed: 0...\(tokens.count - 1), or -1 for none)")
+            }
+            return i == -1 ? -1 : i
+        }
+        func flag(_ key: String) throws -> Bool? {
+            guard let v = self[key] else { return nil }
+            guard let b = v.bool else { throw bad(key, "expected a bool, found \(v)") }
+            return b
+        }
+        if let v = self["pre"], v.string == nil { throw bad("pre", "expected a string, found \(v)") }
+        do {
+            return try TokenizerGGUF.makeTokenizer(
+                model: model, pre: pre, tokens: tokens, scores: scores, tokenTypes: types, merges: merges,
+                bosTokenID: try id("bos_token_id"), eosTokenID: try id("eos_token_id"),
+                unknownTokenID: try id("unknown_token_id"), addBOS: try flag("add_bos_token"),
+                addSpacePrefix: try flag("add_space_prefix"))
+        } catch let e as TokenizerError {
+            throw e.located(in: file)
+        }
+    }
 }

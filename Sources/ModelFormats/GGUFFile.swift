@@ -68,6 +68,7 @@ public final class GGUFFile: @unchecked Sendable {
         keys.reserveCapacity(Int(kvCount))
         for i in 0..<Int(kvCount) {
             let key = try c.readString("key of metadata entry \(i)")
+            try c.charge(GGUFMemoryCost.metadataEntry + GGUFMemoryCost.string(bytes: key.utf8.count), "metadata entry \(i)")
             let rawType = try c.read(UInt32.self, "type of metadata '\(key)'")
             guard let type = GGUFValueType(rawValue: rawType) else {
                 throw ModelFormatError.badMetadata(file: path, key: key, reason: "unknown value type \(rawType)")
@@ -99,6 +100,7 @@ public final class GGUFFile: @unchecked Sendable {
         raws.reserveCapacity(Int(tensorCount))
         for i in 0..<Int(tensorCount) {
             let name = try c.readString("name of tensor \(i)")
+            try c.charge(GGUFMemoryCost.tensorEntry + 2 * GGUFMemoryCost.string(bytes: name.utf8.count), "tensor directory entry \(i)")
             let nd = try c.read(UInt32.self, "n_dims of tensor '\(name)'")
             guard nd >= 1 && nd <= 4 else {
                 throw ModelFormatError.badShape(file: path, tensor: name, reason: "n_dims = \(nd) (must be 1...4)")

@@ -57,6 +57,17 @@ struct ByteCursor {
     let bytes: UnsafeRawBufferPointer
     let file: String
     var offset: Int = 0
+    /// Bytes of heap the parsed structures may still take (see `charge`): parsing a header never
+    /// costs more than `memoryLimit` = 2 × the file's size + 32 MiB, whatever its counts say.
+    let memoryLimit: Int
+    var memoryBudget: Int
+
+    init(bytes: UnsafeRawBufferPointer, file: String) {
+        self.bytes = bytes
+        self.file = file
+        memoryLimit = 2 * bytes.count + 32 << 20
+        memoryBudget = memoryLimit
+    }
 
     var remaining: Int { bytes.count - offset }
 

@@ -13,6 +13,10 @@ public enum ModelFormatError: Error, Equatable, CustomStringConvertible, Localiz
     case truncated(file: String, what: String, offset: Int, needed: Int, available: Int)
     /// A length/count field (string, array, tensor or metadata count) is larger than the rest of the file allows.
     case implausibleCount(file: String, what: String, count: UInt64, limit: UInt64)
+    /// Parsing `what` would take more memory than `limit` bytes (2 × the file's size + 32 MiB).
+    case memoryLimit(file: String, what: String, limit: Int)
+    /// A tensor's stored values are unusable (NaN or infinity).
+    case badTensorData(file: String, tensor: String, reason: String)
     /// A metadata value has an unknown type tag, or a required key has the wrong type / is missing.
     case badMetadata(file: String, key: String, reason: String)
     /// n_dims out of range, zero-size dimension, or element-count overflow.
@@ -55,6 +59,10 @@ public enum ModelFormatError: Error, Equatable, CustomStringConvertible, Localiz
             return "\(file): truncated while reading \(what) at byte \(offset) (needs \(needed) bytes, \(available) left). The file is incomplete; download or copy it again."
         case let .implausibleCount(file, what, count, limit):
             return "\(file): \(what) claims \(count), but at most \(limit) fit in the rest of the file. The header is corrupt; re-download the file."
+        case let .memoryLimit(file, what, limit):
+            return "\(file): \(what) would need more than \(limit) bytes of memory (2 × the file's size + 32 MiB). The header's counts are corrupt or absurd; re-download or re-convert the file."
+        case let .badTensorData(file, tensor, reason):
+            return "\(file): tensor '\(tensor)' holds bad data: \(reason). The file is corrupt; re-download or re-convert it."
         case let .badMetadata(file, key, reason):
             return "\(file): metadata key '\(key)': \(reason). Fix or re-convert the model file."
         case let .badShape(file, tensor, reason):

@@ -84,7 +84,12 @@ public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
             if infos[c] != nil { throw ModelFormatError.duplicateTensor(file: url.path, tensor: c) }
             infos[c] = TensorInfo(name: c, storageName: name, shape: t.shape, storageType: t.type.name, byteCount: t.byteCount)
         }
-        let tied = (cfg["tie_word_embeddings"] as? Bool ?? false) || infos["lm_head"] == nil
+        let tieSetting = cfg["tie_word_embeddings"] as? Bool
+        if tieSetting == false && infos["lm_head"] == nil {
+            throw ModelFormatError.missingTensor(file: url.path,
+                tensor: "lm_head.weight (config.json says tie_word_embeddings: false, so the output projection must be stored)")
+        }
+        let tied = (tieSetting ?? false) || infos["lm_head"] == nil
         if tied { infos["lm_head"] = nil }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
@@ -98,7 +103,20 @@ public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
             ropeLayout: .rotateHalf)
         self.infos = infos
         tensorNames = infos.keys.sorted()
-        try validateTensors(file: url.path)
+        try validateTensors(file: url.path, configFile: cpath) { field in
+            switch field {
+            case .hiddenSize: return "hidden_size"
+            case .intermediateSize: return "intermediate_size"
+            case .layerCount: return "num_hidden_layers"
+            case .headCount: return "num_attention_heads"
+            case .kvHeadCount: return "num_key_value_heads"
+            case .headDim: return "head_dim"
+            case .vocabSize: return "vocab_size"
+            case .contextLength: return "max_position_embeddings"
+            case .ropeTheta: return "rope_theta"
+            case .rmsNormEps: return "rms_norm_eps"
+            }
+        }
     }
 
     public func info(_ canonical: String) -> TensorInfo? { infos[canonical] }

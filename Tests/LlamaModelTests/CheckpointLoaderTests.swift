@@ -50,4 +50,48 @@ final class CheckpointLoaderTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("up_proj") || "\(e)".contains("ffn_up"), "\(e)")
         }
     }
+
+    /// A tensor holding NaN or infinity is reported as bad data in that tensor, in both formats.
+    func testNonFiniteTensorDataIsNamed() throws {
+        let c = ArchitectureConfig.tinyLlama(layers: 1)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for bad in [Float.nan, .infinity] {
+            var tensors = c.randomTensors(seed: 2)
+            tensors["layers.0.mlp.down_proj"]![17] = bad
+            let g = dir.appendingPathComponent("nan.gguf")
+            try GGUFWriter.model(config: c, tensors: tensors).write(to: g)
+            let hf = dir.appendingPathComponent("nan-hf")
+            let (w, cfg) = SafetensorsWriter.model(config: c, tensors: tensors)
+            try w.writeFolder(hf, config: cfg)
+            for (url, stored) in [(g, "blk.0.ffn_down.weight"), (hf, "model.layers.0.mlp.down_proj.weight")] {
+                XCTAssertThrowsError(try CheckpointLoader.load(url)) { e in
+                    guard case .badTensorData(let file, let tensor, let reason)? = e as? ModelFormatError else {
+                        return XCTFail("expected badTensorData, got \(e)")
+                    }
+                    XCTAssertTrue(file.hasSuffix(url.lastPathComponent), file)
+                    XCTAssertTrue(tensor.contains("layers.0.mlp.down_proj") && tensor.contains(stored), tensor)
+                    XCTAssertTrue(reason.contains("index 17") && reason.contains("\(bad)"), reason)
+                }
+            }
+        }
+    }
+
+    /// GGUF tokenizer keys go through the checked path: a token type beyond Int32 is an error naming the key.
+    func testTokenizerMetadataIsChecked() throws {
+        let c = ArchitectureConfig.tinyLlama(layers: 1)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var w = GGUFWriter.model(config: c, tensors: c.randomTensors(seed: 3), tokens: (0..<c.vocabSize).map { "t\($0)" })
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.merges", .array(.string, []))
+        w.set("tokenizer.ggml.pre", .string("gpt2"))
+        w.set("tokenizer.ggml.token_type", .array(.int64, (0..<c.vocabSize).map { .int64($0 == 5 ? 1 << 40 : 1) }))
+        let url = dir.appendingPathComponent("types.gguf")
+        try w.write(to: url)
+        XCTAssertThrowsError(try CheckpointLoader.load(url)) { e in
+            XCTAssertTrue("\(e)".contains("types.gguf") && "\(e)".contains("tokenizer.ggml.token_type") && "\(e)".contains("1099511627776"), "\(e)")
+        }
+        w.set("tokenizer.ggml.token_type", .array(.int64, (0..<c.vocabSize).map { _ in .int64(1) }))
+        try w.write(to: url)
+        XCTAssertEqual(try CheckpointLoader.load(url).tokenizer?.vocabularySize, c.vocabSize)
+    }
 }

@@ -141,7 +141,7 @@ final class RoundTripTests: XCTestCase {
         }
     }
 
-    /// tie_word_embeddings = true ignores a present lm_head; a missing lm_head means tied even if the flag is false.
+    /// tie_word_embeddings = true ignores a present lm_head; a missing lm_head means tied unless the flag says false (then it is an error).
     func testTiedEmbeddingsVariants() throws {
         let dir = try temporaryDirectory(self)
         let untied = ArchitectureConfig.tinyLlama(layers: 1)
@@ -156,7 +156,14 @@ final class RoundTripTests: XCTestCase {
         var noHead = weights; noHead["lm_head"] = nil
         (sw, json) = SafetensorsWriter.model(config: untied, tensors: noHead)
         try sw.writeFolder(dir.appendingPathComponent("nohead"), config: json)
-        XCTAssertTrue(try openCheckpoint(dir.appendingPathComponent("nohead")).config.tiedEmbeddings)
+        // config.json says tie_word_embeddings: false, so a missing lm_head is a damaged checkpoint
+        assertFormatError(try openCheckpoint(dir.appendingPathComponent("nohead")), mentions: ["nohead", "lm_head.weight", "tie_word_embeddings"]) {
+            if case .missingTensor = $0 { return true }; return false
+        }
+        // without the flag a missing lm_head means tied
+        json["tie_word_embeddings"] = nil
+        try sw.writeFolder(dir.appendingPathComponent("noflag"), config: json)
+        XCTAssertTrue(try openCheckpoint(dir.appendingPathComponent("noflag")).config.tiedEmbeddings)
 
         let g = dir.appendingPathComponent("u.gguf")
         try GGUFWriter.model(config: untied, tensors: weights).write(to: g)

@@ -114,7 +114,7 @@ public struct GGUFWriter {
         case .float64(let x): return formatsLE(x.bitPattern)
         case .bool(let b): return [b ? 1 : 0]
         case .string(let s): return string(s)
-        case .array(let t, let a): return formatsLE(t.rawValue) + formatsLE(UInt64(a.count)) + a.flatMap(encode)
+        case .array(let a): return formatsLE(a.elementType.rawValue) + formatsLE(UInt64(a.count)) + a.values.flatMap(encode)
         }
     }
 

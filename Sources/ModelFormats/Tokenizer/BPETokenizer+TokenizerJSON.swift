@@ -21,8 +21,8 @@ extension BPETokenizer {
 
     public convenience init(tokenizerJSONData data: Data, bosTokenID: Int? = nil, eosTokenID: Int? = nil,
                             addBOS: Bool? = nil) throws {
-        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw TokenizerError.malformed("tokenizer.json is not an object")
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TokenizerError.malformed("tokenizer.json is not a JSON object")
         }
         guard let model = root["model"] as? [String: Any] else { throw TokenizerError.malformed("no model") }
         let type = model["type"] as? String ?? "BPE"
@@ -38,22 +38,38 @@ extension BPETokenizer {
         }
         guard let vocab = model["vocab"] as? [String: Any] else { throw TokenizerError.malformed("no model.vocab") }
 
+        /// A JSON number that is an integer (no fraction, no overflow), else nil.
+        func integer(_ v: Any?) -> Int? {
+            guard let n = v as? NSNumber else { return nil }
+            if let i = v as? Int { return i }
+            let d = n.doubleValue
+            return d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
+        }
         var byID: [Int: String] = [:]
         for (text, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0 else {
-                throw TokenizerError.malformed("vocab entry \(text)")
+            guard let id = integer(value), id >= 0 else {
+                throw TokenizerError.malformed("model.vocab entry \(TokenizerValidation.quoted(text)) has id \(value); ids are non-negative integers")
             }
             byID[id] = text
         }
         var specialIDs: [Int: Bool] = [:]
         for case let added as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
-            guard let id = (added["id"] as? NSNumber)?.intValue, let content = added["content"] as? String else {
-                throw TokenizerError.malformed("added token \(added)")
+            guard let content = added["content"] as? String else {
+                throw TokenizerError.malformed("added_tokens entry \(added) has no content string")
+            }
+            guard let id = integer(added["id"]), id >= 0 else {
+                throw TokenizerError.malformed("added_tokens entry \(TokenizerValidation.quoted(content)) has id \(added["id"] ?? "none"); ids are non-negative integers")
             }
             byID[id] = content
             specialIDs[id] = (added["special"] as? Bool) ?? false
         }
-        let count = (byID.keys.max() ?? -1) + 1
+        // Ids index the token table, so the table is as long as the largest id + 1. Gaps (unused
+        // ids) are allowed, but at most `maxUnusedIDs` of them: an absurd id cannot size the table.
+        let top = byID.keys.max() ?? -1
+        guard top - byID.count < Self.maxUnusedIDs else {  // top + 1 − count ids are unused
+            throw TokenizerError.malformed("token id \(top) (\(TokenizerValidation.quoted(byID[top]!))) leaves \(top - byID.count + 1) unused ids below it; at most \(Self.maxUnusedIDs) are allowed (ids should run 0..<\(byID.count))")
+        }
+        let count = top + 1
         var tokens = [String](repeating: "", count: count)
         var types = [Int32](repeating: TokenizerTokenType.normal.rawValue, count: count)
         for (id, text) in byID { tokens[id] = text }
@@ -89,6 +105,9 @@ extension BPETokenizer {
                       eosTokenID: eosTokenID, addBOS: addBOS ?? templateAddsBOS,
                       ignoreMerges: (model["ignore_merges"] as? Bool) ?? false)
     }
+
+    /// Most ids a tokenizer.json may leave unused below its largest id.
+    public static let maxUnusedIDs = 65_536
 
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"#
     static let llama3Regexes = [

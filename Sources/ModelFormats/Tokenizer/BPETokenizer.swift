@@ -61,17 +61,16 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         tokens: [String], mergePairs: [(String, String)], tokenTypes: [Int32]?, preTokenizer: TokenizerPreTokenizer,
         bosTokenID: Int?, eosTokenID: Int?, addBOS: Bool, ignoreMerges: Bool? = nil
     ) throws {
-        if let tokenTypes, tokenTypes.count != tokens.count {
-            throw TokenizerError.malformed("\(tokenTypes.count) token types for \(tokens.count) tokens")
-        }
+        try TokenizerValidation.tokens(tokens)
+        guard mergePairs.count < Int(UInt32.max) else { throw TokenizerError.malformed("\(mergePairs.count) merges (at most 2^32 - 1)") }
         self.tokens = tokens
-        let types = tokenTypes.map { $0.map { TokenizerTokenType(rawValue: $0) ?? .normal } }
+        let types = try TokenizerValidation.types(tokenTypes, tokens: tokens)
             ?? [TokenizerTokenType](repeating: .normal, count: tokens.count)
         self.tokenTypes = types
         self.preTokenizer = preTokenizer
-        self.bosTokenID = bosTokenID
-        self.eosTokenID = eosTokenID
-        self.addsBOS = addBOS && bosTokenID != nil
+        self.bosTokenID = try TokenizerValidation.specialID(bosTokenID, "BOS", vocabularySize: tokens.count)
+        self.eosTokenID = try TokenizerValidation.specialID(eosTokenID, "EOS", vocabularySize: tokens.count)
+        self.addsBOS = addBOS && self.bosTokenID != nil
         self.ignoresMerges = ignoreMerges ?? (preTokenizer.pattern == .llama3)
 
         var idForText: [String: Int32] = [:]

@@ -18,6 +18,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     public let tokenTypes: [TokenizerTokenType]
     public let bosTokenID: Int?
     public let eosTokenID: Int?
+    /// The id emitted for a byte that has no token; −1 when the vocabulary has no unknown token.
     public let unknownTokenID: Int
     public let addsBOS: Bool
     public let addSpacePrefix: Bool
@@ -38,21 +39,27 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     public init(tokens: [String], scores: [Float]?, tokenTypes: [Int32]?, bosTokenID: Int? = 1,
                 eosTokenID: Int? = 2, unknownTokenID: Int = 0, addBOS: Bool = true,
                 addSpacePrefix: Bool = true) throws {
-        if let scores, scores.count != tokens.count {
-            throw TokenizerError.malformed("\(scores.count) scores for \(tokens.count) tokens")
-        }
-        if let tokenTypes, tokenTypes.count != tokens.count {
-            throw TokenizerError.malformed("\(tokenTypes.count) token types for \(tokens.count) tokens")
+        try TokenizerValidation.tokens(tokens)
+        if let scores {
+            guard scores.count == tokens.count else {
+                throw TokenizerError.malformed("\(scores.count) scores for \(tokens.count) tokens")
+            }
+            if let bad = scores.firstIndex(where: { !$0.isFinite }) {
+                throw TokenizerError.malformed("token \(bad) (\(TokenizerValidation.quoted(tokens[bad]))) has score \(scores[bad]); scores must be finite numbers")
+            }
         }
         self.tokens = tokens
         self.scores = scores ?? [Float](repeating: 0, count: tokens.count)
-        let types: [TokenizerTokenType] = tokenTypes.map { $0.map { TokenizerTokenType(rawValue: $0) ?? .normal } }
+        let types: [TokenizerTokenType] = try TokenizerValidation.types(tokenTypes, tokens: tokens)
             ?? tokens.map { Self.byteValue($0) != nil ? .byte : .normal }
+        for (i, t) in types.enumerated() where t == .byte && Self.byteValue(tokens[i]) == nil {
+            throw TokenizerError.malformed("token \(i) (\(TokenizerValidation.quoted(tokens[i]))) has type byte but is not written <0xNN> with two hex digits")
+        }
         self.tokenTypes = types
-        self.bosTokenID = bosTokenID
-        self.eosTokenID = eosTokenID
-        self.unknownTokenID = unknownTokenID
-        self.addsBOS = addBOS && bosTokenID != nil
+        self.bosTokenID = try TokenizerValidation.specialID(bosTokenID, "BOS", vocabularySize: tokens.count)
+        self.eosTokenID = try TokenizerValidation.specialID(eosTokenID, "EOS", vocabularySize: tokens.count)
+        self.unknownTokenID = try TokenizerValidation.specialID(unknownTokenID, "unknown", vocabularySize: tokens.count) ?? -1
+        self.addsBOS = addBOS && self.bosTokenID != nil
         self.addSpacePrefix = addSpacePrefix
 
         var map = TokenizerBytesTable(capacity: tokens.count)
@@ -96,19 +103,32 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     /// the unk/bos/eos ids of its trainer spec and `add_dummy_prefix` of its normalizer spec.
     /// `addBOS` defaults to true, as llama.cpp does for this tokenizer type.
     public convenience init(sentencePieceModel url: URL, addBOS: Bool = true) throws {
-        let data = try Data(contentsOf: url)
+        try self.init(sentencePieceModelData: try Data(contentsOf: url), addBOS: addBOS)
+    }
+
+    /// `init(sentencePieceModel:)` from the file's bytes.
+    public convenience init(sentencePieceModelData data: Data, addBOS: Bool = true) throws {
         let model = try SentencePieceModelProto(data: [UInt8](data))
         try self.init(tokens: model.pieces, scores: model.scores, tokenTypes: model.types,
                       bosTokenID: model.bosID >= 0 ? model.bosID : nil,
                       eosTokenID: model.eosID >= 0 ? model.eosID : nil,
-                      unknownTokenID: max(model.unkID, 0), addBOS: addBOS,
+                      unknownTokenID: model.unkID, addBOS: addBOS,
                       addSpacePrefix: model.addDummyPrefix)
     }
 
     static func byteValue(_ t: String) -> UInt8? {
         let u = Array(t.utf8)
         guard u.count == 6, u[0] == 0x3C, u[1] == 0x30, u[2] == 0x78, u[5] == 0x3E else { return nil }
-        return UInt8(String(decoding: u[3...4], as: UTF8.self), radix: 16)
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x41...0x46: return c - 0x41 + 10
+            case 0x61...0x66: return c - 0x61 + 10
+            default: return nil
+            }
+        }
+        guard let hi = hex(u[3]), let lo = hex(u[4]) else { return nil }
+        return hi << 4 | lo
     }
 
     static func unescapeSpaces(_ u: [UInt8]) -> [UInt8] {
@@ -243,7 +263,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
             } else {
                 for j in a..<(a + n) {
                     let t = byteTokens[Int(p[j])]
-                    out.append(t >= 0 ? t : Int32(unknownTokenID))
+                    if t >= 0 { out.append(t) } else if unknownTokenID >= 0 { out.append(Int32(unknownTokenID)) }
                 }
             }
             k = s.next[Int(k)]
@@ -310,8 +330,11 @@ struct SentencePieceModelProto {
         }
 
         mutating func lengthDelimited() throws -> Range<Int> {
-            let n = Int(try varint())
-            guard n >= 0, pos + n <= end else { throw TokenizerError.malformed("truncated field") }
+            let length = try varint()
+            guard length <= UInt64(end - pos) else {
+                throw TokenizerError.malformed("a field of \(length) bytes at byte \(pos), but only \(end - pos) bytes are left (truncated or corrupt tokenizer.model)")
+            }
+            let n = Int(length)
             defer { pos += n }
             return pos..<(pos + n)
         }
@@ -376,5 +399,8 @@ struct SentencePieceModelProto {
             }
         }
         if pieces.isEmpty { throw TokenizerError.malformed("no pieces in the SentencePiece model") }
+        if let bad = types.firstIndex(where: { !(1...6).contains($0) }) {
+            throw TokenizerError.malformed("piece \(bad) (\(TokenizerValidation.quoted(pieces[bad]))) has type \(types[bad]); allowed SentencePiece types are 1...6")
+        }
     }
 }

@@ -63,10 +63,68 @@ public enum TokenizerTokenType: Int32, Sendable {
     case byte = 6
 }
 
+/// Checks shared by every tokenizer's initializer: what a vocabulary read from a file must satisfy.
+enum TokenizerValidation {
+    /// 1 ≤ count ≤ Int32.max (ids are stored as `Int32`), and not every token text empty.
+    static func tokens(_ tokens: [String]) throws {
+        guard !tokens.isEmpty else { throw TokenizerError.malformed("the vocabulary is empty") }
+        guard tokens.count <= Int(Int32.max) else {
+            throw TokenizerError.malformed("\(tokens.count) tokens (at most \(Int32.max) are allowed)")
+        }
+        guard tokens.contains(where: { !$0.isEmpty }) else {
+            throw TokenizerError.malformed("all \(tokens.count) token texts are empty")
+        }
+    }
+
+    /// Raw type codes → types; every code must be one of 0...6 (`TokenizerTokenType`).
+    static func types(_ raw: [Int32]?, tokens: [String]) throws -> [TokenizerTokenType]? {
+        guard let raw else { return nil }
+        guard raw.count == tokens.count else {
+            throw TokenizerError.malformed("\(raw.count) token types for \(tokens.count) tokens")
+        }
+        return try raw.enumerated().map { i, code in
+            guard let t = TokenizerTokenType(rawValue: code) else {
+                throw TokenizerError.malformed("token \(i) (\(quoted(tokens[i]))) has type \(code); allowed types are 0...6 (undefined, normal, unknown, control, user-defined, unused, byte)")
+            }
+            return t
+        }
+    }
+
+    /// A special token id: nil or −1 mean "none"; any other id must be a token.
+    static func specialID(_ id: Int?, _ name: String, vocabularySize: Int) throws -> Int? {
+        guard let id, id != -1 else { return nil }
+        guard id >= 0 && id < vocabularySize else {
+            throw TokenizerError.malformed("\(name) token id \(id) is outside the vocabulary (allowed: 0...\(vocabularySize - 1), or -1 / absent for none)")
+        }
+        return id
+    }
+
+    static func quoted(_ s: String) -> String { s.count > 40 ? "\"\(s.prefix(37))...\"" : "\"\(s)\"" }
+}
+
+extension TextTokenizer {
+    /// Throws unless the tokenizer has a BOS token. Call it where a protocol that starts every
+    /// window with BOS (the llama.cpp perplexity protocol) is chosen; other protocols need no BOS.
+    public func requireBOSToken(for purpose: String) throws {
+        guard let bos = bosTokenID, bos >= 0, bos < vocabularySize else {
+            throw TokenizerError.malformed("there is no BOS token id, but \(purpose) starts each window with BOS. Use a protocol without BOS, or a model whose tokenizer names its BOS token")
+        }
+    }
+}
+
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case unsupportedPreTokenizer(String)
     case unsupportedModel(String)
     case malformed(String)
+
+    /// The same error with the file (and key) it came from in front of its text.
+    public func located(in file: String) -> TokenizerError {
+        switch self {
+        case .unsupportedPreTokenizer(let s): return .unsupportedPreTokenizer("\(s) in \(file)")
+        case .unsupportedModel(let s): return .unsupportedModel("\(s) in \(file)")
+        case .malformed(let s): return .malformed("\(file): \(s)")
+        }
+    }
 
     public var description: String {
         switch self {
@@ -97,15 +155,25 @@ public enum TokenizerGGUF {
     /// reader produced it: strings as `String`, integers as any `BinaryInteger`, booleans as
     /// `Bool`, arrays as `[String]`, `[Float]`/`[Double]` and arrays of any integer type.
     public static func makeTokenizer(metadata: [String: Any]) throws -> TextTokenizer {
-        func int(_ key: String) -> Int? {
+        func int(_ key: String) throws -> Int? {
             guard let v = metadata[key] else { return nil }
-            if let i = v as? any BinaryInteger { return Int(i) }
+            if let i = v as? any BinaryInteger {
+                guard let x = Int(exactly: i) else { throw TokenizerError.malformed("\(key) = \(i) does not fit in an Int") }
+                return x
+            }
             return nil
         }
-        func int32s(_ key: String) -> [Int32]? {
+        func int32s(_ key: String) throws -> [Int32]? {
             guard let v = metadata[key] else { return nil }
             if let a = v as? [Int32] { return a }
-            if let a = v as? [any BinaryInteger] { return a.map { Int32(truncatingIfNeeded: Int64($0)) } }
+            if let a = v as? [any BinaryInteger] {
+                return try a.enumerated().map { i, x in
+                    guard let y = Int32(exactly: x) else {
+                        throw TokenizerError.malformed("\(key)[\(i)] = \(x) is not a token type (allowed: 0...6)")
+                    }
+                    return y
+                }
+            }
             return nil
         }
         func floats(_ key: String) -> [Float]? {
@@ -122,8 +190,8 @@ public enum TokenizerGGUF {
         }
         return try makeTokenizer(
             model: model, pre: metadata[preKey] as? String, tokens: tokens, scores: floats(scoresKey),
-            tokenTypes: int32s(tokenTypeKey), merges: metadata[mergesKey] as? [String],
-            bosTokenID: int(bosKey), eosTokenID: int(eosKey), unknownTokenID: int(unknownKey),
+            tokenTypes: try int32s(tokenTypeKey), merges: metadata[mergesKey] as? [String],
+            bosTokenID: try int(bosKey), eosTokenID: try int(eosKey), unknownTokenID: try int(unknownKey),
             addBOS: metadata[addBOSKey] as? Bool, addSpacePrefix: metadata[addSpacePrefixKey] as? Bool)
     }
 
@@ -141,9 +209,11 @@ public enum TokenizerGGUF {
                 tokens: tokens, merges: merges, tokenTypes: tokenTypes, preTokenizer: pre ?? "default",
                 bosTokenID: bosTokenID, eosTokenID: eosTokenID, addBOS: addBOS ?? false)
         case "llama":
+            // llama.cpp's defaults for absent ids (1, 2, 0), kept only when they name a token
+            func orDefault(_ id: Int?, _ d: Int) -> Int? { id ?? (d < tokens.count ? d : nil) }
             return try SentencePieceTokenizer(
-                tokens: tokens, scores: scores, tokenTypes: tokenTypes, bosTokenID: bosTokenID ?? 1,
-                eosTokenID: eosTokenID ?? 2, unknownTokenID: unknownTokenID ?? 0,
+                tokens: tokens, scores: scores, tokenTypes: tokenTypes, bosTokenID: orDefault(bosTokenID, 1),
+                eosTokenID: orDefault(eosTokenID, 2), unknownTokenID: orDefault(unknownTokenID, 0) ?? -1,
                 addBOS: addBOS ?? true, addSpacePrefix: addSpacePrefix ?? true)
         default:
             throw TokenizerError.unsupportedModel(model)
