@@ -16,6 +16,10 @@ let optimized: [SwiftSetting] = [
 /// one line in Sources/workbench/main.swift, and its tests.
 let methods = ["RTN", "SmoothQuant", "Hadamard", "DuQuant", "GPTQ"]
 
+/// One entry per training-quantizer module under Plugins/ (selected by name in training recipes).
+/// Adding one: its folder, one line here, one line in Sources/workbench/main.swift, its tests.
+let trainingQuantizers = ["HadamardQuantizer", "BitSplitLSS", "TrainingRTN"]
+
 /// ISA-specific kernel targets (x86_64 only; `-target-cpu` is an error elsewhere). QuantKernels
 /// picks one at run time (KernelDispatch). cascadelake, not skylake-avx512: VNNI is needed.
 #if arch(x86_64)
@@ -49,10 +53,11 @@ var targets: [Target] = [
             path: "Sources/Runs", swiftSettings: optimized),
     .target(name: "WorkbenchCLI",
             dependencies: ["QuantCore", "QuantKernels", "Recipes", "ModelFormats", "LlamaModel", "Evaluation", "Reporting", "Runs",
+                           "TrainingQuantization",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/WorkbenchCLI", swiftSettings: optimized),
     .executableTarget(name: "workbench",
-                      dependencies: ["WorkbenchCLI"] + methods.map { .target(name: $0) },
+                      dependencies: ["WorkbenchCLI"] + (methods + trainingQuantizers).map { .target(name: $0) },
                       path: "Sources/workbench", swiftSettings: optimized),
     .target(name: "TestSupport", dependencies: ["QuantCore", "LlamaModel", "ModelFormats"],
             path: "Tests/TestSupport", swiftSettings: optimized),
@@ -71,11 +76,18 @@ for method in methods {
                                    + (method == "RTN" ? [] : ["RTN"]),
                                path: "Plugins/\(method)/Tests", swiftSettings: optimized))
 }
+for quantizer in trainingQuantizers {
+    targets.append(.target(name: quantizer, dependencies: ["TrainingQuantization", "QuantCore", "QuantKernels"],
+                           path: "Plugins/\(quantizer)", exclude: ["Tests"], swiftSettings: optimized))
+    targets.append(.testTarget(name: "\(quantizer)Tests",
+                               dependencies: [.target(name: quantizer), "TrainingQuantization", "QuantCore", "QuantKernels"],
+                               path: "Plugins/\(quantizer)/Tests", swiftSettings: optimized))
+}
 for (module, deps) in [
     ("QuantKernels", ["QuantKernels"]),
     ("QuantCore", ["QuantCore", "QuantKernels", "TestSupport"]),
     ("Recipes", ["Recipes", "QuantCore"]),
-    ("TrainingQuantization", ["TrainingQuantization", "QuantCore"]),
+    ("TrainingQuantization", ["TrainingQuantization", "QuantCore", "QuantKernels"]),
     ("Training", ["Training", "TrainingQuantization", "QuantCore", "QuantKernels", "LlamaModel", "TestSupport"]),
     ("ModelFormats", ["ModelFormats", "TestSupport"]),
     ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
@@ -100,7 +112,7 @@ let package = Package(
         .library(name: "QuantKernels", targets: ["QuantKernels"]),
         .library(name: "Runs", targets: ["Runs"]),
         .library(name: "WorkbenchCLI", targets: ["WorkbenchCLI"]),
-    ] + methods.map { .library(name: $0, targets: [$0]) },
+    ] + (methods + trainingQuantizers).map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],

@@ -1,0 +1,167 @@
+import QuantKernels
+
+/// Bit splitting (BS) of an output gradient G (tokens × out, row-major) into two INT4 halves:
+///
+///     σ = β²/(2·max|G|) = 98/max|G|  (β = 14),  t = σ·G ∈ [−98, 98]
+///     h = clamp(round(t/β), −6, 6),  l = clamp(round(t − β·h + u), −6, 6),  u ~ U(−½, ½)
+///     G ≈ (β·h + l)/σ
+///
+/// u is drawn per element from `KeyedRandom` (stream `.splitRounding`, row = token, column =
+/// channel), so the low half is stochastically rounded (unbiased while |t − βh| ≤ 6) and the draws do
+/// not depend on the thread count. The split gradient is the 2N × C matrix `[h; l]`: split row r < N
+/// is `h_r` (scale β/σ), row N + r is `l_r` (scale 1/σ).
+public struct BitSplit: Sendable {
+    public static let beta: Float = 14
+    public let rows: Int, cols: Int
+    public let high: [Int8], low: [Int8]
+    /// σ; 0 when G is all zero (then h = l = 0).
+    public let sigma: Float
+
+    public init(_ g: [Float], rows: Int, cols: Int, random: KeyedRandom, threads: Int? = nil) {
+        precondition(g.count == rows * cols)
+        self.rows = rows; self.cols = cols
+        var m: Float = 0
+        for v in g { m = max(m, abs(v)) }
+        let sigma: Float = m > 0 && m.isFinite ? 98 / m : 0
+        self.sigma = sigma
+        var h = [Int8](repeating: 0, count: g.count), l = h
+        if sigma > 0 {
+            let beta = BitSplit.beta
+            g.withUnsafeBufferPointer { gb in h.withUnsafeMutableBufferPointer { hb in l.withUnsafeMutableBufferPointer { lb in
+                let gp = gb.baseAddress!, hp = hb.baseAddress!, lp = lb.baseAddress!
+                Parallel.forEach(rows, threads: g.count >= 1 << 15 ? threads : 1) { r in
+                    for c in 0..<cols {
+                        let i = r * cols + c
+                        let t = gp[i] * sigma
+                        let hi = min(max((t / beta).rounded(.toNearestOrEven), -6), 6)
+                        let u = random.uniform(row: r, column: c) - 0.5
+                        let lo = min(max((t - beta * hi + u).rounded(.toNearestOrEven), -6), 6)
+                        hp[i] = Int8(hi); lp[i] = Int8(lo)
+                    }
+                }
+            } } }
+        }
+        high = h; low = l
+    }
+
+    /// Scale of split row r: β/σ for the high half, 1/σ for the low half (0 when σ = 0).
+    public func rowScale(_ r: Int) -> Float { sigma > 0 ? (r < rows ? BitSplit.beta : 1) / sigma : 0 }
+
+    /// ‖split row r‖₂ with its scale (f64), for r in 0..<2N.
+    public func rowNorms() -> [Double] {
+        var out = [Double](repeating: 0, count: 2 * rows)
+        for r in 0..<(2 * rows) {
+            let codes = r < rows ? high : low, base = (r % rows) * cols
+            var s = 0
+            for c in 0..<cols { let v = Int(codes[base + c]); s += v * v }
+            out[r] = Double(s).squareRoot() * Double(rowScale(r))
+        }
+        return out
+    }
+
+    /// The dequantized `(β·h + l)/σ` (N × C), for references and f32 fallbacks.
+    public var dequantized: [Float] {
+        guard sigma > 0 else { return [Float](repeating: 0, count: high.count) }
+        return (0..<high.count).map { (BitSplit.beta * Float(high[$0]) + Float(low[$0])) / sigma }
+    }
+}
+
+/// Leverage-score sampling (LSS) of the 2N split rows for one gradient GEMM.
+public enum LSSMode: String, Sendable, CaseIterable {
+    /// The paper: keep about half the rows, Bernoulli(p) with p ∝ leverage score (iteratively clipped
+    /// to ≤ 1), kept rows divided by p.
+    case sample
+    /// The released code: p = 1 for every row with a non-zero score, 0 otherwise (exact, no sampling).
+    case skipZero = "skip_zero"
+}
+
+public enum LeverageSampling {
+    /// Probabilities for `scores` (n split rows): `p = score·n/(2·Σscore)` (Σp = n/2), then while some
+    /// p > 1: clip to 1 and rescale the p < 1 so the total stays n/2 (the released Python reference's
+    /// loop, including its stops: at most n/2 rows clipped, or when the remaining scores are all 0).
+    /// When the rows clipped to 1 use the whole budget the others get p = 0 (as in the reference:
+    /// the estimator is then biased; `sample` stays unbiased whenever that does not happen).
+    public static func probabilities(_ scores: [Double], mode: LSSMode) -> [Double] {
+        if mode == .skipZero { return scores.map { $0 > 0 ? 1 : 0 } }
+        let n = scores.count
+        let total = scores.reduce(0, +)
+        guard total > 0 else { return [Double](repeating: 0, count: n) }
+        var p = scores.map { $0 * Double(n) / (2 * total) }
+        let budget = Double(n / 2)
+        var clipped = 0
+        while (p.max() ?? 0) > 1 && Double(clipped) < Double(n) / 2 {
+            var smallSum = 0.0, smallMax = 0.0, small = 0
+            for v in p where v < 1 { smallSum += v; smallMax = max(smallMax, v); small += 1 }
+            clipped = n - small
+            for i in 0..<n where p[i] > 1 { p[i] = 1 }
+            if smallMax == 0 { break }
+            let f = (budget - Double(clipped)) / smallSum
+            for i in 0..<n where p[i] < 1 { p[i] *= f }
+        }
+        return p
+    }
+
+    /// Bernoulli draws: row r is kept when `p == 1`, or `p > 0` and `u_r < p` (u from `random`, row r).
+    public static func keep(_ p: [Double], random: KeyedRandom) -> [Bool] {
+        p.indices.map { r in p[r] >= 1 || (p[r] > 0 && Double(random.uniform(row: r)) < p[r]) }
+    }
+}
+
+/// One gradient GEMM's share of a bit-split, sampled output gradient, per token i:
+///
+///     Ĝ_i = (β·h_i·[h kept, p = 1] + l_i·[l kept, p = 1])/σ            → `integer` (8-bit codes 14h + l ∈ [−90, 90])
+///         + β·h_i/(σ·p_h)·[h kept, p < 1] + l_i/(σ·p_l)·[l kept, p < 1]   → `float` rows
+///
+/// The two INT4 halves of a token are one signed code `14h + l`: the integer GEMM of the combined
+/// code gives exactly `14·Σh·w + Σl·w` (int32), i.e. the paper's two INT4 GEMMs summed, in one
+/// pass (the kernels multiply 8-bit activation bytes anyway).
+public struct SampledGradient: Sendable {
+    public let rows: Int, cols: Int
+    /// Tokens with an integer part, and their codes (|integerTokens| × C, 8 bits, scale 1/σ).
+    public let integerTokens: [Int]
+    public let integer: IntCodes
+    /// Tokens with an f32 part, and the rescaled rows (|floatTokens| × C).
+    public let floatTokens: [Int]
+    public let float: [Float]
+    /// Split rows (of 2N) taking each path; the rest were dropped (zero, or not drawn).
+    public let integerRowCount: Int, floatRowCount: Int
+
+    public init(split: BitSplit, p: [Double], keep: [Bool]) {
+        let n = split.rows, c = split.cols
+        rows = n; cols = c
+        var intTokens: [Int] = [], intCodes: [Int8] = []
+        var fTokens: [Int] = [], fRows: [Float] = []
+        var ni = 0, nf = 0
+        let beta = Int(BitSplit.beta)
+        for i in 0..<n {
+            let hInt = keep[i] && p[i] >= 1, lInt = keep[n + i] && p[n + i] >= 1
+            let hF = keep[i] && p[i] < 1, lF = keep[n + i] && p[n + i] < 1
+            if hInt || lInt {
+                intTokens.append(i)
+                for j in 0..<c {
+                    let v = (hInt ? beta * Int(split.high[i * c + j]) : 0) + (lInt ? Int(split.low[i * c + j]) : 0)
+                    intCodes.append(Int8(v))
+                }
+                ni += (hInt ? 1 : 0) + (lInt ? 1 : 0)
+            }
+            if hF || lF {
+                fTokens.append(i)
+                let sh = hF ? Float(Double(split.rowScale(i)) / p[i]) : 0
+                let sl = lF ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
+                for j in 0..<c { fRows.append(sh * Float(split.high[i * c + j]) + sl * Float(split.low[i * c + j])) }
+                nf += (hF ? 1 : 0) + (lF ? 1 : 0)
+            }
+        }
+        integerTokens = intTokens; floatTokens = fTokens; float = fRows
+        integer = IntCodes(rows: intTokens.count, cols: c, bits: 8, codes: intCodes, scale: split.sigma > 0 ? 1 / split.sigma : 0)
+        integerRowCount = ni; floatRowCount = nf
+    }
+
+    /// Ĝ as a dense N × C f32 matrix (integer part dequantized plus the float part).
+    public var dense: [Float] {
+        var g = [Float](repeating: 0, count: rows * cols)
+        for (o, i) in integerTokens.enumerated() { for j in 0..<cols { g[i * cols + j] = Float(integer.codes[o * cols + j]) * integer.scale } }
+        for (o, i) in floatTokens.enumerated() { for j in 0..<cols { g[i * cols + j] += float[o * cols + j] } }
+        return g
+    }
+}

@@ -1,0 +1,48 @@
+/// Counter-based random numbers: every draw is a pure function of (seed, step, layer, stream, row,
+/// column), so a draw does not depend on which thread makes it or in which order — the same seed
+/// gives the same bits on any thread count.
+///
+/// The generator is the SplitMix64 finalizer applied to a key built by chaining the coordinates
+/// through the same finalizer (each coordinate changes every bit of the key).
+public struct KeyedRandom: Sendable, Equatable {
+    /// The key of one (seed, step, layer, stream); rows and columns are mixed in per draw.
+    public let key: UInt64
+
+    /// Streams keep different uses of randomness independent within one layer and step.
+    public enum Stream: UInt64, Sendable {
+        /// Stochastic rounding of the low half in bit splitting (per element).
+        case splitRounding = 1
+        /// Bernoulli draws of leverage-score sampling for ∂X and for ∂W (per split row).
+        case sampleInputGradient = 2
+        case sampleWeightGradient = 3
+    }
+
+    public init(seed: UInt64, step: Int, layer: LinearID, stream: Stream) {
+        var k = KeyedRandom.mix(seed ^ 0x5851_F42D_4C95_7F2D)
+        k = KeyedRandom.mix(k ^ UInt64(bitPattern: Int64(step)))
+        k = KeyedRandom.mix(k ^ KeyedRandom.hash(layer.description))
+        key = KeyedRandom.mix(k ^ stream.rawValue)
+    }
+
+    /// A uniform draw in [0, 1) (24 bits, exactly representable in Float).
+    @inline(__always) public func uniform(row: Int, column: Int = 0) -> Float {
+        let z = KeyedRandom.mix(key &+ KeyedRandom.mix(UInt64(truncatingIfNeeded: row) &* 0x9E37_79B9_7F4A_7C15
+                                                       &+ UInt64(truncatingIfNeeded: column)))
+        return Float(z >> 40) * (1.0 / 16_777_216.0)
+    }
+
+    /// SplitMix64's finalizer (a bijection of UInt64 with full avalanche).
+    @inline(__always) public static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// FNV-1a of the UTF-8 bytes: a hash that is the same in every process (Swift's `Hasher` is not).
+    public static func hash(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
+}
