@@ -52,7 +52,7 @@ public enum PerplexityProtocol: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Per-token statistics of one model on the evaluation windows.
-public struct TokenScores: Sendable {
+public struct TokenScores: Sendable, Codable {
     /// Negative log-likelihood of every scored token, in window order.
     public var nll: [Double] = []
     /// KL(float ‖ this model) per scored token, and whether the argmax agrees (empty for the float model).

@@ -37,9 +37,13 @@ public struct RunInputs {
 public struct RecipeRunner {
     public var recipe: Recipe
     public var progress: ProgressHandler
+    /// Where results are stored and reused (nil: compute everything, store nothing).
+    public var cache: ResultCache?
+    /// false: compute everything but still store the results (`--fresh`).
+    public var reuseCached = true
 
-    public init(recipe: Recipe, progress: @escaping ProgressHandler = { _ in }) {
-        self.recipe = recipe; self.progress = progress
+    public init(recipe: Recipe, progress: @escaping ProgressHandler = { _ in }, cache: ResultCache? = nil) {
+        self.recipe = recipe; self.progress = progress; self.cache = cache
     }
 
     /// Checks everything that can be checked without computing: every file the recipe names,
@@ -118,7 +122,8 @@ public struct RecipeRunner {
         return RunInputs(model: model, calibration: cal, evaluation: eval, evalProtocol: proto, describeText: text)
     }
 
-    /// Validates, then runs every variant and evaluates them all.
+    /// Validates, then runs every variant and evaluates them all. With `cache`, variants (and FP)
+    /// whose results are stored under the same key are reused instead of recomputed.
     public func run() throws -> RunReport {
         let started = Date()
         let loaded = try validate()
@@ -129,51 +134,93 @@ public struct RecipeRunner {
         var report = RunReport(recipe: recipe.file, model: fp.provenance, evaluationText: inputs.describeText,
                                protocolDescription: inputs.evalProtocol.description, calibration: calibrationText,
                                threads: Parallel.threadCount)
-        var models: [DecoderModel] = []
-        let runner = LlamaForward()
-        for v in recipe.variants {
-            progress(.note("variant \(v.name): \(v.scheme.label), pipeline [\(v.pipeline.map { $0.method.name }.joined(separator: ", "))]"))
-            let model = fp.copy()
-            let (headScheme, embedScheme) = try badInput(at: v.location, variant: v.name) { try model.assignSchemes(v.scheme, overrides: v.overrides) }
-            for b in model.blocks { b.attentionQuantization = v.attention }
-            let methods = try v.pipeline.map { step in try badInput(at: step.location, variant: v.name) { try step.method.init(options: step.options) } }
-            var pipeline = Pipeline(methods: methods, propagation: v.propagation, seed: recipe.seed)
-            pipeline.profiledSites = Set(recipe.reportSites ?? ["layers.0.down", "layers.\(fp.blocks.count - 1).down"])
-            let pr: PipelineReport
-            let task = "\(v.name): quantizing"
-            do {
-                pr = try pipeline.run(model: model, calibration: inputs.calibration, runner: runner,
-                                      progress: { progress(.step(task: task, done: $0, total: $1, unit: "blocks")) })
-            } catch let e as MethodError { throw WorkbenchFailure.runtime("variant \(v.name): \(e)") }
-            if headScheme.isQuantized {
-                model.lmHead.quantized = QuantizedWeight.roundToNearest(model.lmHead.weight, scheme: headScheme)
-            }
-            if embedScheme.isQuantized {
-                model.embedding = QuantizedWeight.roundToNearest(model.embedding, scheme: embedScheme).dequantized()
-            }
-            // Function preservation: with rounding off, the transformed model must give the float logits.
-            let probe = Array(inputs.calibration.prefix(2))
-            let invariance = probe.isEmpty ? 0 : FunctionPreservation.maxRelativeLogitError(fp, model, windows: probe, runner: runner)
-            if invariance > recipe.invarianceTolerance {
-                throw WorkbenchFailure.runtime("variant \(v.name): its transforms change the float model's logits by \(String(format: "%.2e", invariance)) (relative, worst token) > \(recipe.invarianceTolerance); a transform is not function-preserving")
-            }
-            report.variants.append(VariantReport(name: v.name, scheme: v.scheme.label, weights: "\(v.scheme.weights)",
-                                                 activations: "\(v.scheme.activations)",
-                                                 pipeline: v.pipeline.map(\.summary),
-                                                 sites: pr.sites, costs: pr.costs, quantizeSeconds: pr.seconds,
-                                                 invarianceError: invariance, log: pr.log))
-            models.append(model)
+        let resolved = ResolvedRecipe(recipe)
+        let manifest = try manifest(loaded, inputs)
+        let profiled = recipe.reportSites ?? ["layers.0.down", "layers.\(fp.blocks.count - 1).down"]
+        func key(_ kind: String, _ variant: ResolvedRecipe.Variant?) -> String {
+            var v = variant
+            v?.name = ""
+            return ResultCache.key(.init(kind: kind, variant: v, model: manifest.model?.sha256 ?? "synthetic \(resolved.model)",
+                                         tokenStream: manifest.tokenStreamSHA256, tool: manifest.tool, engine: manifest.engine,
+                                         seed: recipe.seed, evaluationProtocol: manifest.evaluationProtocol,
+                                         windowBatch: recipe.evaluation.windowsBatch, invarianceTolerance: recipe.invarianceTolerance,
+                                         profiledSites: profiled))
         }
-        progress(.note("evaluating FP and \(models.count) variant(s) on \(inputs.evaluation.count) windows — \(inputs.evalProtocol)"))
-        let scores = Evaluator(windowBatch: recipe.evaluation.windowsBatch)
-            .evaluate(float: fp, variants: models, windows: inputs.evaluation, protocol: inputs.evalProtocol,
-                      progress: { progress(.step(task: "evaluation", done: $0, total: $1, unit: "windows")) })
-        report.setScores(scores)
+        let keys = resolved.variants.map { key("variant", $0) }, fpKey = key("fp", nil)
+        var variantReports = [VariantReport?](repeating: nil, count: recipe.variants.count)
+        var scores = [TokenScores?](repeating: nil, count: recipe.variants.count + 1)
+        var computed: [(index: Int, model: DecoderModel)] = []
+        let runner = LlamaForward()
+        for (i, v) in recipe.variants.enumerated() {
+            if reuseCached, let c = cache?.load(keys[i]), var r = c.variant {
+                r.name = v.name
+                variantReports[i] = r; scores[i + 1] = c.scores
+                report.reused.append(v.name)
+                progress(.note("variant \(v.name): reusing the stored result (cache \(keys[i].prefix(12)))"))
+                continue
+            }
+            progress(.note("variant \(v.name): \(v.scheme.label), pipeline [\(v.pipeline.map { $0.method.name }.joined(separator: ", "))]"))
+            let (model, variantReport) = try quantize(v, fp: fp, calibration: inputs.calibration, profiled: profiled, runner: runner)
+            variantReports[i] = variantReport
+            computed.append((i, model))
+        }
+        if computed.isEmpty, reuseCached, let c = cache?.load(fpKey) {
+            scores[0] = c.scores
+            report.reused.append("FP")
+        } else {
+            progress(.note("evaluating FP and \(computed.count) variant(s) on \(inputs.evaluation.count) windows — \(inputs.evalProtocol)"))
+            let s = Evaluator(windowBatch: recipe.evaluation.windowsBatch)
+                .evaluate(float: fp, variants: computed.map(\.model), windows: inputs.evaluation, protocol: inputs.evalProtocol,
+                          progress: { progress(.step(task: "evaluation", done: $0, total: $1, unit: "windows")) })
+            scores[0] = s[0]
+            for (j, c) in computed.enumerated() { scores[c.index + 1] = s[j + 1] }
+            if let cache {
+                try cache.store(.init(key: fpKey, variant: nil, scores: s[0]))
+                for (j, c) in computed.enumerated() { try cache.store(.init(key: keys[c.index], variant: variantReports[c.index], scores: s[j + 1])) }
+            }
+        }
+        report.variants = variantReports.compactMap { $0 }
+        report.setScores(scores.compactMap { $0 })
         report.scoredTokens = inputs.evalProtocol.scoredTokens(inputs.evaluation)
-        report.resolvedRecipe = ResolvedRecipe(recipe)
-        report.manifest = try manifest(loaded, inputs)
+        report.resolvedRecipe = resolved
+        report.manifest = manifest
         report.wallSeconds = Date().timeIntervalSince(started)
         return report
+    }
+
+    /// One variant: a copy of the float model with the variant's schemes, its pipeline run, the
+    /// lm_head / embedding overrides applied, and the function-preservation check passed.
+    func quantize(_ v: Recipe.Variant, fp: DecoderModel, calibration: [[Int]], profiled: [String],
+                  runner: LlamaForward) throws -> (DecoderModel, VariantReport) {
+        let model = fp.copy()
+        let (headScheme, embedScheme) = try badInput(at: v.location, variant: v.name) { try model.assignSchemes(v.scheme, overrides: v.overrides) }
+        for b in model.blocks { b.attentionQuantization = v.attention }
+        let methods = try v.pipeline.map { step in try badInput(at: step.location, variant: v.name) { try step.method.init(options: step.options) } }
+        var pipeline = Pipeline(methods: methods, propagation: v.propagation, seed: recipe.seed)
+        pipeline.profiledSites = Set(profiled)
+        let pr: PipelineReport
+        let task = "\(v.name): quantizing"
+        do {
+            pr = try pipeline.run(model: model, calibration: calibration, runner: runner,
+                                  progress: { progress(.step(task: task, done: $0, total: $1, unit: "blocks")) })
+        } catch let e as MethodError { throw WorkbenchFailure.runtime("variant \(v.name): \(e)") }
+        if headScheme.isQuantized {
+            model.lmHead.quantized = QuantizedWeight.roundToNearest(model.lmHead.weight, scheme: headScheme)
+        }
+        if embedScheme.isQuantized {
+            model.embedding = QuantizedWeight.roundToNearest(model.embedding, scheme: embedScheme).dequantized()
+        }
+        // Function preservation: with rounding off, the transformed model must give the float logits.
+        let probe = Array(calibration.prefix(2))
+        let invariance = probe.isEmpty ? 0 : FunctionPreservation.maxRelativeLogitError(fp, model, windows: probe, runner: runner)
+        if invariance > recipe.invarianceTolerance {
+            throw WorkbenchFailure.runtime("variant \(v.name): its transforms change the float model's logits by \(String(format: "%.2e", invariance)) (relative, worst token) > \(recipe.invarianceTolerance); a transform is not function-preserving")
+        }
+        let r = VariantReport(name: v.name, scheme: v.scheme.label, weights: "\(v.scheme.weights)",
+                              activations: "\(v.scheme.activations)", pipeline: v.pipeline.map(\.summary),
+                              sites: pr.sites, costs: pr.costs, quantizeSeconds: pr.seconds,
+                              invarianceError: invariance, log: pr.log)
+        return (model, r)
     }
 
     func manifest(_ loaded: RunModel, _ inputs: RunInputs) throws -> RunManifest {

@@ -62,6 +62,8 @@ public struct RunReport: Codable {
     public var manifest: RunManifest?
     /// The recipe with every default filled in.
     public var resolvedRecipe: ResolvedRecipe?
+    /// Results taken from the result cache instead of computed ("FP" and variant names).
+    public var reused: [String] = []
     /// Every pair of variants (FP excluded: the summary compares each with FP).
     public var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
@@ -72,7 +74,7 @@ public struct RunReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
-        case manifest, resolvedRecipe
+        case manifest, resolvedRecipe, reused
     }
 
     init(recipe: String, model: String, evaluationText: String, protocolDescription: String, calibration: String, threads: Int) {
@@ -156,6 +158,7 @@ public struct RunReport: Codable {
             for (n, m) in costs { c.add([n, m.method, f(m.seconds, 2), bytes(m.peakBytes)]) }
             out += "\nMethod cost\n" + c.render()
         }
+        if !reused.isEmpty { out += "\nReused from the result cache (not recomputed): \(reused.joined(separator: ", "))\n" }
         out += String(format: "\nwall time %.1f s, %d thread(s)\n", wallSeconds, threads)
         return out
     }

@@ -64,15 +64,18 @@ struct Run: ParsableCommand {
     @Option(help: "The output folder (default: the recipe's `output:`, else runs/<recipe name>).") var output: String?
     @Option(help: "Also write results.json's document to this file.") var json: String?
     @Flag(help: "Print the per-site error tables too (on by default for the synthetic model).") var perSite = false
+    @Flag(help: "Recompute every variant instead of reusing results stored in the output folder's cache.") var fresh = false
     @Option(help: "Also write every scored token's NLL (FP and each variant) to this tab-separated file (tokens.tsv in the output folder has the same).") var tokenNll: String?
 
     func run() throws {
         let display = ProgressDisplay()
         let recipeObj = try failing { try Recipe.load(path: recipe, registry: WorkbenchMain.registry) }
-        let report = try failing { try RecipeRunner(recipe: recipeObj, progress: display.handler).run() }
+        let folder = RunOutput.folder(argument: output, recipeOutput: recipeObj.output, recipeFile: recipe)
+        var runner = RecipeRunner(recipe: recipeObj, progress: display.handler, cache: ResultCache(folder: folder + "/cache"))
+        runner.reuseCached = !fresh
+        let report = try failing { try runner.run() }
         let synthetic: Bool = { if case .synthetic = recipeObj.model { return true }; return false }()
         print(report.render(perSite: perSite || synthetic), terminator: "")
-        let folder = RunOutput.folder(argument: output, recipeOutput: recipeObj.output, recipeFile: recipe)
         try failing {
             try RunOutput.write(report, to: folder)
             if let json { try writeAtomically(try RunOutput.resultsJSON(report), to: json) }
