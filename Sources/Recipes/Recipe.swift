@@ -214,11 +214,21 @@ struct RecipeDecoder {
     }
 
     func textSource(_ n: YAMLNode, path: String) throws -> Recipe.TextSource {
-        if let s = n.scalarString { return s == "synthetic" ? .synthetic : .files([resolve(s)]) }
+        if let s = n.scalarString { return s == "synthetic" ? .synthetic : .files([resolveText(s)]) }
         guard case .sequence(let items) = n.kind, !items.isEmpty else {
             throw error(n, path, "expected `synthetic`, a text file path, or a list of paths; found \(n.kindName)")
         }
-        return .files(try items.enumerated().map { resolve(try string($1, "\(path)[\($0)]")) })
+        return .files(try items.enumerated().map { resolveText(try string($1, "\(path)[\($0)]")) })
+    }
+
+    /// A text path as written; when that file does not exist and `QWB_DATA_DIR` is set, the file
+    /// of the same name in that folder (so recipes need no editing to use another data copy).
+    func resolveText(_ path: String) -> String {
+        let p = resolve(path)
+        guard !p.isEmpty, !FileManager.default.fileExists(atPath: p),
+              let dir = ProcessInfo.processInfo.environment["QWB_DATA_DIR"], !dir.isEmpty else { return p }
+        let candidate = URL(fileURLWithPath: (dir as NSString).expandingTildeInPath).appendingPathComponent((p as NSString).lastPathComponent).path
+        return FileManager.default.fileExists(atPath: candidate) ? candidate : p
     }
 
     func calibration(_ n: YAMLNode, seed: UInt64) throws -> Recipe.Calibration {

@@ -25,6 +25,7 @@ public enum HTMLReport {
         if let m = r.manifest {
             h += "code: \(xmlEscaped(m.tool.commit))\(m.tool.dirtyDiffSHA256 == nil ? "" : " (uncommitted changes)") · \(xmlEscaped(m.kernelPath)) · \(m.threads) thread(s) · engine \(xmlEscaped(m.engine)) · seed \(m.seed)<br>"
         }
+        for w in r.warnings { h += "<strong>warning: \(xmlEscaped(w))</strong><br>" }
         h += "FP = the model's stored weights as f32. KL is KL(FP ‖ variant) per scored token.</p>\n"
         h += summaryTable(r)
         if !r.comparisons.isEmpty {

@@ -136,6 +136,9 @@ public struct RecipeRunner {
                                threads: Parallel.threadCount)
         let resolved = ResolvedRecipe(recipe)
         let manifest = try manifest(loaded, inputs)
+        for t in manifest.texts {
+            if let w = KnownTexts.warning(path: t.path, sha256: t.sha256) { report.warnings.append(w); progress(.note("warning: " + w)) }
+        }
         let profiled = recipe.reportSites ?? ["layers.0.down", "layers.\(fp.blocks.count - 1).down"]
         func key(_ kind: String, _ variant: ResolvedRecipe.Variant?) -> String {
             var v = variant

@@ -64,6 +64,8 @@ public struct RunReport: Codable {
     public var resolvedRecipe: ResolvedRecipe?
     /// Results taken from the result cache instead of computed ("FP" and variant names).
     public var reused: [String] = []
+    /// Things the reader must know about the inputs (a known non-canonical text file).
+    public var warnings: [String] = []
     /// Every pair of variants (FP excluded: the summary compares each with FP).
     public var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
@@ -74,7 +76,7 @@ public struct RunReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
-        case manifest, resolvedRecipe, reused
+        case manifest, resolvedRecipe, reused, warnings
     }
 
     init(recipe: String, model: String, evaluationText: String, protocolDescription: String, calibration: String, threads: Int) {
@@ -118,6 +120,7 @@ public struct RunReport: Codable {
         out += "evaluation:  \(evaluationText)\n"
         out += "protocol:    \(protocolDescription)\n"
         if !variants.isEmpty { out += "calibration: \(calibration)\n" }
+        for w in warnings { out += "warning: \(w)\n" }
         out += "FP = the model's stored weights as f32 (\(model)); KL is KL(FP ‖ variant) per token.\n\n"
         if perSite {
             for v in variants {
