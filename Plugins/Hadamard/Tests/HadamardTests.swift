@@ -31,6 +31,20 @@ final class HadamardTests: XCTestCase {
         return runner.logits(model, windows: w, mode: .float).relativeError(to: runner.logits(fp, windows: w, mode: .float))
     }
 
+    /// A transform after the weight quantizer cannot work: the pipeline refuses before touching the model.
+    func testATransformAfterTheWeightQuantizerIsRefusedBeforeRunning() throws {
+        let model = SyntheticModel.make(seed: 0)
+        let before = model.blocks[0].qkv.linears[0].weight
+        XCTAssertThrowsError(try Pipeline(methods: [try RTN(options: MethodOptions([:])), try method()])
+                                .run(model: model, calibration: SyntheticModel.tokens(seed: 5, windows: 1, length: 8), runner: runner)) { e in
+            guard let m = e as? MethodError else { return XCTFail("expected a MethodError, got \(e)") }
+            XCTAssertEqual(m.method, "hadamard")
+            XCTAssertTrue(m.message.contains("step 2") && m.message.contains("after the weight quantizer 'rtn'"), m.message)
+        }
+        XCTAssertEqual(model.blocks[0].qkv.linears[0].weight.data, before.data, "nothing ran")
+        XCTAssertNil(model.blocks[0].qkv.linears[0].quantized)
+    }
+
     func testFullSizeOnlineHadamardIsFunctionPreserving() throws {
         let (fp, model, _) = try run([method()])
         for site in model.allSites {
