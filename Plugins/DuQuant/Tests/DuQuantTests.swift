@@ -172,7 +172,9 @@ final class DuQuantTests: XCTestCase {
         XCTAssertTrue(try auto.plan(site: down, config: smol).notes.contains { $0.contains("block_size auto → 128") })
         XCTAssertTrue(try auto.plan(site: model.blocks[0].down, config: c).notes.contains { $0.contains("auto → 64") })
         // apply refuses too (the pipeline does not call plan).
-        XCTAssertThrowsError(try run([fixed]))
+        XCTAssertThrowsError(try run([fixed])) { e in
+            XCTAssertTrue(e is MethodError && String(describing: e).contains("block_size 128 does not divide the input size 96"), String(describing: e))
+        }
     }
 
     func testSameSeedSameTransforms() throws {

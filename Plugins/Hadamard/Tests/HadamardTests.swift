@@ -135,7 +135,9 @@ final class HadamardTests: XCTestCase {
             linears: [Linear(name: "o", weight: Matrix(zeros: 1, 96))]), config: config)) { e in
             XCTAssertTrue(String(describing: e).contains("2, 4, 8, 16, 32"), String(describing: e))
         }
-        XCTAssertThrowsError(try method(["block_size": .string("48")]))
+        XCTAssertThrowsError(try method(["block_size": .string("48")])) { e in
+            XCTAssertTrue(e is MethodError && "\(e)".contains("block_size '48' must be `full` or a power of two"), "\(e)")
+        }
         // SmolLM2's hidden 576 = 36·16 (Paley II, q = 17).
         let p576 = try method().plan(site: Site(name: "q", kind: .qkv, block: 0, linears: [Linear(name: "q", weight: Matrix(zeros: 1, 576))]), config: config)
         XCTAssertTrue(p576.transforms[0].contains("36·16"), p576.transforms[0])
