@@ -30,6 +30,7 @@ import QuantCore
 /// entry modulo b, one b×b matrix shared by all blocks).
 public final class DuQuant: QuantMethod {
     public static let name = "duquant"
+    public static let role = MethodRole.transform
     public static let summary = "DuQuant: smoothing, then greedy block rotation → zigzag permutation → block rotation (calibrated, online)"
     public static let options: [OptionSpec] = [
         OptionSpec("alpha", .double(0...1), default: .double(0.6), "smoothing migration strength α"),
@@ -52,18 +53,21 @@ public final class DuQuant: QuantMethod {
     public let rotationSteps: Int
     public let permutationTimes: Int
     public let variant: DuQuantMath.Variant
-    public let calibrateOnMean: Bool
+    /// What the greedy rotation is calibrated on (`calibrate_on`).
+    public enum CalibrationInput: String, Sendable { case mean, rows }
+    public let calibrateOn: CalibrationInput
+    public var calibrateOnMean: Bool { calibrateOn == .mean }
     public let sampleRows: Int
 
     public init(options: MethodOptions) throws {
-        alpha = options.double("alpha")
-        smooth = options.bool("smooth")
-        blockSize = options.isAuto("block_size") ? nil : options.int("block_size")
-        rotationSteps = options.int("rotation_steps")
-        permutationTimes = options.int("permutation_times")
-        variant = DuQuantMath.Variant(rawValue: options.string("variant")) ?? .paper
-        calibrateOnMean = options.string("calibrate_on") == "mean"
-        sampleRows = options.int("sample_rows")
+        alpha = try options.double("alpha")
+        smooth = try options.bool("smooth")
+        blockSize = options.isAuto("block_size") ? nil : try options.int("block_size")
+        rotationSteps = try options.int("rotation_steps")
+        permutationTimes = try options.int("permutation_times")
+        variant = try options.choice("variant", as: DuQuantMath.Variant.self)
+        calibrateOn = try options.choice("calibrate_on", as: CalibrationInput.self)
+        sampleRows = try options.int("sample_rows")
     }
 
     public var needs: CalibrationNeeds { .inputs }

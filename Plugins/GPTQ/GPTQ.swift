@@ -21,6 +21,7 @@ import QuantKernels
 /// with a diagonal `H` GPTQ returns exactly RTN's codes.
 public final class GPTQ: QuantMethod {
     public static let name = "gptq"
+    public static let role = MethodRole.weightQuantizer
     public static let summary = "second-order weight rounding (Hessian XᵀX, lazy block updates, act-order, groups)"
     public static let options: [OptionSpec] = [
         OptionSpec("percdamp", .double(0...1), default: .double(0.01), "damping λ as a fraction of the mean diagonal of H"),
@@ -35,14 +36,13 @@ public final class GPTQ: QuantMethod {
     let staticGroups: Bool
 
     public init(options: MethodOptions) throws {
-        percdamp = options.double("percdamp")
-        blockSize = options.int("block_size")
-        actOrder = options.bool("act_order")
-        staticGroups = options.bool("static_groups")
+        percdamp = try options.double("percdamp")
+        blockSize = try options.int("block_size")
+        actOrder = try options.bool("act_order")
+        staticGroups = try options.bool("static_groups")
     }
 
     public var needs: CalibrationNeeds { .inputs }
-    public var quantizesWeights: Bool { true }
 
     public func plan(site: Site, config: DecoderConfig) throws -> SitePlan {
         for l in site.linears where l.scheme.isQuantized {

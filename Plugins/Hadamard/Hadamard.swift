@@ -26,6 +26,7 @@ import QuantKernels
 /// The method only rotates; pair it with a weight quantizer (`rtn`, `gptq`) in the recipe.
 public final class Hadamard: QuantMethod {
     public static let name = "hadamard"
+    public static let role = MethodRole.transform
     public static let summary = "randomized Hadamard rotation of linear inputs (QuaRot; block-diagonal INT4-training form), optional residual-stream rotation"
     public static let options: [OptionSpec] = [
         OptionSpec("block_size", .string, default: .string("full"),
@@ -44,7 +45,7 @@ public final class Hadamard: QuantMethod {
     public let sitePatterns: [String]
 
     public init(options: MethodOptions) throws {
-        let b = options.string("block_size")
+        let b = try options.string("block_size")
         if b == "full" {
             blockSize = nil
         } else if let v = Int(b), v >= 2, v & (v - 1) == 0 {
@@ -52,9 +53,9 @@ public final class Hadamard: QuantMethod {
         } else {
             throw MethodError(method: Self.name, "block_size '\(b)' must be `full` or a power of two ≥ 2 (e.g. 64, 128)")
         }
-        randomSigns = options.bool("random_signs")
-        rotateResidual = options.bool("rotate_residual")
-        let p = options.patterns("sites")
+        randomSigns = try options.bool("random_signs")
+        rotateResidual = try options.bool("rotate_residual")
+        let p = try options.patterns("sites")
         sitePatterns = p.isEmpty ? (rotateResidual ? ["*.down"] : ["*"]) : p
     }
 

@@ -9,13 +9,13 @@ import QuantCore
 /// granularity, symmetry and clip ratio come from the layer's weight scheme.
 public final class RTN: QuantMethod {
     public static let name = "rtn"
+    public static let role = MethodRole.weightQuantizer
     public static let summary = "round-to-nearest weight quantization with the scheme's bits, granularity, symmetry and clip"
     public static let options: [OptionSpec] = []
 
     public init(options: MethodOptions) throws {}
 
     public var needs: CalibrationNeeds { [] }
-    public var quantizesWeights: Bool { true }
 
     public func plan(site: Site, config: DecoderConfig) throws -> SitePlan {
         SitePlan(weights: site.linears.map { "\($0.name): \($0.scheme)" }.joined(separator: "; "))

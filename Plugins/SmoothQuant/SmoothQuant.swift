@@ -19,6 +19,7 @@ import QuantKernels
 /// quantizing with the site's activation scheme and each member's weight scheme (RTN).
 public final class SmoothQuant: QuantMethod {
     public static let name = "smoothquant"
+    public static let role = MethodRole.transform
     public static let summary = "per-channel scale s = a^α / w^(1−α) moves activation outliers into the weights (folded where possible)"
     public static let options: [OptionSpec] = [
         OptionSpec("alpha", .doubleOrAuto(0...1), default: .double(0.5), "migration strength α, or auto (per-site grid search)"),
@@ -35,11 +36,11 @@ public final class SmoothQuant: QuantMethod {
     let searchRows: Int
 
     public init(options: MethodOptions) throws {
-        alpha = options.isAuto("alpha") ? nil : options.double("alpha")
-        sites = options.patterns("sites")
-        siteAlpha = options.patternMap("site_alpha")
-        step = options.double("alpha_step")
-        searchRows = options.int("search_rows")
+        alpha = options.isAuto("alpha") ? nil : try options.double("alpha")
+        sites = try options.patterns("sites")
+        siteAlpha = try options.patternMap("site_alpha")
+        step = try options.double("alpha_step")
+        searchRows = try options.int("search_rows")
     }
 
     public var needs: CalibrationNeeds { .inputs }

@@ -76,18 +76,37 @@ public struct MethodOptions: Sendable {
         values = Dictionary(uniqueKeysWithValues: specs.map { ($0.key, $0.defaultValue) })
     }
 
-    public func bool(_ key: String) -> Bool { if case .bool(let b)? = values[key] { return b }; fatalError(missing(key)) }
-    public func int(_ key: String) -> Int { if case .int(let i)? = values[key] { return i }; fatalError(missing(key)) }
-    public func double(_ key: String) -> Double {
-        switch values[key] { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: fatalError(missing(key)) }
+    /// Each accessor returns the value of `key` if it holds that type, and throws `OptionError`
+    /// otherwise (an undeclared key, or a key declared with another type) — never traps.
+    public func bool(_ key: String) throws -> Bool { if case .bool(let b)? = values[key] { return b }; throw mismatch(key, "bool") }
+    public func int(_ key: String) throws -> Int { if case .int(let i)? = values[key] { return i }; throw mismatch(key, "int") }
+    public func double(_ key: String) throws -> Double {
+        switch values[key] { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: throw mismatch(key, "number") }
     }
-    public func string(_ key: String) -> String { if case .string(let s)? = values[key] { return s }; fatalError(missing(key)) }
+    public func string(_ key: String) throws -> String { if case .string(let s)? = values[key] { return s }; throw mismatch(key, "string") }
+    /// A `.choice` option as the enum whose raw values are its choices.
+    public func choice<T: RawRepresentable>(_ key: String, as: T.Type) throws -> T where T.RawValue == String {
+        let s = try string(key)
+        guard let v = T(rawValue: s) else { throw OptionError(key: key, message: "'\(s)' is not one of the values \(T.self) knows") }
+        return v
+    }
     public func isAuto(_ key: String) -> Bool { values[key] == .auto }
-    public func patterns(_ key: String) -> [String] { if case .patterns(let p)? = values[key] { return p }; fatalError(missing(key)) }
-    public func patternMap(_ key: String) -> [(pattern: String, value: Double)] {
-        if case .patternMap(let m)? = values[key] { return m }; fatalError(missing(key))
+    public func patterns(_ key: String) throws -> [String] { if case .patterns(let p)? = values[key] { return p }; throw mismatch(key, "list of patterns") }
+    public func patternMap(_ key: String) throws -> [(pattern: String, value: Double)] {
+        if case .patternMap(let m)? = values[key] { return m }; throw mismatch(key, "map pattern → number")
     }
-    private func missing(_ key: String) -> String { "option '\(key)' was not declared with this type" }
+    private func mismatch(_ key: String, _ type: String) -> OptionError {
+        OptionError(key: key, message: values[key].map { "read as \(type) but holds \($0)" } ?? "read as \(type) but was never declared")
+    }
+}
+
+/// A method read an option with a type it was not declared with (a bug in the method or in a
+/// hand-built `MethodOptions`), reported instead of trapping.
+public struct OptionError: Error, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public init(key: String, message: String) { self.key = key; self.message = message }
+    public var description: String { "option '\(key)': \(message)" }
 }
 
 /// Glob matching over canonical names: `*` matches any run of characters (including dots),

@@ -116,6 +116,9 @@ public struct Pipeline {
     /// Runs the pipeline on `model` in place. `calibration` holds equal-length token windows.
     public func run(model: DecoderModel, calibration: [[Int]], runner: DecoderRunner,
                     progress: (_ blocksDone: Int, _ blocks: Int) -> Void = { _, _ in }) throws -> PipelineReport {
+        if let (i, message) = MethodRole.orderProblem(methods.map { type(of: $0) }) {
+            throw MethodError(method: type(of: methods[i]).name, "pipeline step \(i + 1): \(message)")
+        }
         var report = PipelineReport()
         let start = Date()
         let windowLength = calibration.first?.count ?? 0

@@ -64,6 +64,38 @@ public struct SitePlan: Sendable {
     }
 }
 
+/// What a method does to a site. The pipeline runs steps in recipe order, so the order must be
+/// possible: every transform of a site comes before its weights are quantized.
+public enum MethodRole: String, Sendable, CaseIterable {
+    /// Changes the site's basis (scales, rotations, …) and folds it into the float weights.
+    case transform
+    /// Writes `Linear.quantized` (RTN, GPTQ); nothing may transform the site afterwards.
+    case weightQuantizer = "weight quantizer"
+    /// Reads the site and changes nothing (statistics, tests); may stand anywhere.
+    case observer
+
+    /// Checks a pipeline's order: no transform after a weight quantizer, at most one weight
+    /// quantizer. Returns the index of the first offending step and why, or nil when the order works.
+    public static func orderProblem(_ methods: [any QuantMethod.Type]) -> (step: Int, message: String)? {
+        var quantizer: (index: Int, name: String)?
+        for (i, m) in methods.enumerated() {
+            switch m.role {
+            case .weightQuantizer:
+                if let q = quantizer {
+                    return (i, "'\(m.name)' is a second weight quantizer after '\(q.name)' (step \(q.index + 1)); it would quantize the weights again. Keep one of them")
+                }
+                quantizer = (i, m.name)
+            case .observer: continue
+            case .transform:
+                if let q = quantizer {
+                    return (i, "'\(m.name)' is a transform but comes after the weight quantizer '\(q.name)' (step \(q.index + 1)); a site cannot change basis once its weights are quantized. Move '\(m.name)' before '\(q.name)'")
+                }
+            }
+        }
+        return nil
+    }
+}
+
 /// A quantization method: a plugin module that transforms and/or quantizes sites.
 ///
 /// The pipeline visits blocks in order and, inside a block, sites in dependency order (q/k/v,
@@ -76,11 +108,13 @@ public protocol QuantMethod: AnyObject {
     /// One line for `workbench methods`.
     static var summary: String { get }
     static var options: [OptionSpec] { get }
+    /// What the method does to a site; decides where it may stand in a pipeline.
+    static var role: MethodRole { get }
 
     init(options: MethodOptions) throws
 
     var needs: CalibrationNeeds { get }
-    /// True when the method writes `Linear.quantized` (a weight quantizer such as RTN or GPTQ).
+    /// True when the method writes `Linear.quantized` (by default: its role is `weightQuantizer`).
     var quantizesWeights: Bool { get }
 
     /// Checks the method against the model without computing anything; throws a
@@ -98,7 +132,7 @@ public protocol QuantMethod: AnyObject {
 }
 
 extension QuantMethod {
-    public var quantizesWeights: Bool { false }
+    public var quantizesWeights: Bool { Self.role == .weightQuantizer }
     public func prepare(model: DecoderModel, seed: UInt64, log: (String) -> Void) throws {}
     public func estimate(site: Site, tokens: Int) -> (seconds: Double, bytes: Int) { (0, 0) }
 }

@@ -190,6 +190,10 @@ struct RecipeDecoder {
 
     func checkPipeline(_ v: Recipe.Variant) throws {
         let wantsWeights = v.scheme.weights.isQuantized || v.overrides.contains { $0.weights?.isQuantized == true }
+        if let (i, message) = MethodRole.orderProblem(v.pipeline.map(\.method)) {
+            throw RecipeError(location: v.pipeline[i].location, keyPath: (v.name.isEmpty ? "" : "variant \(v.name) ") + "pipeline[\(i)]",
+                              message: message)
+        }
         let instances = try v.pipeline.map { try $0.method.init(options: $0.options) }
         if wantsWeights && !instances.contains(where: { $0.quantizesWeights }) {
             throw RecipeError(location: v.location, keyPath: v.name.isEmpty ? "pipeline" : "variant \(v.name)",

@@ -132,6 +132,7 @@ extension DecoderBlock {
 /// A minimal weight quantizer for pipeline tests (RTN lives in its own plugin).
 final class QuantizeAll: QuantMethod {
     static let name = "quantize_all"
+    static let role = MethodRole.weightQuantizer
     static let summary = "test"
     static let options: [OptionSpec] = []
     let needs: CalibrationNeeds

@@ -161,17 +161,34 @@ final class GGUFCorruptionTests: XCTestCase {
         assertFormatError(try open(a.data()), mentions: ["general.alignment"]) { if case .badMetadata = $0 { return true }; return false }
     }
 
-    /// Random byte corruption of the header never crashes: the file either opens (and dequantizes) or throws.
-    func testRandomHeaderCorruptionNeverCrashes() throws {
+    /// Random byte corruption of the header: the file either opens — and then every tensor lies in
+    /// the file and dequantizes to its element count — or fails with a `ModelFormatError` naming
+    /// the file. Any other error (or a trap) fails the test; both outcomes must occur.
+    func testRandomHeaderCorruptionIsOpenedConsistentlyOrNamed() throws {
         let d = baseWriter().data()
         let headerEnd = try open(d).dataOffset
         var s: UInt64 = 0x1234_5678
         func next() -> Int { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return Int(s >> 1) }
-        for _ in 0..<1500 {
+        var opened = 0, rejected = 0
+        for i in 0..<1500 {
             var m = d
             for _ in 0..<(1 + next() % 3) { m[next() % headerEnd] = UInt8(truncatingIfNeeded: next()) }
-            if let f = try? open(m) { for t in f.tensors { _ = try f.floats(t.name) } }
+            do {
+                let f = try open(m)
+                for t in f.tensors {
+                    XCTAssertLessThanOrEqual(f.dataOffset + t.offset + t.byteCount, m.count, "mutation \(i): \(t.name)")
+                    XCTAssertEqual(try f.floats(t.name).count, t.elementCount, "mutation \(i): \(t.name)")
+                }
+                opened += 1
+            } catch let e as ModelFormatError {
+                XCTAssertTrue(e.description.contains("bad.gguf"), "mutation \(i): \(e)")
+                rejected += 1
+            } catch {
+                XCTFail("mutation \(i): not a ModelFormatError: \(error)")
+            }
         }
+        XCTAssertGreaterThan(opened, 0)
+        XCTAssertGreaterThan(rejected, 0)
     }
 
     func testMissingAndMisshapedModelTensors() throws {
@@ -260,7 +277,12 @@ final class SafetensorsCorruptionTests: XCTestCase {
         for n in 0..<d.count {
             let u = dir.appendingPathComponent("t.safetensors")
             try d.prefix(n).write(to: u)
-            XCTAssertThrowsError(try SafetensorsFile(url: u), "prefix \(n)")
+            assertFormatError(try SafetensorsFile(url: u), mentions: ["t.safetensors"]) {
+                switch $0 {
+                case .truncated, .implausibleCount, .badMagic, .badHeader, .offsetOutOfRange: return true
+                default: return false
+                }
+            }
         }
     }
 

@@ -88,7 +88,10 @@ final class TokenizerBPETests: XCTestCase {
             XCTAssertTrue(what.contains("[a-z]+"), what)
         }
         json["pre_tokenizer"] = ["type": "Whitespace"]
-        XCTAssertThrowsError(try BPETokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: json)))
+        XCTAssertThrowsError(try BPETokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: json))) { error in
+            guard case .unsupportedPreTokenizer(let what)? = error as? TokenizerError else { return XCTFail("unexpected \(error)") }
+            XCTAssertTrue(what.contains("Whitespace"), what)
+        }
         var model = try XCTUnwrap(json["model"] as? [String: Any])
         model["type"] = "WordPiece"
         json["model"] = model

@@ -110,7 +110,11 @@ final class TokenizerSentencePieceTests: XCTestCase {
     }
 
     func testMalformedModel() {
-        XCTAssertThrowsError(try SentencePieceModelProto(data: [0x0A, 0x05, 0x0A]))
-        XCTAssertThrowsError(try SentencePieceModelProto(data: []))
+        XCTAssertThrowsError(try SentencePieceModelProto(data: [0x0A, 0x05, 0x0A])) { e in
+            XCTAssertTrue("\(e)".contains("a field of 5 bytes at byte 2, but only 1 bytes are left"), "\(e)")
+        }
+        XCTAssertThrowsError(try SentencePieceModelProto(data: [])) { e in
+            XCTAssertEqual(e as? TokenizerError, .malformed("no pieces in the SentencePiece model"))
+        }
     }
 }

@@ -41,7 +41,9 @@ final class TokenizerSmolLM2Tests: XCTestCase {
         XCTAssertEqual(t.tokenTypes[5], .control)
         XCTAssertEqual(t.encode("Hello world"), try smolLM2().encode("Hello world"))
         XCTAssertThrowsError(try TokenizerGGUF.makeTokenizer(metadata: ["tokenizer.ggml.model": "rwkv",
-                                                                         "tokenizer.ggml.tokens": ["a"]]))
+                                                                         "tokenizer.ggml.tokens": ["a"]])) { e in
+            XCTAssertEqual(e as? TokenizerError, .unsupportedModel("rwkv"))
+        }
     }
 
     /// llama.cpp's `llama-tokenize` ids for the first 2,000 characters of wiki.test.raw.

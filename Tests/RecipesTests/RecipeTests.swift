@@ -6,6 +6,7 @@ import QuantCore
 final class ToyMethod: QuantMethod {
     static let name = "toy"
     static let summary = "test method"
+    static let role = MethodRole.transform
     static let options: [OptionSpec] = [
         OptionSpec("alpha", .doubleOrAuto(0...1), default: .double(0.5), "migration strength"),
         OptionSpec("steps", .int(1...256), default: .int(256), "steps"),
@@ -67,13 +68,13 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(a.propagation, .floatActivations)
         XCTAssertEqual(a.overrides.first?.weights?.bits, 8)
         let o = a.pipeline[0].options
-        XCTAssertTrue(o.isAuto("alpha")); XCTAssertEqual(o.int("steps"), 12); XCTAssertEqual(o.string("variant"), "code")
-        XCTAssertEqual(o.patterns("sites"), ["layers.*.down"]); XCTAssertEqual(o.patternMap("site_alpha").first?.value, 0.25)
-        XCTAssertTrue(o.bool("enabled"), "defaults fill undeclared keys")
+        XCTAssertTrue(o.isAuto("alpha")); XCTAssertEqual(try o.int("steps"), 12); XCTAssertEqual(try o.string("variant"), "code")
+        XCTAssertEqual(try o.patterns("sites"), ["layers.*.down"]); XCTAssertEqual(try o.patternMap("site_alpha").first?.value, 0.25)
+        XCTAssertTrue(try o.bool("enabled"), "defaults fill undeclared keys")
         // Variant B merges its scheme key by key over the default.
         XCTAssertEqual(r.variants[1].scheme.weights.bits, 3)
         XCTAssertEqual(r.variants[1].scheme.weights.granularity, .group(32))
-        XCTAssertEqual(r.variants[1].pipeline[0].options.int("steps"), 256)
+        XCTAssertEqual(try r.variants[1].pipeline[0].options.int("steps"), 256)
     }
 
     func testTheQuickstartRecipeDecodes() throws {
@@ -128,6 +129,7 @@ final class RecipeTests: XCTestCase {
 
 final class ToyQuantizerNamedRTN: QuantMethod {
     static let name = "rtn"; static let summary = ""; static let options: [OptionSpec] = []
+    static let role = MethodRole.weightQuantizer
     init(options: MethodOptions) throws {}
     var needs: CalibrationNeeds { [] }
     var quantizesWeights: Bool { true }
@@ -137,6 +139,7 @@ final class ToyQuantizerNamedRTN: QuantMethod {
 
 final class ToyNoWeights: QuantMethod {
     static let name = "toy"; static let summary = ""; static let options: [OptionSpec] = []
+    static let role = MethodRole.transform
     init(options: MethodOptions) throws {}
     var needs: CalibrationNeeds { [] }
     func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
@@ -145,9 +148,10 @@ final class ToyNoWeights: QuantMethod {
 
 final class PickyMethod: QuantMethod {
     static let name = "picky"; static let summary = ""
+    static let role = MethodRole.transform
     static let options: [OptionSpec] = [OptionSpec("block_size", .string, default: .string("full"), "full or a power of two")]
     init(options: MethodOptions) throws {
-        let v = options.string("block_size")
+        let v = try options.string("block_size")
         guard v == "full" || Int(v).map({ $0 > 0 && $0 & ($0 - 1) == 0 }) == true else {
             throw MethodError(method: "picky", "block_size must be `full` or a power of two, got '\(v)'")
         }
@@ -166,4 +170,60 @@ final class MethodValidationTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("power of two"), "\(e)")
         }
     }
+
+    func parse(_ yaml: String) throws -> Recipe {
+        try Recipe.parse(yaml: yaml, file: "p.yaml",
+                         registry: MethodRegistry([ToyQuantizerNamedRTN.self, ToyNoWeights.self, SecondQuantizer.self, Watcher.self]))
+    }
+
+    /// `pipeline: [rtn, toy]` (a transform after the weights were quantized) is rejected at the step.
+    func testImpossibleStepOrdersAreRejectedWithTheStepsLocation() throws {
+        XCTAssertThrowsError(try parse("scheme: {weights: {bits: 4}}\npipeline: [rtn, toy]\n")) { e in
+            XCTAssertTrue(e is RecipeError, "\(type(of: e))")
+            XCTAssertTrue("\(e)".contains("p.yaml:2:17"), "\(e)")
+            XCTAssertTrue("\(e)".contains("pipeline[1]") && "\(e)".contains("Move 'toy' before 'rtn'"), "\(e)")
+        }
+        XCTAssertThrowsError(try parse("scheme: {weights: {bits: 4}}\npipeline:\n  - rtn\n  - rtn2\n")) { e in
+            XCTAssertTrue("\(e)".contains("p.yaml:4:5") && "\(e)".contains("second weight quantizer"), "\(e)")
+        }
+        // inside a variant, the variant is named
+        let yaml = "scheme: {weights: {bits: 4}}\nvariants:\n  - name: ok\n    pipeline: [toy, rtn]\n  - name: bad\n    pipeline: [rtn, toy]\n"
+        XCTAssertThrowsError(try parse(yaml)) { e in
+            XCTAssertTrue("\(e)".contains("p.yaml:6:21") && "\(e)".contains("variant bad"), "\(e)")
+        }
+        // possible orders pass; an observer may stand anywhere
+        XCTAssertNoThrow(try parse("scheme: {weights: {bits: 4}}\npipeline: [toy, toy, rtn]\n"))
+        XCTAssertNoThrow(try parse("scheme: {weights: {bits: 4}}\npipeline: [watch, toy, rtn, watch]\n"))
+    }
+
+    func testOptionAccessorsThrowInsteadOfTrapping() throws {
+        let o = MethodOptions(defaultsOf: ToyMethod.options)
+        XCTAssertThrowsError(try o.int("alpha")) { XCTAssertTrue("\($0)".contains("alpha") && "\($0)".contains("0.5"), "\($0)") }
+        XCTAssertThrowsError(try o.bool("no_such_key")) { XCTAssertTrue("\($0)".contains("never declared"), "\($0)") }
+        XCTAssertThrowsError(try o.patterns("steps"))
+        XCTAssertEqual(try o.double("steps"), 256, "an int reads as a number")
+        enum Variant: String { case paper, code }
+        XCTAssertEqual(try o.choice("variant", as: Variant.self), .paper)
+        var bad = o
+        bad.values["variant"] = .string("other")
+        XCTAssertThrowsError(try bad.choice("variant", as: Variant.self)) { XCTAssertTrue("\($0)".contains("'other'"), "\($0)") }
+    }
+}
+
+final class SecondQuantizer: QuantMethod {
+    static let name = "rtn2"; static let summary = ""; static let options: [OptionSpec] = []
+    static let role = MethodRole.weightQuantizer
+    init(options: MethodOptions) throws {}
+    var needs: CalibrationNeeds { [] }
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {}
+}
+
+final class Watcher: QuantMethod {
+    static let name = "watch"; static let summary = ""; static let options: [OptionSpec] = []
+    static let role = MethodRole.observer
+    init(options: MethodOptions) throws {}
+    var needs: CalibrationNeeds { [] }
+    func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+    func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {}
 }

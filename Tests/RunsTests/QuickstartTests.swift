@@ -119,6 +119,7 @@ final class QuickstartTests: XCTestCase {
 /// A "method" whose transform is not function-preserving: the run must refuse it.
 final class BrokenTransform: QuantMethod {
     static let name = "broken"; static let summary = "test"; static let options: [OptionSpec] = []
+    static let role = MethodRole.transform
     init(options: MethodOptions) throws {}
     var needs: CalibrationNeeds { [] }
     func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }

@@ -40,6 +40,24 @@ final class DuQuantTests: XCTestCase {
 
     // MARK: Reference vectors (algorithms.md §10c)
 
+    /// Option values outside the declared choices are errors, not a silent fallback to `paper` / `rows`.
+    func testUnknownVariantOrCalibrationInputIsAnError() throws {
+        for (key, value) in [("variant", "papper"), ("calibrate_on", "median")] {
+            var o = MethodOptions(defaultsOf: DuQuant.options)
+            o.values[key] = .string(value)
+            XCTAssertThrowsError(try DuQuant(options: o)) { e in
+                XCTAssertTrue(e is OptionError && "\(e)".contains(key) && "\(e)".contains(value), "\(e)")
+            }
+        }
+        var o = MethodOptions(defaultsOf: DuQuant.options)
+        o.values["variant"] = .string("code"); o.values["calibrate_on"] = .string("rows")
+        let d = try DuQuant(options: o)
+        XCTAssertEqual(d.variant, .code)
+        XCTAssertEqual(d.calibrateOn, .rows)
+        o.values["variant"] = .int(1)
+        XCTAssertThrowsError(try DuQuant(options: o)) { e in XCTAssertTrue("\(e)".contains("variant"), "\(e)") }
+    }
+
     func testBaseRotationMatchesReferenceForB4() {
         let x = DuQuantMath.baseRotation(4)
         let expected: [Double] = [0.5, 0.5, 0.5, 0.5,
@@ -154,7 +172,9 @@ final class DuQuantTests: XCTestCase {
         XCTAssertTrue(try auto.plan(site: down, config: smol).notes.contains { $0.contains("block_size auto → 128") })
         XCTAssertTrue(try auto.plan(site: model.blocks[0].down, config: c).notes.contains { $0.contains("auto → 64") })
         // apply refuses too (the pipeline does not call plan).
-        XCTAssertThrowsError(try run([fixed]))
+        XCTAssertThrowsError(try run([fixed])) { e in
+            XCTAssertTrue(e is MethodError && String(describing: e).contains("block_size 128 does not divide the input size 96"), String(describing: e))
+        }
     }
 
     func testSameSeedSameTransforms() throws {

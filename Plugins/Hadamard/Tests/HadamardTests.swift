@@ -31,6 +31,20 @@ final class HadamardTests: XCTestCase {
         return runner.logits(model, windows: w, mode: .float).relativeError(to: runner.logits(fp, windows: w, mode: .float))
     }
 
+    /// A transform after the weight quantizer cannot work: the pipeline refuses before touching the model.
+    func testATransformAfterTheWeightQuantizerIsRefusedBeforeRunning() throws {
+        let model = SyntheticModel.make(seed: 0)
+        let before = model.blocks[0].qkv.linears[0].weight
+        XCTAssertThrowsError(try Pipeline(methods: [try RTN(options: MethodOptions([:])), try method()])
+                                .run(model: model, calibration: SyntheticModel.tokens(seed: 5, windows: 1, length: 8), runner: runner)) { e in
+            guard let m = e as? MethodError else { return XCTFail("expected a MethodError, got \(e)") }
+            XCTAssertEqual(m.method, "hadamard")
+            XCTAssertTrue(m.message.contains("step 2") && m.message.contains("after the weight quantizer 'rtn'"), m.message)
+        }
+        XCTAssertEqual(model.blocks[0].qkv.linears[0].weight.data, before.data, "nothing ran")
+        XCTAssertNil(model.blocks[0].qkv.linears[0].quantized)
+    }
+
     func testFullSizeOnlineHadamardIsFunctionPreserving() throws {
         let (fp, model, _) = try run([method()])
         for site in model.allSites {
@@ -121,7 +135,9 @@ final class HadamardTests: XCTestCase {
             linears: [Linear(name: "o", weight: Matrix(zeros: 1, 96))]), config: config)) { e in
             XCTAssertTrue(String(describing: e).contains("2, 4, 8, 16, 32"), String(describing: e))
         }
-        XCTAssertThrowsError(try method(["block_size": .string("48")]))
+        XCTAssertThrowsError(try method(["block_size": .string("48")])) { e in
+            XCTAssertTrue(e is MethodError && "\(e)".contains("block_size '48' must be `full` or a power of two"), "\(e)")
+        }
         // SmolLM2's hidden 576 = 36·16 (Paley II, q = 17).
         let p576 = try method().plan(site: Site(name: "q", kind: .qkv, block: 0, linears: [Linear(name: "q", weight: Matrix(zeros: 1, 576))]), config: config)
         XCTAssertTrue(p576.transforms[0].contains("36·16"), p576.transforms[0])

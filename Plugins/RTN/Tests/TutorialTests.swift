@@ -15,11 +15,11 @@ public final class ClipSearch: QuantMethod {
     public static let options: [OptionSpec] = [
         OptionSpec("min_clip", .double(0.5...1), default: .double(0.7), "smallest clip ratio tried"),
     ]
+    public static let role = MethodRole.weightQuantizer  // runs after every transform of a site
     let minClip: Double
-    public init(options: MethodOptions) throws { minClip = options.double("min_clip") }
+    public init(options: MethodOptions) throws { minClip = try options.double("min_clip") }
 
     public var needs: CalibrationNeeds { .inputs }
-    public var quantizesWeights: Bool { true }
 
     public func plan(site: Site, config: DecoderConfig) throws -> SitePlan {
         SitePlan(weights: "RTN, clip searched in [\(minClip), 1]")

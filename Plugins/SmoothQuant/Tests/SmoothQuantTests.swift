@@ -20,6 +20,7 @@ final class SmoothQuantTests: XCTestCase {
         var seen: [String: Matrix] = [:]
         final class Capture: QuantMethod {
             static let name = "capture"; static let summary = ""; static let options: [OptionSpec] = []
+            static let role = MethodRole.observer
             var sink: (String, Matrix) -> Void = { _, _ in }
             init(options: MethodOptions) throws {}
             init(_ sink: @escaping (String, Matrix) -> Void) { self.sink = sink }
