@@ -15,7 +15,7 @@ public final class BitSplitLSS: TrainingQuantizer {
     ]
     public let mode: LSSMode
 
-    public init(options: MethodOptions) throws { mode = LSSMode(rawValue: options.string("lss")) ?? .sample }
+    public init(options: MethodOptions) throws { mode = LSSMode(rawValue: try options.string("lss")) ?? .sample }
 
     public var planDescription: String { "forward X·Wᵀ f32; ∂X, ∂W f32 on the BS + LSS (\(mode.rawValue)) quantized gradient" }
 

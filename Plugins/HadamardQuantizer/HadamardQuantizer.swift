@@ -23,7 +23,7 @@ public final class HadamardQuantizer: TrainingQuantizer {
     public let backward: HQLinear.Backward
 
     public init(options: MethodOptions) throws {
-        let b = options.string("block_size")
+        let b = try options.string("block_size")
         if b == "dynamic" {
             blockSize = nil
         } else if let g = Int(b), BlockHadamard.searchSizes.contains(g) {
@@ -31,8 +31,8 @@ public final class HadamardQuantizer: TrainingQuantizer {
         } else {
             throw TrainingQuantizerError("hq: block_size '\(b)' must be `dynamic` or a power of two 1…1024 (e.g. 32)")
         }
-        let mode = LSSMode(rawValue: options.string("lss")) ?? .sample
-        backward = options.string("backward") == "f32" ? .float : .bitSplit(mode)
+        let mode = LSSMode(rawValue: try options.string("lss")) ?? .sample
+        backward = try options.string("backward") == "f32" ? .float : .bitSplit(mode)
     }
 
     public var planDescription: String {

@@ -17,7 +17,7 @@ public final class TrainingRTN: TrainingQuantizer {
     ]
     public let bits: Int
 
-    public init(options: MethodOptions) throws { bits = options.int("bits") }
+    public init(options: MethodOptions) throws { bits = try options.int("bits") }
     public init(bits: Int) { self.bits = bits }
 
     public var planDescription: String {
