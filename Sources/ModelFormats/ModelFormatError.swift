@@ -5,6 +5,8 @@ import Foundation
 public enum ModelFormatError: Error, Equatable, CustomStringConvertible, LocalizedError {
     /// The file or folder could not be opened or mapped.
     case unreadable(file: String, reason: String)
+    /// An output file could not be written.
+    case unwritable(file: String, reason: String)
     /// The first bytes are not the expected magic.
     case badMagic(file: String, found: String)
     /// A GGUF version other than 2 or 3 (or a big-endian file).
@@ -48,6 +50,8 @@ public enum ModelFormatError: Error, Equatable, CustomStringConvertible, Localiz
         switch self {
         case let .unreadable(file, reason):
             return "\(file): cannot open (\(reason)). Check that the path exists and is readable."
+        case let .unwritable(file, reason):
+            return "\(file): cannot write (\(reason)). Check that the folder exists, is writable and has space."
         case let .badMagic(file, found):
             return "\(file): wrong magic \(found). This is not a GGUF/safetensors file of the expected kind; check the path."
         case let .unsupportedVersion(file, version):

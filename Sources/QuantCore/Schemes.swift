@@ -16,13 +16,16 @@ public struct WeightScheme: Hashable, Sendable, CustomStringConvertible {
     public var symmetric: Bool
     /// Multiplies the group's min and max, in (0, 1].
     public var clip: Double
+    /// Scales rounded to f16 before rounding the weights (`scales: f16`), so groups of 32 export
+    /// exactly as ggml Q8_0 / Q4_0 blocks.
+    public var f16Scales: Bool
 
-    public init(bits: Int = 16, granularity: Granularity = .channel, symmetric: Bool = true, clip: Double = 1) {
-        self.bits = bits; self.granularity = granularity; self.symmetric = symmetric; self.clip = clip
+    public init(bits: Int = 16, granularity: Granularity = .channel, symmetric: Bool = true, clip: Double = 1, f16Scales: Bool = false) {
+        self.bits = bits; self.granularity = granularity; self.symmetric = symmetric; self.clip = clip; self.f16Scales = f16Scales
     }
 
     public var isQuantized: Bool { bits < 16 }
-    public var grid: QuantGrid { QuantGrid(bits: bits, symmetric: symmetric, clip: Float(clip)) }
+    public var grid: QuantGrid { QuantGrid(bits: bits, symmetric: symmetric, clip: Float(clip), f16Scales: f16Scales) }
 
     /// Elements per (scale, zero) group along a row of length `cols`.
     public func groupSize(cols: Int) -> Int {
@@ -40,7 +43,7 @@ public struct WeightScheme: Hashable, Sendable, CustomStringConvertible {
         case .group(let n): g = "group \(n)"
         case .tensor: g = "per-tensor"
         }
-        return "int\(bits) \(g) \(symmetric ? "sym" : "asym")" + (clip < 1 ? " clip \(clip)" : "")
+        return "int\(bits) \(g) \(symmetric ? "sym" : "asym")" + (clip < 1 ? " clip \(clip)" : "") + (f16Scales ? " f16 scales" : "")
     }
 }
 

@@ -13,9 +13,20 @@ public struct QuantGrid: Hashable, Sendable, CustomStringConvertible {
     public var bits: Int
     public var symmetric: Bool
     public var clip: Float
+    /// Scales rounded to f16 before the codes are chosen, so they are stored exactly in formats
+    /// with f16 scales (ggml's Q8_0 / Q4_0 / Q4_1 blocks).
+    public var f16Scales: Bool
 
-    public init(bits: Int, symmetric: Bool, clip: Float = 1) {
-        self.bits = bits; self.symmetric = symmetric; self.clip = clip
+    public init(bits: Int, symmetric: Bool, clip: Float = 1, f16Scales: Bool = false) {
+        self.bits = bits; self.symmetric = symmetric; self.clip = clip; self.f16Scales = f16Scales
+    }
+
+    /// `s` rounded to the nearest f16 when `f16Scales` (a scale that rounds to 0 or ∞ becomes 1).
+    @inline(__always)
+    func storable(_ s: Float) -> Float {
+        guard f16Scales else { return s }
+        let h = Float(Float16(s))
+        return h > 0 && h.isFinite ? h : 1
     }
 
     public var qmin: Int32 { symmetric ? -(Int32(1) << (bits - 1)) : 0 }
@@ -27,11 +38,12 @@ public struct QuantGrid: Hashable, Sendable, CustomStringConvertible {
         if symmetric {
             let absmax = Swift.max(-lo, hi) * clip
             let s = absmax / Float(qmax)
-            return (s > 0 && s.isFinite ? s : 1, 0)
+            return (storable(s > 0 && s.isFinite ? s : 1), 0)
         }
         let l = Swift.min(lo, 0) * clip, h = Swift.max(hi, 0) * clip
         var s = (h - l) / Float(qmax)
         if !(s > 0 && s.isFinite) { s = 1 }
+        s = storable(s)
         let z = Int32((-l / s).rounded(.toNearestOrEven))
         return (s, Swift.min(Swift.max(z, 0), qmax))
     }
@@ -47,7 +59,7 @@ public struct QuantGrid: Hashable, Sendable, CustomStringConvertible {
     @inline(__always)
     public func dequantize(_ q: Int32, scale: Float, zero: Int32) -> Float { Float(q - zero) * scale }
 
-    public var description: String { "int\(bits) \(symmetric ? "sym" : "asym")" + (clip < 1 ? " clip \(clip)" : "") }
+    public var description: String { "int\(bits) \(symmetric ? "sym" : "asym")" + (clip < 1 ? " clip \(clip)" : "") + (f16Scales ? " f16-scales" : "") }
 }
 
 /// Quantization of row-major matrices in groups of `groupSize` consecutive columns

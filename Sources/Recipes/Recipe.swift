@@ -61,6 +61,10 @@ public struct Recipe {
     public var variants: [Variant] = []
     /// The output folder (`output:` or `output: {dir: …}`).
     public var output: String?
+    /// `output: {export: gguf}`: write every variant's quantized model into the output folder.
+    public var exportFormat: String?
+    /// Export formats the recipe schema accepts.
+    public static let exportFormats = ["gguf"]
     /// Sites whose activation magnitudes the report draws (`report: {sites: [...]}`); nil = the
     /// first and the last down site.
     public var reportSites: [String]?
@@ -126,9 +130,15 @@ struct RecipeDecoder {
         if let o = top["output"] {
             if o.scalarString != nil { r.output = try string(o, "output") }
             else {
-                let f = try Fields(o, path: "output", allowed: ["dir"])
-                guard let d = f["dir"] else { throw error(o, "output", "expected a folder path, or a mapping with `dir: <folder>`") }
-                r.output = try string(d, "output.dir")
+                let f = try Fields(o, path: "output", allowed: ["dir", "export"])
+                if let d = f["dir"] { r.output = try string(d, "output.dir") }
+                if let e = f["export"] {
+                    let s = try string(e, "output.export")
+                    guard Recipe.exportFormats.contains(s) else {
+                        throw error(e, "output.export", "unknown export format '\(s)'" + suggestion(s, Recipe.exportFormats) + "; expected \(Recipe.exportFormats.joined(separator: " or "))")
+                    }
+                    r.exportFormat = s
+                }
             }
             r.locations["output"] = o.location
         }
@@ -294,8 +304,13 @@ struct RecipeDecoder {
 
     func weights(_ n: YAMLNode, base: WeightScheme, path: String) throws -> WeightScheme {
         var w = base
-        let f = try Fields(n, path: path, allowed: ["bits", "granularity", "symmetric", "clip"])
+        let f = try Fields(n, path: path, allowed: ["bits", "granularity", "symmetric", "clip", "scales"])
         try gridFields(f, path: path, bits: &w.bits, symmetric: &w.symmetric, clip: &w.clip)
+        if let v = f["scales"] {
+            let s = try string(v, path + ".scales")
+            guard s == "f32" || s == "f16" else { throw error(v, path + ".scales", "'\(s)' is not a scale format; expected f32 (default) or f16 (exportable as ggml Q8_0 / Q4_0 blocks)" + suggestion(s, ["f32", "f16"])) }
+            w.f16Scales = s == "f16"
+        }
         if let g = f["granularity"] {
             let gp = path + ".granularity"
             if let s = g.scalarString {

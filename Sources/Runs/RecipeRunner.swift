@@ -41,6 +41,10 @@ public struct RecipeRunner {
     public var cache: ResultCache?
     /// false: compute everything but still store the results (`--fresh`).
     public var reuseCached = true
+    /// Called with every variant's quantized model right after it is made (e.g. to export it).
+    /// A variant for which `needsModel` is true is quantized even when its result is cached.
+    public var onQuantized: ((Recipe.Variant, DecoderModel, _ float: DecoderModel, RunModel) throws -> Void)?
+    public var needsModel: (Recipe.Variant) -> Bool = { _ in false }
 
     public init(recipe: Recipe, progress: @escaping ProgressHandler = { _ in }, cache: ResultCache? = nil) {
         self.recipe = recipe; self.progress = progress; self.cache = cache
@@ -155,7 +159,7 @@ public struct RecipeRunner {
         var computed: [(index: Int, model: DecoderModel)] = []
         let runner = LlamaForward()
         for (i, v) in recipe.variants.enumerated() {
-            if reuseCached, let c = cache?.load(keys[i]), var r = c.variant {
+            if reuseCached, !needsModel(v), let c = cache?.load(keys[i]), var r = c.variant {
                 r.name = v.name
                 variantReports[i] = r; scores[i + 1] = c.scores
                 report.reused.append(v.name)
@@ -164,6 +168,7 @@ public struct RecipeRunner {
             }
             progress(.note("variant \(v.name): \(v.scheme.label), pipeline [\(v.pipeline.map { $0.method.name }.joined(separator: ", "))]"))
             let (model, variantReport) = try quantize(v, fp: fp, calibration: inputs.calibration, profiled: profiled, runner: runner)
+            try onQuantized?(v, model, fp, loaded)
             variantReports[i] = variantReport
             computed.append((i, model))
         }
@@ -189,6 +194,20 @@ public struct RecipeRunner {
         report.manifest = manifest
         report.wallSeconds = Date().timeIntervalSince(started)
         return report
+    }
+
+    /// Quantizes one variant without evaluating anything (for `workbench export`): the float
+    /// model as loaded and the variant's model.
+    public func quantizeOnly(variant name: String) throws -> (loaded: RunModel, variant: Recipe.Variant, model: DecoderModel) {
+        guard let v = recipe.variants.first(where: { $0.name == name }) else {
+            throw WorkbenchFailure.badInput("\(recipe.file): no variant named '\(name)'; the recipe has \(recipe.variants.map { "'\($0.name)'" }.joined(separator: ", "))")
+        }
+        var only = self
+        only.recipe.variants = [v]
+        let loaded = try only.validate()
+        let inputs = try only.resolveInputs(loaded)
+        let (model, _) = try only.quantize(v, fp: loaded.model, calibration: inputs.calibration, profiled: [], runner: LlamaForward())
+        return (loaded, v, model)
     }
 
     /// One variant: a copy of the float model with the variant's schemes, its pipeline run, the

@@ -5,6 +5,7 @@ import QuantKernels
 import Recipes
 import Reporting
 import Runs
+import Export
 
 /// The command-line front end as a library, so another package's executable can register its
 /// own methods beside the built-in ones:
@@ -36,7 +37,7 @@ struct Workbench: ParsableCommand {
         commandName: "workbench",
         abstract: "A post-training quantization workbench for LLaMA-family models.",
         discussion: "`workbench RECIPE.yaml` runs a recipe (same as `workbench run RECIPE.yaml`).",
-        subcommands: [Run.self, Check.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
+        subcommands: [Run.self, Check.self, Export.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
         defaultSubcommand: Run.self)
 }
 
@@ -50,6 +51,8 @@ func failing<T>(_ body: () throws -> T) throws -> T {
         FileHandle.standardError.write(Data("error: \(s)\n".utf8)); throw ExitCode(2)
     } catch WorkbenchFailure.runtime(let s) {
         FileHandle.standardError.write(Data("error: \(s)\n".utf8)); throw ExitCode(1)
+    } catch let e as ExportError {
+        FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(2)
     } catch let e as WriteError {
         FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
     } catch let e as ExitCode { throw e
@@ -73,6 +76,15 @@ struct Run: ParsableCommand {
         let folder = RunOutput.folder(argument: output, recipeOutput: recipeObj.output, recipeFile: recipe)
         var runner = RecipeRunner(recipe: recipeObj, progress: display.handler, cache: ResultCache(folder: folder + "/cache"))
         runner.reuseCached = !fresh
+        if let name = recipeObj.exportFormat, let format = ExportFormat(rawValue: name) {
+            // A variant is exported when it is quantized; a cached result is reused only when its file exists.
+            runner.needsModel = { v in !FileManager.default.fileExists(atPath: RunExport.path(folder: folder, variant: v.name, format: format)) }
+            runner.onQuantized = { v, model, fp, loaded in
+                display.handle(.note("exporting \(v.name) as \(format.rawValue)"))
+                let summary = try RunExport.export(model, float: fp, loaded: loaded, variant: v.name, format: format, folder: folder)
+                display.handle(.note(summary.text))
+            }
+        }
         let report = try failing { try runner.run() }
         let synthetic: Bool = { if case .synthetic = recipeObj.model { return true }; return false }()
         print(report.render(perSite: perSite || synthetic), terminator: "")
@@ -82,6 +94,28 @@ struct Run: ParsableCommand {
             if let tokenNll { try writeAtomically(report.tokenNLLTable(), to: tokenNll) }
         }
         display.handle(.note("wrote \(RunOutput.files.joined(separator: ", ")) to \(folder)/"))
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Quantize one variant of a recipe and write it for a runtime (GGUF), without evaluating.")
+    @Argument(help: "The recipe (YAML).") var recipe: String
+    @Option(help: "The variant to export.") var variant: String
+    @Option(help: "gguf") var format: String = "gguf"
+    @Option(help: "The folder to write into (default: the recipe's output folder).") var output: String?
+
+    func run() throws {
+        let display = ProgressDisplay()
+        try failing {
+            guard let f = ExportFormat(rawValue: format), Recipe.exportFormats.contains(format) else {
+                throw WorkbenchFailure.badInput("--format \(format): expected \(Recipe.exportFormats.joined(separator: " or "))")
+            }
+            let r = try Recipe.load(path: recipe, registry: WorkbenchMain.registry)
+            let folder = RunOutput.folder(argument: output, recipeOutput: r.output, recipeFile: recipe)
+            let q = try RecipeRunner(recipe: r, progress: display.handler).quantizeOnly(variant: variant)
+            let summary = try RunExport.export(q.model, float: q.loaded.model, loaded: q.loaded, variant: q.variant.name, format: f, folder: folder)
+            print(summary.text)
+        }
     }
 }
 
