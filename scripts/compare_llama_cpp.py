@@ -24,19 +24,22 @@ import sys
 import numpy as np
 
 
-def read_ours(path):
-    """Returns the header and rows (window, position, target, FP nll) of a --token-nll file."""
+def read_ours(path, column="FP"):
+    """Returns the header and rows (window, position, target, nll of `column`) of a --token-nll file."""
     with open(path) as f:
         header = f.readline().rstrip("\n").split("\t")
         if header[:4] != ["window", "position", "target", "FP"]:
             sys.exit(f"{path}: line 1: expected the header `window position target FP …` written by --token-nll")
+        if column not in header[3:]:
+            sys.exit(f"{path}: no column '{column}'; the columns are {', '.join(header[3:])}")
+        c = header.index(column)
         rows = []
         for n, line in enumerate(f, start=2):
             cols = line.rstrip("\n").split("\t")
             try:
-                rows.append((int(cols[0]), int(cols[1]), int(cols[2]), float(cols[3])))
+                rows.append((int(cols[0]), int(cols[1]), int(cols[2]), float(cols[c])))
             except (ValueError, IndexError):
-                sys.exit(f"{path}: line {n}: expected integers window, position, target and a number FP")
+                sys.exit(f"{path}: line {n}: expected integers window, position, target and a number in column {column}")
     return header, rows
 
 
@@ -55,6 +58,8 @@ def main():
     ap.add_argument("--model", required=True, help="the GGUF file")
     ap.add_argument("--text", required=True, help="the evaluation text (e.g. wiki.test.raw)")
     ap.add_argument("--token-nll", required=True, help="the workbench's --token-nll output")
+    ap.add_argument("--column", default="FP",
+                    help="the --token-nll column to compare: FP, or a variant whose export --model is (default FP)")
     ap.add_argument("--n-ctx", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--type-kv", choices=["f16", "f32"], default="f16", help="llama.cpp KV cache type")
@@ -67,7 +72,7 @@ def main():
 
     import llama_cpp
 
-    header, ours = read_ours(args.token_nll)
+    header, ours = read_ours(args.token_nll, args.column)
     windows = sorted({w for w, _, _, _ in ours})
     kv = {"f16": llama_cpp.GGML_TYPE_F16, "f32": llama_cpp.GGML_TYPE_F32}[args.type_kv]
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=args.n_ctx, n_batch=args.n_ctx, n_ubatch=args.n_ctx,
