@@ -62,11 +62,9 @@ public final class GPTQ: QuantMethod {
         guard let calibration, calibration.inputs.rows > 0 else {
             throw MethodError(method: Self.name, site: site.name, "no calibration inputs; give the recipe calibration windows")
         }
-        if calibration.inputs.hasNonFinite {
-            throw MethodError(method: Self.name, site: site.name, "the calibration inputs contain NaN or Inf; check the model and the preceding methods")
-        }
         let k = site.inFeatures
-        var h = calibration.hessian.data.map(Double.init)
+        // NaN or ±inf in the inputs shows on H's diagonal: checked there, not in a pass of its own.
+        var h = try calibration.checkedHessian(site: site.name).data.map(Double.init)
         var dead = [Bool](repeating: false, count: k)
         for j in 0..<k where h[j * k + j] == 0 { h[j * k + j] = 1; dead[j] = true }
         let perm = actOrder ? (0..<k).sorted { h[$0 * k + $0] > h[$1 * k + $1] } : Array(0..<k)

@@ -58,6 +58,8 @@ public struct TokenScores: Sendable, Codable {
     /// KL(float ‖ this model) per scored token, and whether the argmax agrees (empty for the float model).
     public var kl: [Double] = []
     public var top1Agree: Int = 0
+    /// The first NaN / ±inf met in this model's logits (scoring stopped there); nil when all were finite.
+    public var numericalFault: NumericalFault?
     public var seconds: Double = 0
     public var tokensProcessed: Int = 0
 
@@ -101,23 +103,47 @@ public struct Evaluator {
 
     public init(windowBatch: Int = 1) { self.windowBatch = windowBatch }
 
-    /// Returns one `TokenScores` for the float model followed by one per variant.
+    /// Like `evaluate(float:variants:windows:protocol:progress:)`, but throws the first
+    /// `NumericalFault` (NaN or ±inf in a model's logits), attributed to `names[i]` for variant i
+    /// ("float" for the float model), instead of leaving it in `TokenScores.numericalFault`.
+    public func evaluate(float: DecoderModel, variants: [DecoderModel], names: [String], windows: [[Int]],
+                         protocol proto: PerplexityProtocol, progress: (String) -> Void = { _ in }) throws -> [TokenScores] {
+        let scores = evaluate(float: float, variants: variants, windows: windows, protocol: proto, progress: progress)
+        for (i, s) in scores.enumerated() {
+            if let f = s.numericalFault { throw f.in(variant: i == 0 ? "float" : (i - 1 < names.count ? names[i - 1] : "#\(i)")) }
+        }
+        return scores
+    }
+
+    /// Returns one `TokenScores` for the float model followed by one per variant. A model whose
+    /// logits hold NaN or ±inf gets `numericalFault` set and is not scored further (its NLL would
+    /// be meaningless); prefer the throwing overload with `names`.
     public func evaluate(float: DecoderModel, variants: [DecoderModel], windows: [[Int]], protocol proto: PerplexityProtocol,
                          progress: (_ windowsDone: Int, _ windows: Int) -> Void = { _, _ in }) -> [TokenScores] {
         var scores = [TokenScores](repeating: TokenScores(), count: variants.count + 1)
         var w = 0
+        /// Log-probabilities of a batch, or nil after recording the model's first non-finite logit.
+        func checked(_ logits: Matrix, _ vi: Int, _ batch: [[Int]]) -> Matrix? {
+            let (lp, bad) = logProbabilitiesChecked(logits)
+            guard let (row, value) = bad else { return lp }
+            let pos = row % max(1, batch.first?.count ?? 1), win = w + row / max(1, batch.first?.count ?? 1)
+            scores[vi].numericalFault = NumericalFault(quantity: "logits", site: "lm_head",
+                                                       step: "evaluation window \(win), position \(pos)", value: value)
+            return nil
+        }
         while w < windows.count {
             let batch = Array(windows[w..<min(windows.count, w + windowBatch)])
             progress(w, windows.count)
             var t0 = Date()
-            let fp = logProbabilities(runner.logits(float, windows: batch, mode: .float))
+            guard scores[0].numericalFault == nil, let fp = checked(runner.logits(float, windows: batch, mode: .float), 0, batch) else { break }
             scores[0].seconds += Date().timeIntervalSince(t0)
             scores[0].tokensProcessed += batch.count * proto.windowLength
-            for (vi, model) in ([nil] + variants.map { Optional($0) }).enumerated() {
+            for (vi, model) in ([nil] + variants.map { Optional($0) }).enumerated() where scores[vi].numericalFault == nil {
                 let lp: Matrix
                 if let model {
                     t0 = Date()
-                    lp = logProbabilities(runner.logits(model, windows: batch, mode: .quantized))
+                    guard let l = checked(runner.logits(model, windows: batch, mode: .quantized), vi, batch) else { continue }
+                    lp = l
                     scores[vi].seconds += Date().timeIntervalSince(t0)
                     scores[vi].tokensProcessed += batch.count * proto.windowLength
                 } else { lp = fp }
@@ -161,24 +187,33 @@ public struct Evaluator {
     }
 
     /// Row-wise log-softmax (rows in parallel; each row's sum accumulated in Double).
-    public func logProbabilities(_ logits: Matrix) -> Matrix {
+    public func logProbabilities(_ logits: Matrix) -> Matrix { logProbabilitiesChecked(logits).0 }
+
+    /// `logProbabilities`, and the first row holding a non-finite logit with that value (found in
+    /// the max pass the softmax makes anyway: `Σ x·0` is NaN exactly when some x is NaN or ±inf).
+    public func logProbabilitiesChecked(_ logits: Matrix) -> (Matrix, (row: Int, value: Float)?) {
         var out = logits
         let v = logits.cols
+        var rowFault = [UInt8](repeating: 0, count: logits.rows)
         out.data.withUnsafeMutableBufferPointer { op in
-            logits.data.withUnsafeBufferPointer { lp in
-                let box = UncheckedBox((op.baseAddress!, lp.baseAddress!))
+            logits.data.withUnsafeBufferPointer { lp in rowFault.withUnsafeMutableBufferPointer { fp in
+                let box = UncheckedBox((op.baseAddress!, lp.baseAddress!, fp.baseAddress!))
                 Parallel.forEach(logits.rows) { r in
-                    let (o, l) = box.value
+                    let (o, l, fault) = box.value
                     let row = l + r * v
                     var mx = -Float.infinity
-                    for j in 0..<v { mx = max(mx, row[j]) }
+                    var check: Float = 0
+                    for j in 0..<v { mx = max(mx, row[j]); check += row[j] * 0 }
+                    if check.isNaN { fault[r] = 1 }
                     var s = 0.0
                     for j in 0..<v { s += Double(exp(row[j] - mx)) }
                     let lse = mx + Float(log(s))
                     for j in 0..<v { o[r * v + j] = row[j] - lse }
                 }
-            }
+            } }
         }
-        return out
+        guard let r = rowFault.firstIndex(of: 1) else { return (out, nil) }
+        let value = logits.data[(r * v)..<((r + 1) * v)].first { !$0.isFinite } ?? .nan
+        return (out, (r, value))
     }
 }

@@ -58,9 +58,16 @@ public struct Matrix: Equatable, Sendable {
     }
 
     /// Per-column max |x| (the per-channel absmax of an activation matrix).
+    /// Per-column max |x|. A NaN in a column makes that column's entry NaN (NaN is not skipped),
+    /// an infinity makes it +inf, so callers see non-finite input in the statistic itself.
     public func columnAbsMax() -> [Float] {
         var m = [Float](repeating: 0, count: cols)
-        for r in 0..<rows { for c in 0..<cols { m[c] = max(m[c], abs(data[r * cols + c])) } }
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let a = abs(data[r * cols + c])
+                if a > m[c] || a.isNaN { m[c] = a }  // once NaN, nothing compares greater: it stays
+            }
+        }
         return m
     }
 

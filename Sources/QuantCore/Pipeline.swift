@@ -140,6 +140,15 @@ public struct Pipeline {
             progress(block.index, model.blocks.count)
             // Capture each site's input through the block's already processed sites, as deployed.
             let process = { (site: Site, raw: Matrix) throws -> Void in
+                // The input statistics (before any method) double as the finiteness check of the
+                // site's input: its column max |x| is NaN or inf if any sampled value is.
+                let sample = Pipeline.measuredSample(raw, windowLength: windowLength)
+                let before = OutlierStats.summary(sample)
+                if !before.0.isFinite {
+                    let first = methods.first.map { "before pipeline step 1 (\(type(of: $0).name))" } ?? "with no pipeline step"
+                    throw NumericalFault(quantity: "activations", site: "\(site.name) input", step: "calibration block \(block.index), \(first)",
+                                         value: Float(before.0))
+                }
                 let originals = site.linears.map { ($0.weight, $0.bias) }
                 for (mi, method) in methods.enumerated() {
                     let t = Date()
@@ -152,12 +161,17 @@ public struct Pipeline {
                     let ctx = MethodContext(model: model, block: block,
                                             seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),
                                             log: { report.log.append($0) })
-                    try method.apply(to: site, calibration: calib, context: ctx)
+                    do {
+                        try method.apply(to: site, calibration: calib, context: ctx)
+                    } catch var fault as NumericalFault {
+                        fault.step = "calibration block \(block.index), pipeline step \(mi + 1) (\(type(of: method).name))" + (fault.step.isEmpty ? "" : ", \(fault.step)")
+                        throw fault
+                    }
                     let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
-                report.sites.append(Pipeline.measure(site: site, rawInput: raw, windowLength: windowLength, originals: originals,
-                                                     profile: profiledSites.contains(site.name)))
+                report.sites.append(Pipeline.measure(site: site, sample: sample, before: before, originals: originals,
+                                                     windowLength: windowLength, profile: profiledSites.contains(site.name)))
             }
             guard !propagated.isEmpty else {
                 // No calibration data: methods that need none still run at every site.
@@ -203,21 +217,23 @@ public struct Pipeline {
         return indices.map { calibration[$0] }
     }
 
-    /// Relative output error and outlier statistics of a processed site on (a deterministic sample
-    /// of whole windows of) its calibration input.
-    static func measure(site: Site, rawInput full: Matrix, windowLength: Int, originals: [(Matrix, [Float]?)],
-                        profile: Bool = false) -> SiteReport {
-        var rawInput = full
-        if windowLength > 0 {
-            let indices = measuredWindowIndices(windows: full.rows / windowLength, windowLength: windowLength)
-            if indices.count * windowLength < full.rows {
-                let width = windowLength * full.cols
-                var rows: [Float] = []
-                rows.reserveCapacity(indices.count * width)
-                for w in indices { rows += full.data[(w * width)..<((w + 1) * width)] }
-                rawInput = Matrix(rows: indices.count * windowLength, cols: full.cols, data: rows)
-            }
-        }
+    /// The deterministic sample of whole windows of a site's calibration input that the per-site
+    /// statistics read (the whole input when it is small).
+    static func measuredSample(_ full: Matrix, windowLength: Int) -> Matrix {
+        guard windowLength > 0 else { return full }
+        let indices = measuredWindowIndices(windows: full.rows / windowLength, windowLength: windowLength)
+        guard indices.count * windowLength < full.rows else { return full }
+        let width = windowLength * full.cols
+        var rows: [Float] = []
+        rows.reserveCapacity(indices.count * width)
+        for w in indices { rows += full.data[(w * width)..<((w + 1) * width)] }
+        return Matrix(rows: indices.count * windowLength, cols: full.cols, data: rows)
+    }
+
+    /// Relative output error and outlier statistics of a processed site on `sample` (its measured
+    /// calibration input); `before` is `OutlierStats.summary(sample)`, taken before the methods ran.
+    static func measure(site: Site, sample rawInput: Matrix, before: (Double, Double), originals: [(Matrix, [Float]?)],
+                        windowLength: Int = 0, profile: Bool = false) -> SiteReport {
         var num = 0.0, den = 0.0
         var deployedInput = rawInput
         for step in site.transforms where step.placement != .online { step.transform.applyToActivations(&deployedInput) }
@@ -231,7 +247,7 @@ public struct Pipeline {
         }
         var after = rawInput
         site.applyAllTransforms(&after)
-        let (mb, rb) = OutlierStats.summary(rawInput)
+        let (mb, rb) = before
         let (ma, ra) = OutlierStats.summary(after)
         var wNum = 0.0, wDen = 0.0
         for l in site.linears where l.quantized != nil {
@@ -252,10 +268,12 @@ public struct Pipeline {
 
 /// Outlier statistics of an activation matrix (tokens × channels).
 public enum OutlierStats {
-    /// (max |x|, max |x| / median per-channel absmax).
+    /// (max |x|, max |x| / median per-channel absmax). The max is NaN or +inf when `x` holds a
+    /// non-finite value (a finiteness check for free).
     public static func summary(_ x: Matrix) -> (Double, Double) {
         guard x.rows > 0 else { return (0, 0) }
         let cm = x.columnAbsMax()
+        if let bad = cm.first(where: { !$0.isFinite }) { return (Double(bad), .nan) }
         let mx = Double(cm.max() ?? 0)
         let sorted = cm.sorted()
         let median = Double(sorted[sorted.count / 2])

@@ -31,6 +31,17 @@ public final class SiteCalibration {
         return m
     }()
 
+    /// `hessian`, or a `NumericalFault` naming `site` when its diagonal `Σ x_j²` is not finite —
+    /// which happens exactly when an input value is NaN or ±inf (or overflows when squared), so
+    /// the check reads only the diagonal of a matrix the method needs anyway.
+    public func checkedHessian(site: String) throws -> Matrix {
+        let h = hessian
+        for j in 0..<h.rows where !h.data[j * h.cols + j].isFinite {
+            throw NumericalFault(quantity: "Hessian", site: site, step: "", value: h.data[j * h.cols + j])
+        }
+        return h
+    }
+
     /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM kernel.
     public lazy var hessian: Matrix = {
         let xt = inputs.transposed

@@ -31,7 +31,8 @@ public struct QuantizedWeight: Sendable {
         switch scheme.granularity {
         case .tensor:
             let (lo, hi) = w.data.withUnsafeBufferPointer { Quantizer.minMax($0.baseAddress!, $0.count) }
-            let (s, z) = grid.parameters(min: lo, max: hi)
+            var (s, z) = grid.parameters(min: lo, max: hi)
+            if !(lo.isFinite && hi.isFinite) { (s, z) = (.nan, 0) }  // dequantizes to NaN, not to finite values
             let codes = w.data.map { grid.quantize($0, scale: s, zero: z) }
             return QuantizedWeight(rows: w.rows, cols: w.cols, groupSize: w.cols, grid: grid, codes: codes,
                                    scales: [Float](repeating: s, count: w.rows), zeros: [Int32](repeating: z, count: w.rows),

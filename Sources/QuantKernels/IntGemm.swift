@@ -311,6 +311,9 @@ public struct QuantizedActivations: @unchecked Sendable {
             Parallel.forEach(m, threads: m * k >= 1 << 15 ? threads : 1) { i in
                 let row = x + i * k
                 let (lo, hi) = Quantizer.minMax(row, k)
+                // A row holding NaN or ±inf gets scale NaN (and zero codes): its outputs are NaN,
+                // never finite garbage.
+                guard lo.isFinite && hi.isFinite else { s[i] = .nan; z[i] = 0; sz[i] = off; return }
                 let (sc, zp) = grid.parameters(min: lo, max: hi)
                 s[i] = sc; z[i] = zp; sz[i] = zp + off
                 let out = c + i * stride

@@ -53,7 +53,9 @@ public struct QuantGrid: Hashable, Sendable, CustomStringConvertible {
         let r = (x / scale).rounded(.toNearestOrEven)
         // Clamp in float first so huge values cannot overflow the integer conversion.
         let c = Swift.min(Swift.max(r, Float(qmin - zero)), Float(qmax - zero))
-        return Int32(c) + zero
+        // NaN has no code: callers give a group holding NaN a NaN scale (see `Quantizer.poison`);
+        // here it must only not trap.
+        return c.isNaN ? zero : Int32(c) + zero
     }
 
     @inline(__always)
@@ -82,8 +84,12 @@ public enum Quantizer {
         while g < cols {
             let p = row + g
             let (lo, hi) = minMax(p, groupSize, simd: simd)
-            let (s, z) = grid.parameters(min: lo, max: hi)
-            fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z, simd: simd)
+            if lo.isFinite && hi.isFinite {
+                let (s, z) = grid.parameters(min: lo, max: hi)
+                fakeQuantizeRun(p, groupSize, grid: grid, scale: s, zero: z, simd: simd)
+            } else {
+                poison(p, groupSize)
+            }
             g += groupSize
         }
     }
@@ -98,6 +104,11 @@ public enum Quantizer {
                 let p = x + r * cols + g
                 var lo = Float.infinity, hi = -Float.infinity
                 for i in 0..<groupSize { lo = min(lo, p[i]); hi = max(hi, p[i]) }
+                if (0..<groupSize).contains(where: { !p[$0].isFinite }) {
+                    for i in 0..<groupSize { p[i] = .nan }  // a non-finite input poisons its group
+                    g += groupSize
+                    continue
+                }
                 let (s, z) = grid.parameters(min: lo, max: hi)
                 for i in 0..<groupSize { p[i] = grid.dequantize(grid.quantize(p[i], scale: s, zero: z), scale: s, zero: z) }
                 g += groupSize
@@ -178,6 +189,9 @@ public enum Quantizer {
                 for g in 0..<groups {
                     let p = x + r * cols + g * groupSize
                     let (lo, hi) = minMax(p, groupSize)
+                    // A group holding NaN or ±inf gets scale NaN (codes 0): it dequantizes to NaN
+                    // instead of finite values that would hide the fault.
+                    guard lo.isFinite && hi.isFinite else { sp[r * groups + g] = .nan; zp[r * groups + g] = 0; continue }
                     let (s, z) = grid.parameters(min: lo, max: hi)
                     sp[r * groups + g] = s; zp[r * groups + g] = z
                     let out = c + r * cols + g * groupSize
@@ -199,11 +213,20 @@ public enum Quantizer {
     /// Quantize-dequantize the whole matrix with a single (scale, zero) ("per tensor").
     public static func fakeQuantizeTensor(_ x: UnsafeMutablePointer<Float>, count: Int, grid: QuantGrid) {
         let (lo, hi) = minMax(x, count)
+        guard lo.isFinite && hi.isFinite else { return poison(x, count) }
         let (s, z) = grid.parameters(min: lo, max: hi)
         fakeQuantizeRun(x, count, grid: grid, scale: s, zero: z)
     }
 
-    /// (min, max) of `n` values, (0, 0) when empty. Eight-lane SIMD; equal to the scalar fold.
+    /// Sets `n` values to NaN: the output of quantizing a group that held NaN or ±inf.
+    static func poison(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { p[i] = .nan }
+    }
+
+    /// (min, max) of `n` values, (0, 0) when empty; (NaN, NaN) when a value is NaN, and an infinite
+    /// bound when a value is infinite. Eight-lane SIMD; equal to the scalar fold.
+    /// Quantizing callers turn a non-finite bound into NaN output (`poison`), so a fault in the
+    /// activations can never become finite codes and is seen by the next finiteness check.
     @inline(__always)
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
         minMax(p, n, simd: KernelDispatch.active != .portable)
@@ -216,18 +239,21 @@ public enum Quantizer {
         if simd { return AVX2Quant.minMax(p, n) }
         #endif
         var lo = Float.infinity, hi = -Float.infinity
+        var check: Float = 0  // Σ x·0: NaN exactly when some x is NaN or ±inf
         var i = 0
         if n >= 8 {
             var vlo = SIMD8<Float>(repeating: .infinity), vhi = SIMD8<Float>(repeating: -.infinity)
+            var vcheck = SIMD8<Float>(repeating: 0)
             let raw = UnsafeRawPointer(p)
             while i + 8 <= n {
                 let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
                 vlo.replace(with: v, where: v .< vlo); vhi.replace(with: v, where: v .> vhi)
+                vcheck += v * 0
                 i += 8
             }
-            for l in 0..<8 { lo = min(lo, vlo[l]); hi = max(hi, vhi[l]) }
+            for l in 0..<8 { lo = min(lo, vlo[l]); hi = max(hi, vhi[l]); check += vcheck[l] }
         }
-        while i < n { lo = min(lo, p[i]); hi = max(hi, p[i]); i += 1 }
-        return (lo, hi)
+        while i < n { lo = min(lo, p[i]); hi = max(hi, p[i]); check += p[i] * 0; i += 1 }
+        return check.isNaN ? (.nan, .nan) : (lo, hi)
     }
 }

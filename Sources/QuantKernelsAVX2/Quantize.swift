@@ -4,29 +4,35 @@
 import _Builtin_intrinsics.intel
 
 public enum AVX2Quant {
-    /// (min, max) over `n` ≥ 1 values (NaN-free input).
+    /// (min, max) over `n` ≥ 1 values; (NaN, NaN) when a value is NaN (`Σ x·0` is NaN exactly when
+    /// some x is NaN or ±inf — the check rides along in the same loads).
     public static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
         var lo = Float.infinity, hi = -Float.infinity
+        var check: Float = 0
         var i = 0
         if n >= 8 {
             let r = UnsafeRawPointer(p)
             var l0 = _mm256_set1_ps(.infinity), h0 = _mm256_set1_ps(-.infinity), l1 = l0, h1 = h0
+            let zero = _mm256_setzero_ps()
+            var c0 = zero
             while i + 16 <= n {
                 let a = r.loadUnaligned(fromByteOffset: 4 &* i, as: __m256.self)
                 let b = r.loadUnaligned(fromByteOffset: 4 &* i &+ 32, as: __m256.self)
                 l0 = _mm256_min_ps(l0, a); h0 = _mm256_max_ps(h0, a); l1 = _mm256_min_ps(l1, b); h1 = _mm256_max_ps(h1, b)
+                c0 = _mm256_add_ps(c0, _mm256_add_ps(_mm256_mul_ps(a, zero), _mm256_mul_ps(b, zero)))
                 i &+= 16
             }
             if i + 8 <= n {
                 let a = r.loadUnaligned(fromByteOffset: 4 &* i, as: __m256.self)
                 l0 = _mm256_min_ps(l0, a); h0 = _mm256_max_ps(h0, a)
+                c0 = _mm256_add_ps(c0, _mm256_mul_ps(a, zero))
                 i &+= 8
             }
             let l = _mm256_min_ps(l0, l1), h = _mm256_max_ps(h0, h1)
-            for j in 0..<8 { lo = Swift.min(lo, l[j]); hi = Swift.max(hi, h[j]) }
+            for j in 0..<8 { lo = Swift.min(lo, l[j]); hi = Swift.max(hi, h[j]); check += c0[j] }
         }
-        while i < n { lo = Swift.min(lo, p[i]); hi = Swift.max(hi, p[i]); i &+= 1 }
-        return (lo, hi)
+        while i < n { lo = Swift.min(lo, p[i]); hi = Swift.max(hi, p[i]); check += p[i] * 0; i &+= 1 }
+        return check.isNaN ? (.nan, .nan) : (lo, hi)
     }
 
     /// `clamp(x/scale, lo, hi) + 1.5·2^23`: the addition rounds half to even and leaves the integer

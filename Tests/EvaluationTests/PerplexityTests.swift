@@ -29,6 +29,38 @@ final class PerplexityTests: XCTestCase {
         XCTAssertEqual(l[0].nll.count, 2 * (32 - 1 - 16))
     }
 
+    /// NaN in a variant's logits is a NumericalFault naming the variant, window and position — never
+    /// a NaN (or finite) perplexity; a variant whose NaN would vanish in activation quantization too.
+    func testNonFiniteLogitsAreANumericalFaultOfThatVariant() throws {
+        let fp = SyntheticModel.make(seed: 0)
+        let windows = SyntheticModel.tokens(seed: 2, windows: 3, length: 16)
+        let good = fp.copy()
+        let badHead = fp.copy()
+        badHead.lmHead.weight.data[3] = .nan
+        let badActs = fp.copy()
+        _ = try badActs.assignSchemes(QuantScheme(weights: WeightScheme(bits: 8), activations: ActivationScheme(bits: 8)), overrides: [])
+        for l in badActs.allSites.flatMap(\.linears) { l.quantized = .roundToNearest(l.weight, scheme: l.scheme) }
+        badActs.blocks[0].qkv.linears[0].weight.data[0] = .nan  // float weight, used by no quantized path…
+        badActs.blocks[0].o.linears[0].quantized!.scales[0] = .nan  // …but this one is
+        for (variants, names, expect) in [([good, badHead], ["ok", "head"], "head"), ([badActs], ["w8a8"], "w8a8")] {
+            XCTAssertThrowsError(try Evaluator().evaluate(float: fp, variants: variants, names: names, windows: windows,
+                                                          protocol: .standard(seqLen: 16))) { e in
+                guard let f = e as? NumericalFault else { return XCTFail("expected a NumericalFault, got \(e)") }
+                XCTAssertEqual(f.variant, expect)
+                XCTAssertEqual(f.quantity, "logits")
+                XCTAssertTrue(f.step.hasPrefix("evaluation window 0, position 0"), f.step)
+                XCTAssertTrue(f.value.isNaN)
+            }
+        }
+        // the non-throwing API keeps the fault in the scores and stops scoring that model
+        let s = Evaluator().evaluate(float: fp, variants: [good, badHead], windows: windows, protocol: .standard(seqLen: 16))
+        XCTAssertNil(s[0].numericalFault); XCTAssertNil(s[1].numericalFault)
+        XCTAssertNotNil(s[2].numericalFault)
+        XCTAssertEqual(s[1].nll.count, 3 * 15)
+        XCTAssertTrue(s[2].nll.isEmpty)
+        XCTAssertNoThrow(try Evaluator().evaluate(float: fp, variants: [good], names: ["ok"], windows: windows, protocol: .standard(seqLen: 16)))
+    }
+
     func testKLOfTheSameModelIsZeroAndOfAQuantizedOneIsPositive() throws {
         let fp = SyntheticModel.make(seed: 0)
         let same = fp.copy()

@@ -130,6 +130,28 @@ extension DecoderBlock {
 }
 
 /// A minimal weight quantizer for pipeline tests (RTN lives in its own plugin).
+final class NumericalFaultPipelineTests: XCTestCase {
+    /// An infinite weight in block 1's o_proj (quantized to a NaN scale, not to finite codes) makes
+    /// the residual stream non-finite after it: the pipeline stops at the first site whose input is
+    /// not finite (block 1's gate/up), naming it.
+    func testTheFirstSiteWithANonFiniteInputIsNamed() throws {
+        let model = SyntheticModel.make(seed: 0)
+        model.blocks[1].o.linears[0].weight.data[5] = .infinity
+        let cal = SyntheticModel.tokens(seed: 1, windows: 2, length: 16)
+        XCTAssertThrowsError(try Pipeline(methods: [QuantizeAll(needs: .inputs)]).run(model: model, calibration: cal, runner: LlamaForward())) { e in
+            guard let f = e as? NumericalFault else { return XCTFail("expected a NumericalFault, got \(e)") }
+            XCTAssertEqual(f.quantity, "activations")
+            XCTAssertEqual(f.site, "layers.1.gate_up input")
+            XCTAssertEqual(f.step, "calibration block 1, before pipeline step 1 (quantize_all)")
+            XCTAssertFalse(f.value.isFinite)
+            XCTAssertTrue(f.in(variant: "w4").description.contains("variant w4"), f.description)
+        }
+        // blocks before it were processed, the faulty one's later sites were not
+        XCTAssertTrue(model.blocks[0].down.linears[0].quantized != nil, "block 0 was processed")
+        XCTAssertTrue(model.blocks[1].gateUp.linears[0].quantized == nil, "block 1's gate/up was not")
+    }
+}
+
 final class QuantizeAll: QuantMethod {
     static let name = "quantize_all"
     static let role = MethodRole.weightQuantizer

@@ -14,6 +14,32 @@ final class ExecutionEngineTests: XCTestCase {
         return s
     }
 
+    /// A NaN or ±inf in one token's activations makes that token's outputs NaN on both engines
+    /// (never finite codes from a dropped NaN, never a trap); the other tokens are unchanged.
+    func testNonFiniteActivationsPoisonTheirRowOnBothEngines() {
+        for bad in [Float.nan, .infinity, -.infinity] {
+            for cols in [96, 99] {  // 99: the scalar tail of the kernels runs too
+                let members = [Linear(name: "a", weight: randomMatrix(16, cols, seed: 1))]
+                let s = Site(name: "layers.0.o", kind: .o, block: 0, linears: members, activationScheme: ActivationScheme(bits: 8))
+                members[0].scheme = WeightScheme(bits: 8); members[0].quantized = .roundToNearest(members[0].weight, scheme: WeightScheme(bits: 8))
+                var x = randomMatrix(5, cols, seed: 3)
+                for engine in [ExecutionEngine.integer, .simulated] {
+                    ExecutionEngine.current = engine
+                    let clean = s.forward(x, mode: .quantized)[0]
+                    x[2, cols - 1] = bad
+                    let y = s.forward(x, mode: .quantized)[0]
+                    x[2, cols - 1] = 0.5
+                    for r in 0..<5 {
+                        for c in 0..<16 {
+                            if r == 2 { XCTAssertTrue(y[r, c].isNaN, "\(engine) \(bad) cols \(cols): row 2 must be NaN") }
+                            else { XCTAssertEqual(y[r, c], clean[r, c], "\(engine) \(bad): row \(r) changed") }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testIntegerAndSimulatedAgree() {
         let x = randomMatrix(37, 96, seed: 3)
         for (w, a) in [(WeightScheme(bits: 8), ActivationScheme(bits: 8)),

@@ -35,4 +35,37 @@ final class QuantizeTests: XCTestCase {
         x.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: 1, cols: 8, groupSize: 8, grid: grid) }
         XCTAssertEqual(x, [0, 2, 2, -0.0, -2, 127, 4, -4])
     }
+
+    /// minMax reports NaN as (NaN, NaN) and ±inf as an infinite bound on every dispatch path and
+    /// at every position (SIMD body and scalar tail), and is unchanged on finite data.
+    func testMinMaxSeesNonFiniteValues() {
+        for n in [1, 7, 8, 16, 23, 40] {
+            for pos in Set([0, n / 2, n - 1]) {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var x = (0..<n).map { Float($0) - 3 }
+                    let finite = x.withUnsafeBufferPointer { Quantizer.minMax($0.baseAddress!, n) }
+                    XCTAssertEqual(finite.0, -3); XCTAssertEqual(finite.1, Float(n - 4))
+                    x[pos] = bad
+                    let (lo, hi) = x.withUnsafeBufferPointer { Quantizer.minMax($0.baseAddress!, n) }
+                    XCTAssertFalse(lo.isFinite && hi.isFinite, "n \(n) pos \(pos) \(bad): (\(lo), \(hi))")
+                    if bad.isNaN { XCTAssertTrue(lo.isNaN && hi.isNaN) }
+                }
+            }
+        }
+    }
+
+    /// Fake quantization turns a group holding NaN / ±inf into NaN (the reference does the same);
+    /// other groups are untouched by it.
+    func testFakeQuantizePoisonsNonFiniteGroups() {
+        for bad in [Float.nan, .infinity] {
+            var x = (0..<64).map { Float($0 % 13) / 7 - 1 }
+            x[37] = bad
+            var ref = x
+            x.withUnsafeMutableBufferPointer { Quantizer.fakeQuantize($0.baseAddress!, rows: 2, cols: 32, groupSize: 16, grid: QuantGrid(bits: 4, symmetric: false)) }
+            ref.withUnsafeMutableBufferPointer { Quantizer.fakeQuantizeReference($0.baseAddress!, rows: 2, cols: 32, groupSize: 16, grid: QuantGrid(bits: 4, symmetric: false)) }
+            XCTAssertTrue(x[32..<48].allSatisfy(\.isNaN), "the group of index 37")
+            XCTAssertTrue(x[0..<32].allSatisfy(\.isFinite) && x[48..<64].allSatisfy(\.isFinite))
+            XCTAssertEqual(x.map(\.bitPattern), ref.map(\.bitPattern), "SIMD and reference agree bit for bit")
+        }
+    }
 }
