@@ -47,7 +47,8 @@ public final class TrainableLlama<T: TrainScalar> {
     /// Logits (tokens × vocab) of `tokens` (whole windows of `L`). `backends` replaces the training
     /// backends (e.g. f32 layers to evaluate the master weights); the tape is kept for `backward`
     /// only with the training backends.
-    public func logits(tokens: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> [T] {
+    public func logits(tokens: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
+                       keepTape: Bool = true) -> [T] {
         precondition(L > 0 && tokens.count % L == 0 && L <= shape.context, "tokens must be whole windows of at most the context")
         let s = shape, d = s.hidden, n = tokens.count
         let eps = T(s.normEps)
@@ -78,7 +79,7 @@ public final class TrainableLlama<T: TrainScalar> {
         (t.nF, t.invF) = Ops.rmsNorm(h, gamma: parameters.finalNorm.value, dim: d, eps: eps)
         let head = parameters.head
         let z = DenseOps.timesTransposed(t.nF, head.value, m: n, n: head.rows, k: d)
-        if backends == nil { tape = t } else { tape = Tape() }
+        tape = keepTape && backends == nil ? t : Tape()
         return z
     }
 
@@ -88,11 +89,12 @@ public final class TrainableLlama<T: TrainScalar> {
     }
 
     /// Each token's NLL (natural log).
-    public func tokenLosses(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> [Double] {
+    public func tokenLosses(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
+                            keepTape: Bool = true) -> [Double] {
         precondition(tokens.count == targets.count)
-        let z = logits(tokens: tokens, windowLength: L, step: step, backends: backends)
+        let z = logits(tokens: tokens, windowLength: L, step: step, backends: backends, keepTape: keepTape)
         let (probs, losses) = Ops.crossEntropy(logits: z, targets: targets, vocab: shape.vocab)
-        if backends == nil { tape.probs = probs; tape.targets = targets }
+        if keepTape && backends == nil { tape.probs = probs; tape.targets = targets }
         return losses
     }
 
