@@ -47,6 +47,7 @@ public final class TrainableLlama<T: TrainScalar> {
     /// Logits (tokens × vocab) of `tokens` (whole windows of `L`). `backends` replaces the training
     /// backends (e.g. f32 layers to evaluate the master weights); the tape is kept for `backward`
     /// only with the training backends.
+    @_specialize(where T == Float)
     public func logits(tokens: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
                        keepTape: Bool = true) -> [T] {
         precondition(L > 0 && tokens.count % L == 0 && L <= shape.context, "tokens must be whole windows of at most the context")
@@ -84,11 +85,13 @@ public final class TrainableLlama<T: TrainScalar> {
     }
 
     /// Mean next-token cross-entropy of `tokens` against `targets` (same length); keeps the tape.
+    @_specialize(where T == Float)
     public func loss(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> Double {
         tokenLosses(tokens: tokens, targets: targets, windowLength: L, step: step, backends: backends).reduce(0, +) / Double(targets.count)
     }
 
     /// Each token's NLL (natural log).
+    @_specialize(where T == Float)
     public func tokenLosses(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
                             keepTape: Bool = true) -> [Double] {
         precondition(tokens.count == targets.count)
@@ -100,6 +103,7 @@ public final class TrainableLlama<T: TrainScalar> {
 
     /// Adds ∂(mean loss)/∂parameter of the latest `loss` call (with the training backends) into
     /// every `Parameter.grad`. Call `zeroGrad` first for a fresh gradient.
+    @_specialize(where T == Float)
     public func backward(step: Int) {
         let t = tape
         precondition(!t.probs.isEmpty, "backward needs a loss computed with the training backends")
@@ -144,6 +148,7 @@ public final class TrainableLlama<T: TrainScalar> {
         Ops.embedBackward(t.tokens, dy: dh, dim: d, into: &p.embedding.grad)
     }
 
+    @_specialize(where T == Float)
     public func zeroGrad() { for q in parameters.all { q.zeroGrad() } }
 
     /// Drops the saved activations (memory) — e.g. before a long evaluation.
