@@ -4,7 +4,9 @@ import QuantCore
 /// A bad training input (file, model, setting): the message names the file or key.
 public struct TrainingInputError: Error, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The model (file, shape) is the problem, not the data or a setting.
+    public var aboutModel: Bool
+    public init(_ description: String, aboutModel: Bool = false) { self.description = description; self.aboutModel = aboutModel }
 }
 
 /// A token stream read from a text file: its bytes (byte-level vocabulary) or its tokenizer's ids.

@@ -123,7 +123,7 @@ public final class TrainingRun {
         var tokenize: (([UInt8]) throws -> [Int])?
         switch s.model {
         case .scratch(let shape):
-            if let p = shape.problem { throw TrainingInputError("model: \(p)") }
+            if let p = shape.problem { throw TrainingInputError("model: \(p)", aboutModel: true) }
             params = .initialize(shape: shape, seed: s.seed)
             byteLevel = true
         case .file(let path):
@@ -132,23 +132,23 @@ public final class TrainingRun {
                 let url = try locateReferenceModel(explicit: path, environment: ProcessInfo.processInfo.environment)
                 message("loading \(url.path)")
                 loaded = try CheckpointLoader.load(url)
-            } catch let e as ModelFormatError { throw TrainingInputError(e.description) }
+            } catch let e as ModelFormatError { throw TrainingInputError(e.description, aboutModel: true) }
             do { params = try .converting(loaded.model) } catch let e as UnusableModel {
-                throw TrainingInputError("\(path ?? "the reference model"): cannot be fine-tuned: \(e)")
+                throw TrainingInputError("\(path ?? "the reference model"): cannot be fine-tuned: \(e)", aboutModel: true)
             }
-            guard let tok = loaded.tokenizer else { throw TrainingInputError("\(path ?? "the model"): has no tokenizer to read the training text with") }
+            guard let tok = loaded.tokenizer else { throw TrainingInputError("\(path ?? "the model"): has no tokenizer to read the training text with", aboutModel: true) }
             tokenize = { tok.encode(bytes: $0, parseSpecial: false, addBOS: false) }
             byteLevel = false
         }
         guard s.seqLen <= params.shape.context else {
-            throw TrainingInputError("seq_len \(s.seqLen) is longer than the model's context \(params.shape.context)")
+            throw TrainingInputError("seq_len \(s.seqLen) is longer than the model's context \(params.shape.context)", aboutModel: true)
         }
         train = try TokenStream.load(s.trainText, tokenize: tokenize)
         validation = try TokenStream.load(s.validationText, tokenize: tokenize)
         try train.require(windowLength: s.seqLen, role: "training")
         try validation.require(windowLength: s.seqLen, role: "validation")
         if let bad = (train.tokens + validation.tokens).first(where: { $0 < 0 || $0 >= params.shape.vocab }) {
-            throw TrainingInputError("token id \(bad) is outside the model's vocabulary of \(params.shape.vocab)")
+            throw TrainingInputError("token id \(bad) is outside the model's vocabulary of \(params.shape.vocab)", aboutModel: true)
         }
         validationSet = validation.evenlySpacedWindows(count: s.validationWindows, length: s.seqLen)
         var layers: [any TrainingLinear] = []
@@ -250,7 +250,7 @@ public final class TrainingRun {
                 event(.validation(validate()))
                 try writeCurve()
             }
-            if s.checkpointEvery > 0, step % s.checkpointEvery == 0, step < s.steps, let path = checkpointPath {
+            if s.checkpointEvery > 0, step % s.checkpointEvery == 0 || step == s.steps, let path = checkpointPath {
                 try saveCheckpoint(to: path)
                 event(.checkpoint(path))
             }

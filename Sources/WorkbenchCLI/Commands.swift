@@ -3,6 +3,7 @@ import Foundation
 import QuantCore
 import QuantKernels
 import Recipes
+import TrainingQuantization
 
 /// The command-line front end as a library, so another package's executable can register its
 /// own methods beside the built-in ones:
@@ -13,9 +14,12 @@ import Recipes
 /// ```
 public enum WorkbenchMain {
     nonisolated(unsafe) static var registry = MethodRegistry()
+    /// The training quantizers `workbench train` selects from (f32 is always there).
+    nonisolated(unsafe) public static var trainingRegistry = TrainingQuantizerRegistry()
 
-    public static func run(registry: MethodRegistry) -> Never {
+    public static func run(registry: MethodRegistry, trainingQuantizers: TrainingQuantizerRegistry? = nil) -> Never {
         WorkbenchMain.registry = registry
+        if let trainingQuantizers { WorkbenchMain.trainingRegistry = trainingQuantizers }
         Workbench.main()
         exit(0)
     }
@@ -26,7 +30,7 @@ struct Workbench: ParsableCommand {
         commandName: "workbench",
         abstract: "A post-training quantization workbench for LLaMA-family models.",
         discussion: "`workbench RECIPE.yaml` runs a recipe (same as `workbench run RECIPE.yaml`).",
-        subcommands: [Run.self, Check.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
+        subcommands: [Run.self, Check.self, Methods.self, Inspect.self, Tokenize.self, Bench.self, Train.self],
         defaultSubcommand: Run.self)
 }
 
@@ -82,6 +86,7 @@ struct Check: ParsableCommand {
 
     func run() throws {
         try failing {
+            if try checkTrainingRecipe(recipe) { return }
             let r = try Recipe.load(path: recipe, registry: WorkbenchMain.registry)
             print(try Planner(recipe: r).render())
         }

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Recipes
+import Training
+import TrainingQuantization
+
+/// `workbench train RECIPE.yaml [--resume]`: parses, then hands the recipe to `TrainingSession`
+/// and renders its events.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a LLaMA model (from scratch on bytes, or fine-tune a model file) with a training quantizer.",
+        discussion: "Progress goes to stderr; the final comparison to stdout. `workbench check RECIPE.yaml` prints the plan.")
+    @Argument(help: "The training recipe (YAML).") var recipe: String
+    @Flag(help: "Continue every run from its checkpoint in the output folder (when one exists).") var resume = false
+    @Option(help: "Print a progress line every N steps (validations and checkpoints are always printed).") var every: Int = 1
+
+    func run() throws {
+        let summaries = try failing { () -> [TrainingSummary] in
+            let r = try TrainingRecipe.load(path: recipe, registry: WorkbenchMain.trainingRegistry)
+            let session = TrainingSession(recipe: r)
+            var started: [String: Date] = [:], firstStep: [String: Int] = [:]
+            return try session.run(resume: resume) { name, event in
+                switch event {
+                case .message(let m): progress(m)
+                case .step(let s):
+                    if started[name] == nil { started[name] = Date().addingTimeInterval(-s.seconds); firstStep[name] = s.step - 1 }
+                    guard s.step % max(1, every) == 0 || s.step == r.steps else { return }
+                    let elapsed = Date().timeIntervalSince(started[name]!)
+                    let eta = Double(r.steps - s.step) * elapsed / Double(max(1, s.step - firstStep[name]!))
+                    progress(TrainRender.stepLine(name: name, s, of: r.steps, eta: eta))
+                case .validation(let v): progress(TrainRender.validationLine(name: name, v, byteLevel: isByteLevel(r)))
+                case .checkpoint(let p): progress("\(name): checkpoint \(p)")
+                }
+            }
+        }
+        print(TrainRender.table(summaries), terminator: "")
+    }
+}
+
+private func isByteLevel(_ r: TrainingRecipe) -> Bool { if case .scratch = r.model { return true }; return false }
+
+/// Prints a training recipe's plan for `workbench check`; false when the file is not a training recipe.
+func checkTrainingRecipe(_ path: String) throws -> Bool {
+    guard TrainingRecipe.isTrainingRecipe(path: path) else { return false }
+    let r = try TrainingRecipe.load(path: path, registry: WorkbenchMain.trainingRegistry)
+    print(try TrainingSession(recipe: r).planDescription(message: progress))
+    return true
+}
+
+enum TrainRender {
+    static func stepLine(name: String, _ s: StepRecord, of steps: Int, eta: Double) -> String {
+        let lin = s.linear
+        return String(format: "%@ step %d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %.2fs (linears: int %.2fs, quantize %.2fs, f32 %.2fs; rest %.2fs)  ETA %@",
+                      name, s.step, steps, s.loss, s.learningRate, s.gradNorm, s.tokensPerSecond, s.seconds,
+                      lin.integerGemm, lin.quantize, lin.floatGemm, s.otherSeconds, duration(eta))
+    }
+
+    static func validationLine(name: String, _ v: ValidationRecord, byteLevel: Bool) -> String {
+        func f(_ x: Double) -> String {
+            byteLevel ? String(format: "%.4f (%.3f bits/byte, ppl %.2f)", x, TrainingSummary.bitsPerByte(x), exp(x))
+                      : String(format: "%.4f (ppl %.2f)", x, exp(x))
+        }
+        return "\(name) validation at step \(v.step): quantized forward \(f(v.quantizedLoss)); float master weights \(f(v.floatLoss))"
+    }
+
+    static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "?" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+
+    /// The final comparison, one row per run.
+    static func table(_ runs: [TrainingSummary]) -> String {
+        guard let first = runs.first else { return "" }
+        let bytes = first.byteLevel
+        var rows: [[String]] = [["run", "quantizer", "steps", "train loss", "val loss (quant)", "val loss (float)",
+                                 bytes ? "bpb (quant)" : "", bytes ? "bpb (float)" : "", "ppl (quant)", "ppl (float)", "s/step",
+                                 "linears int/quant/f32", "rest"]]
+        for r in runs {
+            let v = r.finalValidation
+            let total = r.steps.reduce(0) { $0 + $1.seconds }
+            let lin = r.steps.reduce(LinearTiming()) { $0 + $1.linear }
+            let other = r.steps.reduce(0) { $0 + $1.otherSeconds }
+            func pct(_ x: Double) -> String { total > 0 ? String(format: "%.0f%%", 100 * x / total) : "–" }
+            func n(_ x: Double?, _ fmt: String = "%.4f") -> String { x.map { String(format: fmt, $0) } ?? "–" }
+            rows.append([r.name, r.quantizer, String(r.steps.last?.step ?? 0), n(r.steps.last?.loss),
+                         n(v?.quantizedLoss), n(v?.floatLoss),
+                         bytes ? n(v.map { TrainingSummary.bitsPerByte($0.quantizedLoss) }, "%.3f") : "",
+                         bytes ? n(v.map { TrainingSummary.bitsPerByte($0.floatLoss) }, "%.3f") : "",
+                         n(v.map { exp($0.quantizedLoss) }, "%.2f"), n(v.map { exp($0.floatLoss) }, "%.2f"),
+                         String(format: "%.2f", r.medianStepSeconds),
+                         "\(pct(lin.integerGemm))/\(pct(lin.quantize))/\(pct(lin.floatGemm))", pct(other)])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        var out = rows.map { row in zip(row, widths).map { $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+        out.insert(String(repeating: "-", count: out[0].count), at: 1)
+        let u = first.unigramLoss
+        out.append(bytes ? String(format: "unigram baseline (training-set byte frequencies, add-one smoothing) on the validation windows: %.4f nats = %.3f bits/byte, ppl %.2f", u, TrainingSummary.bitsPerByte(u), exp(u))
+                         : String(format: "unigram baseline (training-set token frequencies, add-one smoothing): %.4f nats, ppl %.2f", u, exp(u)))
+        out.append("median step time; shares of the total step time: the linear layers' integer GEMMs / quantization / f32 GEMMs, and the rest (attention, norms, lm_head, loss, optimizer)")
+        return out.joined(separator: "\n") + "\n"
+    }
+}
