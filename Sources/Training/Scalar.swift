@@ -97,7 +97,9 @@ public enum DenseOps {
 
 /// `y += x` elementwise.
 @_specialize(where T == Float)
-@inline(__always) func addInPlace<T: TrainScalar>(_ y: inout [T], _ x: [T]) {
+func addInPlace<T: TrainScalar>(_ y: inout [T], _ x: [T]) {
     precondition(y.count == x.count)
-    for i in 0..<y.count { y[i] += x[i] }
+    y.withUnsafeMutableBufferPointer { yp in x.withUnsafeBufferPointer { xp in
+        for i in 0..<yp.count { yp[i] += xp[i] }
+    } }
 }
