@@ -48,6 +48,9 @@ public struct TrainingRecipe {
     public var seed: UInt64 = 0
     public var validateEvery: Int
     public var validationWindows: Int
+    /// Validation windows from the start of the file, one after another (the perplexity
+    /// protocol), instead of spread evenly over it.
+    public var validationFromStart = false
     public var checkpointEvery = 0
     public var output: String?
     public var runs: [Run]
@@ -77,7 +80,7 @@ struct TrainingRecipeDecoder {
     var base: RecipeDecoder { RecipeDecoder(file: file, registry: MethodRegistry()) }
 
     static let topKeys = ["model", "train_text", "validation_text", "steps", "batch_size", "seq_len", "lr", "warmup", "min_lr",
-                          "adamw", "grad_clip", "seed", "validate_every", "validation_windows", "checkpoint_every", "output",
+                          "adamw", "grad_clip", "seed", "validate_every", "validation_windows", "validation_placement", "checkpoint_every", "output",
                           "quantizer", "variants"]
 
     func decode(_ root: YAMLNode) throws -> TrainingRecipe {
@@ -115,6 +118,13 @@ struct TrainingRecipeDecoder {
             if let v = f["beta2"] { r.beta2 = try b.double(v, "adamw.beta2", 0...0.999_999_999) }
             if let v = f["eps"] { r.eps = try b.double(v, "adamw.eps", 1e-30...1) }
             if let v = f["weight_decay"] { r.weightDecay = try b.double(v, "adamw.weight_decay", 0...10) }
+        }
+        if let v = top["validation_placement"] {
+            let s = try b.string(v, "validation_placement")
+            guard ["spread", "start"].contains(s) else {
+                throw b.error(v, "validation_placement", "'\(s)' is not spread or start" + suggestion(s, ["spread", "start"]))
+            }
+            r.validationFromStart = s == "start"
         }
         if let g = top["grad_clip"] { r.gradClip = try b.double(g, "grad_clip", 0...1e9) }
         if let s = top["seed"] { r.seed = UInt64(try b.int(s, "seed", 0...Int(Int32.max))) }

@@ -46,6 +46,15 @@ public struct TokenStream: Sendable {
         }
     }
 
+    /// Up to `count` windows one after another from the start (window i starts at i·length).
+    public func consecutiveWindows(count: Int, length: Int) -> [(tokens: [Int], targets: [Int])] {
+        let n = min(count, (tokens.count - 1) / length)
+        return (0..<n).map { i in
+            let s = i * length
+            return (Array(tokens[s..<(s + length)]), Array(tokens[(s + 1)...(s + length)]))
+        }
+    }
+
     /// The training batch of `step`: `batch` windows at uniform random starts, drawn from a stream
     /// keyed by (seed, step) only — the same on any thread count and after a resume.
     public func batch(step: Int, count: Int, length: Int, seed: UInt64) -> (tokens: [Int], targets: [Int]) {

@@ -28,6 +28,8 @@ public struct TrainingSettings: Sendable {
     public var seed: UInt64 = 0
     public var validateEvery: Int
     public var validationWindows: Int
+    /// Consecutive windows from the start of the validation text instead of evenly spaced ones.
+    public var validationFromStart = false
     /// 0 = no checkpoints.
     public var checkpointEvery: Int = 0
     /// The run's folder (curve CSV, checkpoint); nil = nothing written.
@@ -64,8 +66,13 @@ public struct StepRecord: Sendable, Equatable {
 /// the float master weights.
 public struct ValidationRecord: Sendable, Equatable {
     public var step: Int
+    /// NaN before the first step (float weights only).
     public var quantizedLoss: Double
     public var floatLoss: Double
+    /// Same step and the same bits (NaN equals NaN).
+    public static func == (a: ValidationRecord, b: ValidationRecord) -> Bool {
+        a.step == b.step && a.quantizedLoss.bitPattern == b.quantizedLoss.bitPattern && a.floatLoss.bitPattern == b.floatLoss.bitPattern
+    }
 }
 
 public enum TrainingEvent {
@@ -150,7 +157,9 @@ public final class TrainingRun {
         if let bad = (train.tokens + validation.tokens).first(where: { $0 < 0 || $0 >= params.shape.vocab }) {
             throw TrainingInputError("token id \(bad) is outside the model's vocabulary of \(params.shape.vocab)", aboutModel: true)
         }
-        validationSet = validation.evenlySpacedWindows(count: s.validationWindows, length: s.seqLen)
+        validationSet = s.validationFromStart ? validation.consecutiveWindows(count: s.validationWindows, length: s.seqLen)
+                                              : validation.evenlySpacedWindows(count: s.validationWindows, length: s.seqLen)
+        if validationSet.isEmpty { throw TrainingInputError("\(s.validationText): no validation window of seq_len + 1 tokens fits") }
         var layers: [any TrainingLinear] = []
         var backends: [[any LinearBackend<Float>]] = []
         var floats: [[any LinearBackend<Float>]] = []
@@ -223,6 +232,14 @@ public final class TrainingRun {
         return total / Double(count)
     }
 
+    /// Step 0: the float weights only (a quantizer's first forward may initialise state from its
+    /// input, e.g. a Hadamard block size, and must see a training batch). `quantizedLoss` is NaN.
+    public func validateBeforeTraining() -> ValidationRecord {
+        let v = ValidationRecord(step: 0, quantizedLoss: .nan, floatLoss: validationLoss(float: true))
+        validations.append(v)
+        return v
+    }
+
     public func validate() -> ValidationRecord {
         let v = ValidationRecord(step: step, quantizedLoss: validationLoss(float: false), floatLoss: validationLoss(float: true))
         validations.append(v)
@@ -240,6 +257,7 @@ public final class TrainingRun {
             event(.message("\(name): resumed from \(path) at step \(step)"))
         }
         if let out = s.output { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+        if step == 0 && validations.isEmpty { event(.validation(validateBeforeTraining())) }
         var times: [Double] = []
         while step < s.steps {
             let r = trainStep()
@@ -275,6 +293,11 @@ public final class TrainingRun {
         for v in validations { vals[v.step] = v }
         var lines = ["step,lr,train_loss,grad_norm,val_loss_quantized,val_loss_float,val_bpb_quantized,val_bpb_float,seconds,tokens_per_s,linear_int_gemm_s,linear_quantize_s,linear_f32_gemm_s,other_s,integer_rows,float_rows"]
         func g(_ x: Double) -> String { String(format: "%.6g", x) }
+        func g0(_ x: Double) -> String { x.isFinite ? g(x) : "" }
+        if let v0 = vals[0] {
+            let b = byteLevel ? g(TrainingSummary.bitsPerByte(v0.floatLoss)) : ""
+            lines.append(["0", "", "", "", "", g(v0.floatLoss), "", b, "", "", "", "", "", "", "", ""].joined(separator: ","))
+        }
         for r in records {
             let v = vals[r.step]
             let vq = v.map { g($0.quantizedLoss) } ?? "", vf = v.map { g($0.floatLoss) } ?? ""

@@ -26,6 +26,7 @@ public struct TrainingSession {
         var s = TrainingSettings(model: model, trainText: r.trainText, validationText: r.validationText, steps: r.steps,
                                  batchSize: r.batchSize, seqLen: r.seqLen, learningRate: r.lr, warmup: r.warmup,
                                  minLearningRate: r.minLR, validateEvery: r.validateEvery, validationWindows: r.validationWindows)
+        s.validationFromStart = r.validationFromStart
         s.adamW = AdamWSettings(beta1: r.beta1, beta2: r.beta2, eps: r.eps, weightDecay: r.weightDecay)
         s.gradClip = r.gradClip
         s.seed = run.seed
@@ -125,9 +126,9 @@ public struct TrainingSession {
             let c = colors[i % colors.count]
             let train = r.steps.filter { $0.loss.isFinite }.map { "\(x(Double($0.step))),\(y($0.loss))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-opacity=\"0.35\" stroke-width=\"1\" points=\"\(train)\"/>\n"
-            let val = r.validations.map { "\(x(Double($0.step))),\(y($0.floatLoss))" }.joined(separator: " ")
+            let val = r.validations.filter { $0.floatLoss.isFinite }.map { "\(x(Double($0.step))),\(y($0.floatLoss))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(val)\"/>\n"
-            for v in r.validations { s += "<circle cx=\"\(x(Double(v.step)))\" cy=\"\(y(v.floatLoss))\" r=\"2.5\" fill=\"\(c)\"/>\n" }
+            for v in r.validations where v.floatLoss.isFinite { s += "<circle cx=\"\(x(Double(v.step)))\" cy=\"\(y(v.floatLoss))\" r=\"2.5\" fill=\"\(c)\"/>\n" }
             s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(i + 1))\" fill=\"\(c)\">\(r.name)</text>\n"
         }
         if let u = runs.first?.unigramLoss {
@@ -186,7 +187,7 @@ public struct TrainingSession {
         lines.append("data         train \(r.trainText) (\(fileSize(r.trainText))), validation \(r.validationText) (\(fileSize(r.validationText)))")
         lines.append("steps        \(r.steps) × batch \(r.batchSize) × seq_len \(r.seqLen) = \(r.steps * tokens) training tokens")
         lines.append("schedule     lr \(r.lr), linear warmup \(r.warmup) steps, cosine to \(r.minLR); AdamW β1 \(r.beta1) β2 \(r.beta2) ε \(r.eps) weight decay \(r.weightDecay) (matrices only: not RMSNorm weights, not quantizer scalars); clip \(r.gradClip > 0 ? "global norm \(r.gradClip)" : "off")")
-        lines.append("validation   every \(r.validateEvery) steps on \(r.validationWindows) fixed windows, quantized forward and float master weights; unigram baseline")
+        lines.append("validation   every \(r.validateEvery) steps on \(r.validationWindows) fixed windows \(r.validationFromStart ? "one after another from the start" : "spread evenly over the file"), quantized forward and float master weights (float only before the first step); unigram baseline")
         lines.append("checkpoints  \(r.checkpointEvery > 0 ? "every \(r.checkpointEvery) steps" : "none")\(r.output.map { " in \($0)/<run>/checkpoint.qwbt" } ?? "")")
         lines.append("output       \(r.output.map { "\($0)/<run>/curve.csv, \($0)/summary.csv, \($0)/loss-curves.svg" } ?? "none (no `output`)")")
         lines.append(String(format: "FLOPs/step   %@ (block linears %@, lm_head %@, attention QKᵀ and P·V %@)", gf(total), gf(linearFlops), gf(headFlops), gf(attentionFlops)))

@@ -13,10 +13,18 @@ struct Train: ParsableCommand {
     @Argument(help: "The training recipe (YAML).") var recipe: String
     @Flag(help: "Continue every run from its checkpoint in the output folder (when one exists).") var resume = false
     @Option(help: "Print a progress line every N steps (validations and checkpoints are always printed).") var every: Int = 1
+    @Option(name: .customLong("run"), help: "Train only the named run(s) of the recipe (repeatable).") var only: [String] = []
 
     func run() throws {
         let summaries = try failing { () -> [TrainingSummary] in
-            let r = try TrainingRecipe.load(path: recipe, registry: WorkbenchMain.trainingRegistry)
+            var r = try TrainingRecipe.load(path: recipe, registry: WorkbenchMain.trainingRegistry)
+            if !only.isEmpty {
+                let names = r.runs.map(\.name)
+                if let bad = only.first(where: { !names.contains($0) }) {
+                    throw WorkbenchFailure.badInput("\(recipe): no run named '\(bad)'; the recipe's runs: \(names.joined(separator: ", "))")
+                }
+                r.runs = r.runs.filter { only.contains($0.name) }
+            }
             let session = TrainingSession(recipe: r)
             var started: [String: Date] = [:], firstStep: [String: Int] = [:]
             return try session.run(resume: resume) { name, event in
@@ -60,7 +68,8 @@ enum TrainRender {
             byteLevel ? String(format: "%.4f (%.3f bits/byte, ppl %.2f)", x, TrainingSummary.bitsPerByte(x), exp(x))
                       : String(format: "%.4f (ppl %.2f)", x, exp(x))
         }
-        return "\(name) validation at step \(v.step): quantized forward \(f(v.quantizedLoss)); float master weights \(f(v.floatLoss))"
+        let q = v.quantizedLoss.isFinite ? "quantized forward \(f(v.quantizedLoss)); " : ""
+        return "\(name) validation at step \(v.step): \(q)float master weights \(f(v.floatLoss))"
     }
 
     static func duration(_ s: Double) -> String {

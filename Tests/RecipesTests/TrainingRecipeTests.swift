@@ -61,6 +61,7 @@ final class TrainingRecipeTests: XCTestCase {
         seed: 3
         validate_every: 25
         validation_windows: 8
+        validation_placement: start
         checkpoint_every: 50
         output: runs/x
         quantizer: {blocky: {block: 16}}
@@ -75,7 +76,7 @@ final class TrainingRecipeTests: XCTestCase {
         XCTAssertEqual(r.model, .scratch(.init(layers: 2, hidden: 64, heads: 4, kvHeads: 2, ffn: 96, context: 64, tied: false)))
         XCTAssertEqual(r.steps, 100); XCTAssertEqual(r.warmup, 10); XCTAssertEqual(r.minLR, 1e-4)
         XCTAssertEqual(r.beta1, 0.8); XCTAssertEqual(r.weightDecay, 0.05); XCTAssertEqual(r.gradClip, 0.5)
-        XCTAssertEqual(r.checkpointEvery, 50); XCTAssertEqual(r.validateEvery, 25)
+        XCTAssertEqual(r.checkpointEvery, 50); XCTAssertEqual(r.validateEvery, 25); XCTAssertTrue(r.validationFromStart)
         XCTAssertEqual(r.runs.map(\.name), ["f32", "toy", "toy-s1"])
         XCTAssertEqual(r.runs.map(\.seed), [3, 3, 1])
         XCTAssertEqual(r.runs[1].options.int("block"), 16)
@@ -102,6 +103,7 @@ final class TrainingRecipeTests: XCTestCase {
         assertError(yaml("", model: "{layers: 2, hidden: 64, heads: 4, kv_heads: 2, ffn: 96, context: 16}"), ["t.yaml:6:10", "longer than the model's context 16"])
         assertError(yaml("", model: "{layers: 2, hidden: 64}"), ["t.yaml:1:8", "needs `heads`"])
         assertError(yaml("", model: "/no/such/model.gguf"), ["t.yaml:1:8", "not found"])
+        assertError(yaml("validation_placement: begin"), ["t.yaml:8:23", "not spread or start"])
         assertError(yaml("warmup: 100"), ["t.yaml:8:9", "out of range 0…99"])
         assertError(yaml("variants:\n  - name: a\n  - name: a"), ["t.yaml:10:11", "used twice"])
         assertError(yaml("variants:\n  - name: a/b"), ["t.yaml:9:11", "output folder"])

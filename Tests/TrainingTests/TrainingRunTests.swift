@@ -87,7 +87,8 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertLessThan(last.floatLoss, summary.unigramLoss - 0.5, "validation \(last.floatLoss) vs unigram \(summary.unigramLoss)")
         XCTAssertEqual(last.quantizedLoss, last.floatLoss, "with f32 layers both forwards are the same")
         let csv = try String(contentsOfFile: dir + "/out/curve.csv", encoding: .utf8)
-        XCTAssertEqual(csv.split(separator: "\n").count, 81)
+        XCTAssertEqual(csv.split(separator: "\n").count, 82, "header, step 0 (before training), 80 steps")
+        XCTAssertEqual(summary.validations.first?.floatLoss ?? 0, log(256), accuracy: 0.1)
     }
 
     /// Checkpoint at step k, resume in a new run → the same curve, bit for bit, as one uninterrupted run.
@@ -101,6 +102,7 @@ final class TrainingRunTests: XCTestCase {
         var sb = Self.settings(dir: dirB, steps: 2 * k); sb.validateEvery = 4; sb.checkpointEvery = k
         // The first process stops right after its checkpoint at k (as if killed).
         let first = try TrainingRun(name: "b", settings: sb, quantizer: ScaledQuantizer(), quantizerName: "scaled")
+        _ = first.validateBeforeTraining()
         for _ in 0..<k { _ = first.trainStep(); if first.step % 4 == 0 { _ = first.validate() } }
         try first.saveCheckpoint(to: try XCTUnwrap(first.checkpointPath))
         XCTAssertNotEqual((first.layers[0] as! ScaledLinear).scalars, [1], "the learned scalar moved")

@@ -48,13 +48,14 @@ final class TrainCommandTests: XCTestCase {
         let p = recipe()
         XCTAssertEqual(exitCode(["train", p]), 0)
         let csv = try String(contentsOfFile: dir + "/out/f32/curve.csv", encoding: .utf8)
-        XCTAssertEqual(csv.split(separator: "\n").count, 7)
+        XCTAssertEqual(csv.split(separator: "\n").count, 8)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/loss-curves.svg"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/summary.csv"))
         // Resuming a finished run does no step and leaves the same curve.
         XCTAssertEqual(exitCode(["train", p, "--resume"]), 0)
         XCTAssertEqual(try String(contentsOfFile: dir + "/out/f32/curve.csv", encoding: .utf8), csv)
         XCTAssertEqual(exitCode(["check", p]), 0)
+        XCTAssertEqual(exitCode(["train", p, "--run", "nope"]), 2)
     }
 
     func testBadTrainingRecipesExitWith2() throws {
