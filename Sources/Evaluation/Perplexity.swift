@@ -107,7 +107,8 @@ public struct Evaluator {
     /// `NumericalFault` (NaN or ±inf in a model's logits), attributed to `names[i]` for variant i
     /// ("float" for the float model), instead of leaving it in `TokenScores.numericalFault`.
     public func evaluate(float: DecoderModel, variants: [DecoderModel], names: [String], windows: [[Int]],
-                         protocol proto: PerplexityProtocol, progress: (String) -> Void = { _ in }) throws -> [TokenScores] {
+                         protocol proto: PerplexityProtocol,
+                         progress: (_ windowsDone: Int, _ windows: Int) -> Void = { _, _ in }) throws -> [TokenScores] {
         let scores = evaluate(float: float, variants: variants, windows: windows, protocol: proto, progress: progress)
         for (i, s) in scores.enumerated() {
             if let f = s.numericalFault { throw f.in(variant: i == 0 ? "float" : (i - 1 < names.count ? names[i - 1] : "#\(i)")) }

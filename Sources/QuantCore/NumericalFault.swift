@@ -2,7 +2,7 @@
 /// finite value is required. Raised at the first place the run reads them (the checks live in
 /// passes that read the data anyway), so the error names where the fault first showed and the run
 /// stops instead of carrying NaN into a perplexity. A run library maps it to exit code 1.
-public struct NumericalFault: Error, CustomStringConvertible, Sendable, Equatable {
+public struct NumericalFault: Error, CustomStringConvertible, Sendable, Equatable, Codable {
     /// What held the value: "activations", "Hessian", "logits".
     public var quantity: String
     /// Where: a site ("layers.3.qkv"), or "lm_head" for logits.

@@ -5,9 +5,10 @@ import Foundation
 public enum ProgressEvent: Sendable, Equatable {
     /// A one-off line: "loading model.gguf", "variant RTN: W4A4".
     case note(String)
-    /// `done` of `total` units of a task, e.g. ("RTN W4A4: quantizing", 3, 30, "blocks").
-    /// Emit `done = 0` when a task starts so its rate is measured from then.
-    case step(task: String, done: Int, total: Int, unit: String)
+    /// `done` of `total` units of a task, e.g. ("RTN W4A4: quantizing", 3, 30, "blocks"), with
+    /// optional figures shown after the bar ("loss 2.31 · 5200 tok/s"). Emit `done = 0` when a
+    /// task starts so its rate is measured from then.
+    case step(task: String, done: Int, total: Int, unit: String, detail: String = "")
 }
 
 /// Receives progress events.
@@ -46,10 +47,11 @@ public final class ProgressDisplay: @unchecked Sendable {
         case .note(let s):
             closeBar()
             write("· " + s + "\n")
-        case .step(let task, let done, let total, let unit):
+        case .step(let task, let done, let total, let unit, let detail):
             let now = clock()
             if done == 0 || started[task] == nil { started[task] = now; if done == 0 { lastPrinted[task] = nil } }
             let line = Self.line(task: task, done: done, total: total, unit: unit, elapsed: now - started[task]!)
+                + (detail.isEmpty ? "" : " · " + detail)
             let finished = done >= total
             if isTerminal {
                 write("\r\u{1B}[K" + line + (finished ? "\n" : ""))

@@ -177,9 +177,13 @@ public struct RecipeRunner {
             report.reused.append("FP")
         } else {
             progress(.note("evaluating FP and \(computed.count) variant(s) on \(inputs.evaluation.count) windows — \(inputs.evalProtocol)"))
-            let s = Evaluator(windowBatch: recipe.evaluation.windowsBatch)
-                .evaluate(float: fp, variants: computed.map(\.model), windows: inputs.evaluation, protocol: inputs.evalProtocol,
-                          progress: { progress(.step(task: "evaluation", done: $0, total: $1, unit: "windows")) })
+            let s: [TokenScores]
+            do {
+                s = try Evaluator(windowBatch: recipe.evaluation.windowsBatch)
+                    .evaluate(float: fp, variants: computed.map(\.model), names: computed.map { recipe.variants[$0.index].name },
+                              windows: inputs.evaluation, protocol: inputs.evalProtocol,
+                              progress: { progress(.step(task: "evaluation", done: $0, total: $1, unit: "windows")) })
+            } catch let f as NumericalFault { throw WorkbenchFailure.runtime(f.description) }
             scores[0] = s[0]
             for (j, c) in computed.enumerated() { scores[c.index + 1] = s[j + 1] }
             if let cache {
@@ -225,7 +229,8 @@ public struct RecipeRunner {
         do {
             pr = try pipeline.run(model: model, calibration: calibration, runner: runner,
                                   progress: { progress(.step(task: task, done: $0, total: $1, unit: "blocks")) })
-        } catch let e as MethodError { throw WorkbenchFailure.runtime("variant \(v.name): \(e)") }
+        } catch let e as MethodError { throw WorkbenchFailure.runtime("variant \(v.name): \(e)")
+        } catch let f as NumericalFault { throw WorkbenchFailure.runtime(f.in(variant: v.name).description) }
         if headScheme.isQuantized {
             model.lmHead.quantized = QuantizedWeight.roundToNearest(model.lmHead.weight, scheme: headScheme)
         }

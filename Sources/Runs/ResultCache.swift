@@ -40,7 +40,7 @@ public struct ResultCache {
 
     public func load(_ key: String) -> Entry? {
         guard let data = FileManager.default.contents(atPath: path(key)),
-              let e = try? JSONDecoder().decode(Entry.self, from: data), e.key == key else { return nil }
+              let e = try? Self.decoder.decode(Entry.self, from: data), e.key == key else { return nil }
         return e
     }
 
@@ -49,6 +49,12 @@ public struct ResultCache {
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try writeAtomically(try enc.encode(entry), to: path(entry.key))
     }
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }()
 
     func path(_ key: String) -> String { folder + "/" + key + ".json" }
 }

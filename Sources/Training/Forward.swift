@@ -47,7 +47,9 @@ public final class TrainableLlama<T: TrainScalar> {
     /// Logits (tokens × vocab) of `tokens` (whole windows of `L`). `backends` replaces the training
     /// backends (e.g. f32 layers to evaluate the master weights); the tape is kept for `backward`
     /// only with the training backends.
-    public func logits(tokens: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> [T] {
+    @_specialize(where T == Float)
+    public func logits(tokens: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
+                       keepTape: Bool = true) -> [T] {
         precondition(L > 0 && tokens.count % L == 0 && L <= shape.context, "tokens must be whole windows of at most the context")
         let s = shape, d = s.hidden, n = tokens.count
         let eps = T(s.normEps)
@@ -78,26 +80,30 @@ public final class TrainableLlama<T: TrainScalar> {
         (t.nF, t.invF) = Ops.rmsNorm(h, gamma: parameters.finalNorm.value, dim: d, eps: eps)
         let head = parameters.head
         let z = DenseOps.timesTransposed(t.nF, head.value, m: n, n: head.rows, k: d)
-        if backends == nil { tape = t } else { tape = Tape() }
+        tape = keepTape && backends == nil ? t : Tape()
         return z
     }
 
     /// Mean next-token cross-entropy of `tokens` against `targets` (same length); keeps the tape.
+    @_specialize(where T == Float)
     public func loss(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> Double {
         tokenLosses(tokens: tokens, targets: targets, windowLength: L, step: step, backends: backends).reduce(0, +) / Double(targets.count)
     }
 
     /// Each token's NLL (natural log).
-    public func tokenLosses(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil) -> [Double] {
+    @_specialize(where T == Float)
+    public func tokenLosses(tokens: [Int], targets: [Int], windowLength L: Int, step: Int, backends: [[any LinearBackend<T>]]? = nil,
+                            keepTape: Bool = true) -> [Double] {
         precondition(tokens.count == targets.count)
-        let z = logits(tokens: tokens, windowLength: L, step: step, backends: backends)
+        let z = logits(tokens: tokens, windowLength: L, step: step, backends: backends, keepTape: keepTape)
         let (probs, losses) = Ops.crossEntropy(logits: z, targets: targets, vocab: shape.vocab)
-        if backends == nil { tape.probs = probs; tape.targets = targets }
+        if keepTape && backends == nil { tape.probs = probs; tape.targets = targets }
         return losses
     }
 
     /// Adds ∂(mean loss)/∂parameter of the latest `loss` call (with the training backends) into
     /// every `Parameter.grad`. Call `zeroGrad` first for a fresh gradient.
+    @_specialize(where T == Float)
     public func backward(step: Int) {
         let t = tape
         precondition(!t.probs.isEmpty, "backward needs a loss computed with the training backends")
@@ -142,6 +148,7 @@ public final class TrainableLlama<T: TrainScalar> {
         Ops.embedBackward(t.tokens, dy: dh, dim: d, into: &p.embedding.grad)
     }
 
+    @_specialize(where T == Float)
     public func zeroGrad() { for q in parameters.all { q.zeroGrad() } }
 
     /// Drops the saved activations (memory) — e.g. before a long evaluation.

@@ -73,7 +73,8 @@ public final class Parameter<T: TrainScalar> {
         grad = [T](repeating: 0, count: value.count)
     }
 
-    public func zeroGrad() { for i in 0..<grad.count { grad[i] = 0 } }
+    /// All-zero bytes are +0 in IEEE binary floating point.
+    public func zeroGrad() { grad.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
 }
 
 /// The parameters of one decoder block.

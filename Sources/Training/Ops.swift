@@ -18,6 +18,7 @@ public enum Ops {
     // MARK: - Embedding
 
     /// `Y[t] = E[token_t]`; E is vocab × dim.
+    @_specialize(where T == Float)
     public static func embed<T: TrainScalar>(_ tokens: [Int], table: [T], dim: Int) -> [T] {
         var y = [T](repeating: 0, count: tokens.count * dim)
         for (t, id) in tokens.enumerated() {
@@ -29,6 +30,7 @@ public enum Ops {
 
     /// `∂E[token_t] += ∂Y[t]`, tokens in order (so repeated tokens sum in a fixed order). Parallel
     /// over column slices: every slice sees every token.
+    @_specialize(where T == Float)
     public static func embedBackward<T: TrainScalar>(_ tokens: [Int], dy: [T], dim: Int, into dTable: inout [T]) {
         let slices = min(dim, 16)
         dTable.withUnsafeMutableBufferPointer { dp in
@@ -43,6 +45,7 @@ public enum Ops {
     // MARK: - RMSNorm
 
     /// `y = x · r · γ` per row, `r = 1/√(mean(x²) + ε)`. Returns y and r per row.
+    @_specialize(where T == Float)
     public static func rmsNorm<T: TrainScalar>(_ x: [T], gamma: [T], dim: Int, eps: T) -> (y: [T], invRMS: [T]) {
         let rows = x.count / dim
         var y = [T](repeating: 0, count: x.count), inv = [T](repeating: 0, count: rows)
@@ -61,6 +64,7 @@ public enum Ops {
 
     /// `∂x_j = r·γ_j·∂y_j − x_j·r³/d · Σ_k γ_k·∂y_k·x_k` per row; `∂γ_j = Σ_rows ∂y_j·x_j·r`
     /// (summed over rows in order, parallel over column slices).
+    @_specialize(where T == Float)
     public static func rmsNormBackward<T: TrainScalar>(dy: [T], x: [T], gamma: [T], invRMS: [T], dim: Int) -> (dx: [T], dgamma: [T]) {
         let rows = x.count / dim
         var dx = [T](repeating: 0, count: x.count), dgamma = [T](repeating: 0, count: dim)
@@ -94,6 +98,7 @@ public enum Ops {
     /// the window of `L` tokens. `interleavedPairs` rotates (2i, 2i+1), `rotateHalf` (i, i+hd/2);
     /// angle `p·θ^(−2i/hd)` (as `LlamaForward.applyRope`). `inverse` rotates by the negative angle —
     /// the backward, since a rotation's transpose is its inverse.
+    @_specialize(where T == Float)
     public static func rope<T: TrainScalar>(_ x: inout [T], heads: Int, headDim hd: Int, windowLength L: Int, theta: Double,
                                             layout: DecoderConfig.RopeLayout, inverse: Bool = false) {
         let half = hd / 2
@@ -137,6 +142,7 @@ public enum Ops {
     }
 
     /// Gathers head `h` of window `w` from `x` (tokens × heads·hd) into an L×hd array.
+    @_specialize(where T == Float)
     static func gatherHead<T>(_ x: [T], window w: Int, head h: Int, heads: Int, L: Int, hd: Int) -> [T] {
         var out = [T](); out.reserveCapacity(L * hd)
         let cols = heads * hd
@@ -147,6 +153,7 @@ public enum Ops {
     /// `O = softmax(Q·Kᵀ/√hd + causal mask)·V` per window and head; query head h reads KV head
     /// `h / (heads/kvHeads)`. q: tokens × heads·hd, k and v: tokens × kvHeads·hd. Returns O (tokens
     /// × heads·hd) and the probabilities P (windows·heads blocks of L×L, zero above the diagonal).
+    @_specialize(where T == Float)
     public static func attention<T: TrainScalar>(q: [T], k: [T], v: [T], shape s: AttentionShape) -> (out: [T], probs: [T]) {
         let L = s.length, hd = s.headDim, nh = s.heads
         var out = [T](repeating: 0, count: s.windows * L * nh * hd)
@@ -186,6 +193,7 @@ public enum Ops {
     /// `∂V = Pᵀ·∂O`, `∂P = ∂O·Vᵀ`, `∂S = P ⊙ (∂P − rowsum(P ⊙ ∂P))`, `∂Q = ∂S·K/√hd`,
     /// `∂K = ∂Sᵀ·Q/√hd`. One (window, KV head) per work item: it owns its ∂K, ∂V slices and sums
     /// the heads of its group in order.
+    @_specialize(where T == Float)
     public static func attentionBackward<T: TrainScalar>(dout: [T], q: [T], k: [T], v: [T], probs: [T],
                                                          shape s: AttentionShape) -> (dq: [T], dk: [T], dv: [T]) {
         let L = s.length, hd = s.headDim, nh = s.heads, nkv = s.kvHeads
@@ -236,9 +244,11 @@ public enum Ops {
 
     // MARK: - SwiGLU
 
+    @_specialize(where T == Float)
     @inline(__always) static func sigmoid<T: TrainScalar>(_ x: T) -> T { 1 / (1 + T.exponential(-x)) }
 
     /// `silu(gate) ⊙ up`, `silu(g) = g·σ(g)`.
+    @_specialize(where T == Float)
     public static func swiglu<T: TrainScalar>(gate: [T], up: [T]) -> [T] {
         precondition(gate.count == up.count)
         var y = [T](repeating: 0, count: up.count)
@@ -249,6 +259,7 @@ public enum Ops {
     }
 
     /// `∂up = ∂y·silu(g)`, `∂gate = ∂y·up·σ(g)·(1 + g·(1 − σ(g)))`.
+    @_specialize(where T == Float)
     public static func swigluBackward<T: TrainScalar>(dy: [T], gate: [T], up: [T]) -> (dgate: [T], dup: [T]) {
         var dg = [T](repeating: 0, count: dy.count), du = dg
         du.withUnsafeMutableBufferPointer { up2 in
@@ -265,6 +276,7 @@ public enum Ops {
     }
 
     /// Runs `body(lo, hi, pointer to y)` over fixed slices of `0..<count` in parallel.
+    @_specialize(where T == Float)
     static func forEachSlice<T>(_ count: Int, writing y: inout [T], _ body: (Int, Int, UnsafeMutablePointer<T>) -> Void) {
         let slices = max(1, min(64, count / 4096))
         y.withUnsafeMutableBufferPointer { yp in
@@ -278,6 +290,7 @@ public enum Ops {
 
     /// Row-wise softmax of `logits` (rows × vocab) and the negative log-likelihood of each row's
     /// target, `logsumexp(z) − z_target` (accumulated in Double).
+    @_specialize(where T == Float)
     public static func crossEntropy<T: TrainScalar>(logits: [T], targets: [Int], vocab: Int) -> (probs: [T], losses: [Double]) {
         let rows = targets.count
         precondition(logits.count == rows * vocab)
@@ -300,6 +313,7 @@ public enum Ops {
     }
 
     /// ∂(scale · Σ rows' NLL)/∂logits = scale·(softmax − onehot(target)).
+    @_specialize(where T == Float)
     public static func crossEntropyBackward<T: TrainScalar>(probs: [T], targets: [Int], vocab: Int, scale: T) -> [T] {
         var d = probs
         let rows = targets.count

@@ -22,6 +22,7 @@ extension Double: TrainScalar {
 /// on any thread count); any other type (Double, for the gradient checks) to the plain loops.
 public enum DenseOps {
     /// `Y = A·Bᵀ`: A is m×k, B is n×k, Y is m×n. `threads: 1` inside parallel work items.
+    @_specialize(where T == Float)
     public static func timesTransposed<T: TrainScalar>(_ a: [T], _ b: [T], m: Int, n: Int, k: Int, threads: Int? = nil) -> [T] {
         precondition(a.count == m * k && b.count == n * k, "timesTransposed: shape mismatch")
         if T.self == Float.self {
@@ -40,6 +41,7 @@ public enum DenseOps {
     }
 
     /// The plain loop `Y = A·Bᵀ` (any scalar type; rows in parallel — each row is one thread's).
+    @_specialize(where T == Float)
     public static func referenceTimesTransposed<T: TrainScalar>(_ a: [T], _ b: [T], m: Int, n: Int, k: Int) -> [T] {
         var y = [T](repeating: 0, count: m * n)
         y.withUnsafeMutableBufferPointer { yp in
@@ -60,6 +62,7 @@ public enum DenseOps {
     }
 
     /// The transpose of a rows×cols row-major matrix.
+    @_specialize(where T == Float)
     public static func transpose<T>(_ a: [T], rows: Int, cols: Int) -> [T] {
         precondition(a.count == rows * cols)
         if a.isEmpty { return [] }
@@ -80,18 +83,23 @@ public enum DenseOps {
     }
 
     /// `Y = A·B`: A is m×k, B is k×n.
+    @_specialize(where T == Float)
     public static func times<T: TrainScalar>(_ a: [T], _ b: [T], m: Int, n: Int, k: Int, threads: Int? = nil) -> [T] {
         timesTransposed(a, transpose(b, rows: k, cols: n), m: m, n: n, k: k, threads: threads)
     }
 
     /// `Y = Aᵀ·B`: A is k×m, B is k×n (the weight gradient `Gᵀ·X`).
+    @_specialize(where T == Float)
     public static func transposedTimes<T: TrainScalar>(_ a: [T], _ b: [T], m: Int, n: Int, k: Int, threads: Int? = nil) -> [T] {
         timesTransposed(transpose(a, rows: k, cols: m), transpose(b, rows: k, cols: n), m: m, n: n, k: k, threads: threads)
     }
 }
 
 /// `y += x` elementwise.
-@inline(__always) func addInPlace<T: TrainScalar>(_ y: inout [T], _ x: [T]) {
+@_specialize(where T == Float)
+func addInPlace<T: TrainScalar>(_ y: inout [T], _ x: [T]) {
     precondition(y.count == x.count)
-    for i in 0..<y.count { y[i] += x[i] }
+    y.withUnsafeMutableBufferPointer { yp in x.withUnsafeBufferPointer { xp in
+        for i in 0..<yp.count { yp[i] += xp[i] }
+    } }
 }

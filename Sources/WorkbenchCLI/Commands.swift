@@ -6,6 +6,7 @@ import Recipes
 import Reporting
 import Runs
 import Export
+import TrainingQuantization
 
 /// The command-line front end as a library, so another package's executable can register its
 /// own methods beside the built-in ones:
@@ -19,9 +20,12 @@ public enum WorkbenchMain {
     /// Exit status for a command line that cannot be parsed (no arguments, an unknown flag): 64,
     /// EX_USAGE. Besides it: 0 success, 1 a failure while running, 2 a bad recipe, model or data file.
     public static let usageExitCode: Int32 = 64
+    /// The training quantizers `workbench train` selects from (f32 is always there).
+    nonisolated(unsafe) public static var trainingRegistry = TrainingQuantizerRegistry()
 
-    public static func run(registry: MethodRegistry) -> Never {
+    public static func run(registry: MethodRegistry, trainingQuantizers: TrainingQuantizerRegistry? = nil) -> Never {
         WorkbenchMain.registry = registry
+        if let trainingQuantizers { WorkbenchMain.trainingRegistry = trainingQuantizers }
         // No arguments: the usage, and the usage-error status (as for an unknown flag).
         if CommandLine.arguments.count <= 1 {
             FileHandle.standardError.write(Data((Workbench.helpMessage() + "\n").utf8))
@@ -37,7 +41,7 @@ struct Workbench: ParsableCommand {
         commandName: "workbench",
         abstract: "A post-training quantization workbench for LLaMA-family models.",
         discussion: "`workbench RECIPE.yaml` runs a recipe (same as `workbench run RECIPE.yaml`).",
-        subcommands: [Run.self, Check.self, Export.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
+        subcommands: [Run.self, Check.self, Export.self, Train.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
         defaultSubcommand: Run.self)
 }
 
@@ -125,6 +129,7 @@ struct Check: ParsableCommand {
 
     func run() throws {
         try failing {
+            if try checkTrainingRecipe(recipe) { return }
             let r = try Recipe.load(path: recipe, registry: WorkbenchMain.registry)
             print(try Planner(recipe: r).render())
         }
