@@ -24,11 +24,22 @@ public struct KeyedRandom: Sendable, Equatable {
         key = KeyedRandom.mix(k ^ stream.rawValue)
     }
 
-    /// A uniform draw in [0, 1) (24 bits, exactly representable in Float).
+    /// A uniform draw in [0, 1) (24 bits, exactly representable in Float) for element `column` of
+    /// the SplitMix64 stream of `row`.
     @inline(__always) public func uniform(row: Int, column: Int = 0) -> Float {
-        let z = KeyedRandom.mix(key &+ KeyedRandom.mix(UInt64(truncatingIfNeeded: row) &* 0x9E37_79B9_7F4A_7C15
-                                                       &+ UInt64(truncatingIfNeeded: column)))
-        return Float(z >> 40) * (1.0 / 16_777_216.0)
+        uniform(rowKey: rowKey(row), column: column)
+    }
+
+    /// The per-row part of `uniform(row:column:)`, hoisted out of loops over columns.
+    @inline(__always) public func rowKey(_ row: Int) -> UInt64 {
+        KeyedRandom.mix(key &+ UInt64(truncatingIfNeeded: row) &* 0xD1B5_4A32_D192_ED03)
+    }
+
+    /// One 64-bit output serves two neighbouring columns (bits 40…63 for even, 8…31 for odd).
+    @inline(__always) public func uniform(rowKey: UInt64, column: Int) -> Float {
+        let z = KeyedRandom.mix(rowKey &+ UInt64(truncatingIfNeeded: column >> 1) &* 0x9E37_79B9_7F4A_7C15)
+        let bits = column & 1 == 0 ? z >> 40 : (z >> 8) & 0xFF_FFFF
+        return Float(bits) * (1.0 / 16_777_216.0)
     }
 
     /// SplitMix64's finalizer (a bijection of UInt64 with full avalanche).

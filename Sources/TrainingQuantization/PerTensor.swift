@@ -23,12 +23,18 @@ public enum PerTensor {
                 for i in (c * n / chunks)..<((c + 1) * n / chunks) {
                     // Multiplying by 1/step (not dividing) is the quantizer's definition here; the f64
                     // reference in the tests does the same.
-                    let v = min(max((xp[i] * inv).rounded(.toNearestOrEven), lo), hi)
-                    cp[i] = Int8(v)
+                    cp[i] = Int8(PerTensor.clampRound(xp[i] * inv, lo, hi))
                 }
             }
         } }
         return IntCodes(rows: rows, cols: cols, bits: bits, codes: codes, scale: step)
+    }
+
+    /// `round(clamp(v, lo, hi))`, rounding half to even, for integer bounds |lo|, |hi| < 2²²: adding
+    /// and subtracting 1.5·2²³ rounds in the FPU's default mode (no libm call, vectorizes). NaN → lo.
+    @inline(__always) public static func clampRound(_ v: Float, _ lo: Float, _ hi: Float) -> Float {
+        let c = v > lo ? (v < hi ? v : hi) : lo
+        return (c + 12_582_912) - 12_582_912
     }
 
     /// `max|x| / qmax` (1 for an all-zero tensor, so it never divides by zero).
@@ -64,7 +70,7 @@ public enum PerTensor {
                 for i in (c * n / chunks)..<((c + 1) * n / chunks) {
                     let v = xp[i] * inv, g = gp[i]
                     let d: Float
-                    if v < lo { d = lo; gp[i] = 0 } else if v > hi { d = hi; gp[i] = 0 } else { d = v.rounded(.toNearestOrEven) - v }
+                    if v < lo { d = lo; gp[i] = 0 } else if v > hi { d = hi; gp[i] = 0 } else { d = PerTensor.clampRound(v, lo, hi) - v }
                     acc += Double(d) * Double(g)
                 }
                 pp[c] = acc

@@ -103,5 +103,5 @@ struct Methods: ParsableCommand {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self, BenchTrain.self])
 }
