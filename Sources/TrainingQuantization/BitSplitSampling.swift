@@ -20,8 +20,7 @@ public struct BitSplit: Sendable {
     public init(_ g: [Float], rows: Int, cols: Int, random: KeyedRandom, threads: Int? = nil) {
         precondition(g.count == rows * cols)
         self.rows = rows; self.cols = cols
-        var m: Float = 0
-        for v in g { m = max(m, abs(v)) }
+        let m = PerTensor.absMax(g)
         let sigma: Float = m > 0 && m.isFinite ? 98 / m : 0
         self.sigma = sigma
         var h = [Int8](repeating: 0, count: g.count), l = h
@@ -32,19 +31,8 @@ public struct BitSplit: Sendable {
             sq.withUnsafeMutableBufferPointer { qb in
                 let gp = gb.baseAddress!, hp = hb.baseAddress!, lp = lb.baseAddress!, qp = qb.baseAddress!
                 Parallel.forEach(rows, threads: g.count >= 1 << 15 ? threads : 1) { r in
-                    let key = random.rowKey(r)
-                    var sh = 0, sl = 0
-                    for c in 0..<cols {
-                        let i = r * cols + c
-                        let t = gp[i] * sigma
-                        let hi = PerTensor.clampRound(t / beta, -6, 6)
-                        let u = random.uniform(rowKey: key, column: c) - 0.5
-                        let lo = PerTensor.clampRound(t - beta * hi + u, -6, 6)
-                        let hq = Int(hi), lq = Int(lo)
-                        hp[i] = Int8(truncatingIfNeeded: hq); lp[i] = Int8(truncatingIfNeeded: lq)
-                        sh += hq * hq; sl += lq * lq
-                    }
-                    qp[r] = sh; qp[rows + r] = sl
+                    let (sh, sl) = BitSplit.splitRow(gp + r * cols, hp + r * cols, lp + r * cols, cols, sigma, random.rowKey(r))
+                    qp[r] = Int(sh); qp[rows + r] = Int(sl)
                 }
             } } } }
         }
@@ -53,6 +41,42 @@ public struct BitSplit: Sendable {
 
     /// Σ code² of each split row (2N: high rows, then low rows), from the split pass.
     let squaredCodeNorms: [Int]
+
+    /// One row of the split: `h`, `l` codes and their Σ code². Written out (not through
+    /// `KeyedRandom.uniform` / `PerTensor.clampRound`) so it compiles to one tight loop; the same
+    /// arithmetic as those two (the tests' references use them).
+    static func splitRow(_ row: UnsafePointer<Float>, _ hr: UnsafeMutablePointer<Int8>, _ lr: UnsafeMutablePointer<Int8>,
+                         _ cols: Int, _ sigma: Float, _ key: UInt64) -> (Int32, Int32) {
+        let beta = BitSplit.beta
+        var sh: Int32 = 0, sl: Int32 = 0
+        var c = 0
+        while c < cols {
+            var z = key &+ UInt64(truncatingIfNeeded: c >> 1) &* 0x9E37_79B9_7F4A_7C15
+            z = z &+ 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z = z ^ (z >> 31)
+            let pair = min(2, cols - c)
+            for e in 0..<pair {
+                let bits = e == 0 ? z >> 40 : (z >> 8) & 0xFF_FFFF
+                let t = row[c + e] * sigma
+                let q = t / beta
+                let hb = (q > -6 ? (q < 6 ? q : 6) : -6) + 12_582_912
+                let hi = hb - 12_582_912
+                let u = Float(bits) * (1.0 / 16_777_216.0) - 0.5
+                let v = t - beta * hi + u
+                let lb = (v > -6 ? (v < 6 ? v : 6) : -6) + 12_582_912
+                // 1.5·2²³ + k has the bit pattern 0x4B40_0000 + k: the integer without a checked
+                // float → int conversion.
+                let hq = Int32(bitPattern: hb.bitPattern) &- 0x4B40_0000
+                let lq = Int32(bitPattern: lb.bitPattern) &- 0x4B40_0000
+                hr[c + e] = Int8(truncatingIfNeeded: hq); lr[c + e] = Int8(truncatingIfNeeded: lq)
+                sh &+= hq &* hq; sl &+= lq &* lq
+            }
+            c += 2
+        }
+        return (sh, sl)
+    }
 
     /// Scale of split row r: β/σ for the high half, 1/σ for the low half (0 when σ = 0).
     public func rowScale(_ r: Int) -> Float { sigma > 0 ? (r < rows ? BitSplit.beta : 1) / sigma : 0 }
