@@ -51,19 +51,13 @@ public struct BitSplit: Sendable {
         var sh: Int32 = 0, sl: Int32 = 0
         var c = 0
         while c < cols {
-            var z = key &+ UInt64(truncatingIfNeeded: c >> 1) &* 0x9E37_79B9_7F4A_7C15
-            z = z &+ 0x9E37_79B9_7F4A_7C15
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z = z ^ (z >> 31)
-            let pair = min(2, cols - c)
-            for e in 0..<pair {
-                let bits = e == 0 ? z >> 40 : (z >> 8) & 0xFF_FFFF
+            let z = KeyedRandom.block(rowKey: key, c >> 2)
+            for e in 0..<min(4, cols - c) {
                 let t = row[c + e] * sigma
                 let q = t / beta
                 let hb = (q > -6 ? (q < 6 ? q : 6) : -6) + 12_582_912
                 let hi = hb - 12_582_912
-                let u = Float(bits) * (1.0 / 16_777_216.0) - 0.5
+                let u = KeyedRandom.unit(z, e) - 0.5
                 let v = t - beta * hi + u
                 let lb = (v > -6 ? (v < 6 ? v : 6) : -6) + 12_582_912
                 // 1.5·2²³ + k has the bit pattern 0x4B40_0000 + k: the integer without a checked
@@ -73,7 +67,7 @@ public struct BitSplit: Sendable {
                 hr[c + e] = Int8(truncatingIfNeeded: hq); lr[c + e] = Int8(truncatingIfNeeded: lq)
                 sh &+= hq &* hq; sl &+= lq &* lq
             }
-            c += 2
+            c += 4
         }
         return (sh, sl)
     }
@@ -128,9 +122,9 @@ public enum LeverageSampling {
         return p
     }
 
-    /// Bernoulli draws: row r is kept when `p == 1`, or `p > 0` and `u_r < p` (u from `random`, row r).
+    /// Bernoulli draws: row r is kept when `p == 1`, or `p > 0` and `u_r < p` (u: `random.uniformDouble(row: r)`, 53 bits).
     public static func keep(_ p: [Double], random: KeyedRandom) -> [Bool] {
-        p.indices.map { r in p[r] >= 1 || (p[r] > 0 && Double(random.uniform(row: r)) < p[r]) }
+        p.indices.map { r in p[r] >= 1 || (p[r] > 0 && random.uniformDouble(row: r) < p[r]) }
     }
 }
 

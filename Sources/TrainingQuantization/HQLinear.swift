@@ -157,7 +157,8 @@ public final class HQLinear: TrainingLinear {
         let pw = LeverageSampling.probabilities((0..<(2 * n)).map { norms[$0] * xNorms[$0 % n] }, mode: mode)
         let kw = LeverageSampling.keep(pw, random: KeyedRandom(seed: seed, step: step, layer: id, stream: .sampleWeightGradient))
         let gx = SampledGradient(split: split, p: px, keep: kx)
-        let gw = SampledGradient(split: split, p: pw, keep: kw)
+        // skip_zero usually keeps the same rows for both GEMMs: build once.
+        let gw = kx == kw && px == pw ? gx : SampledGradient(split: split, p: pw, keep: kw)
         timing.quantize += seconds(since: t0)
 
         var dxh = [Float](repeating: 0, count: n * cIn)
