@@ -172,10 +172,14 @@ public struct SampledGradient: Sendable {
                 let src = i * c, dst = o * c
                 for j in 0..<c { ip[dst + j] = hm &* hp[src + j] &+ lm &* lp[src + j] }
             }
-            for (o, i) in fTokens.enumerated() {
-                let sh = keep[i] && p[i] < 1 ? Float(Double(split.rowScale(i)) / p[i]) : 0
-                let sl = keep[n + i] && p[n + i] < 1 ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
-                for j in 0..<c { fp[o * c + j] = sh * Float(hp[i * c + j]) + sl * Float(lp[i * c + j]) }
+            fTokens.withUnsafeBufferPointer { fb in
+                let ft = fb.baseAddress!
+                Parallel.forEach(fTokens.count, threads: fTokens.count * c >= 1 << 15 ? nil : 1) { o in
+                    let i = ft[o]
+                    let sh = keep[i] && p[i] < 1 ? Float(Double(split.rowScale(i)) / p[i]) : 0
+                    let sl = keep[n + i] && p[n + i] < 1 ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
+                    for j in 0..<c { fp[o * c + j] = sh * Float(hp[i * c + j]) + sl * Float(lp[i * c + j]) }
+                }
             }
         } } } } }
         integerTokens = intTokens; floatTokens = fTokens; float = fRows
