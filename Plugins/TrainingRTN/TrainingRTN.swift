@@ -59,8 +59,8 @@ public final class RTNLinear: TrainingLinear {
         guard let qx, let qw else { preconditionFailure("\(id): backward before forward") }
         var t0 = DispatchTime.now()
         let qg = PerTensor.quantize(g.data, rows: g.rows, cols: g.cols, step: PerTensor.absmaxStep(g.data, bits: bits), bits: bits)
-        let (ax, bx) = (IntProducts.activations(qg), IntProducts.weights(qw.transposed))
-        let (aw, bw) = (IntProducts.activations(qg.transposed), IntProducts.weights(qx.transposed))
+        let (ax, bx) = (IntProducts.activations(qg), IntProducts.weights(kMajor: qw))
+        let (aw, bw) = (IntProducts.activationsTransposed(qg), IntProducts.weights(kMajor: qx))
         timing.quantize += seconds(since: t0)
         t0 = DispatchTime.now()
         let dx = IntGemm.multiply(ax, bx), dw = IntGemm.multiply(aw, bw)

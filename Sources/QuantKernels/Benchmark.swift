@@ -92,20 +92,7 @@ public enum KernelBenchmark {
         let path = KernelDispatch.active
         var report = KernelBenchmarkReport(path: path.rawValue, quick: quick)
         let budget = quick ? 0.05 : 0.25
-        // Practical peaks: every thread runs the register-only loop.
-        for t in threads {
-            let iters = quick ? 1_000_000 : 2_000_000
-            let (fl, io, name) = peakLoops(path)
-            if let fl {
-                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = fl(iters) } }
-                report.f32Peak[t] = Double(t * iters) * fl(0).perIter / s / 1e9
-            }
-            if let io {
-                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = io(iters) } }
-                report.intPeak[t] = Double(t * iters) * io(0).perIter / s / 1e9
-            }
-            report.intPeakInstruction = name
-        }
+        (report.f32Peak, report.intPeak, report.intPeakInstruction) = peaks(threads: threads, quick: quick)
         let ms = quick ? [1, 512] : tokens
         let kn = quick ? Array(shapesKN.prefix(3)) : shapesKN
         var rng: UInt64 = 0x1234_5678
@@ -184,6 +171,25 @@ public enum KernelBenchmark {
         }
         report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
         return report
+    }
+
+    /// Practical peaks of the active path per thread count (every thread runs the register-only
+    /// loop): f32 FMA GFLOP/s, integer dot GOP/s, and the integer instruction's name.
+    public static func peaks(threads: [Int], quick: Bool = false) -> (f32: [Int: Double], int: [Int: Double], instruction: String) {
+        var f32: [Int: Double] = [:], int: [Int: Double] = [:]
+        let (fl, io, name) = peakLoops(KernelDispatch.active)
+        for t in threads {
+            let iters = quick ? 1_000_000 : 2_000_000
+            if let fl {
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = fl(iters) } }
+                f32[t] = Double(t * iters) * fl(0).perIter / s / 1e9
+            }
+            if let io {
+                let s = time(budget: 0.3) { Parallel.forEach(t, threads: t) { _ in _ = io(iters) } }
+                int[t] = Double(t * iters) * io(0).perIter / s / 1e9
+            }
+        }
+        return (f32, int, name)
     }
 
     /// (f32 loop, int loop, int instruction name); each loop returns (result, ops per iteration).

@@ -342,6 +342,21 @@ public struct QuantizedActivations: @unchecked Sendable {
         codes = c; self.scales = scales; self.zeros = zeros; storedZeros = zeros.map { $0 + off }
     }
 
+    /// Wraps symmetric codes already stored as bytes `code + 2^(bits−1)`, M rows of
+    /// `QuantizedActivations.stride(k)` bytes (padding bytes 0), one scale per row.
+    public init(storedCodes: [UInt8], m: Int, k: Int, scales: [Float], grid: QuantGrid) {
+        precondition(grid.symmetric && grid.bits >= 2 && grid.bits <= 8, "IntGemm activations need a symmetric 2…8-bit grid here")
+        precondition(storedCodes.count == m * QuantizedActivations.stride(k) && scales.count == m, "IntGemm: shape mismatch")
+        self.m = m; self.k = k; self.grid = grid
+        stride = QuantizedActivations.stride(k)
+        codes = storedCodes; self.scales = scales
+        zeros = [Int32](repeating: 0, count: m)
+        storedZeros = [Int32](repeating: Int32(1) << (grid.bits - 1), count: m)
+    }
+
+    /// Row stride in bytes for K columns (K rounded up to a multiple of 8).
+    public static func stride(_ k: Int) -> Int { (k + 7) / 8 * 8 }
+
     /// The grid codes (unshifted, M×K Int32).
     public var unpackedCodes: [Int32] {
         var out = [Int32](repeating: 0, count: m * k)
@@ -412,6 +427,63 @@ public final class PackedIntWeights: @unchecked Sendable {
     }
 
     deinit { data.deallocate() }
+
+    /// Packs symmetric codes stored *K-major* (one group, `groupSize == k`): the code of output
+    /// column j at reduction index p is `src[row(p)·ld + j]`, with `row(p) = rows[p]` when `rows` is
+    /// given (a gather) and p otherwise. This is the layout of the second operand of the gradient
+    /// GEMMs (`∂X = G·W`: W is out × in, K = out; `∂W = Gᵀ·X`: X is tokens × in, K = tokens), so it
+    /// packs without a transpose. One scale per column. Same panels as `init(codes:…)` (tested).
+    public init(kMajor src: UnsafePointer<Int8>, ld: Int, rows: UnsafePointer<Int>? = nil, n: Int, k: Int,
+                scales: [Float], grid: QuantGrid) {
+        precondition(grid.symmetric && grid.bits >= 2 && grid.bits <= 8 && k > 0 && scales.count == n,
+                     "IntGemm: K-major packing takes symmetric codes, K > 0, one scale per column")
+        self.n = n; self.k = k; groupSize = k; groups = 1; self.grid = grid
+        let sb = grid.bits <= 4 ? 4 : 8
+        storageBits = sb
+        let paddedGroup = (k + 7) / 8 * 8
+        self.paddedGroup = paddedGroup
+        let off: Int32 = sb == 8 ? 0 : 8
+        let pw = IntGemm.panelWidth
+        let panels = (n + pw - 1) / pw
+        let groupBytes = paddedGroup * pw / (sb == 4 ? 2 : 1)
+        let bytes = max(64, panels * groupBytes)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        data = raw
+        var sums = [Int32](repeating: 0, count: panels * pw)
+        let d = raw.assumingMemoryBound(to: UInt8.self)
+        let kPerBlock = sb == 4 ? 8 : 4
+        sums.withUnsafeMutableBufferPointer { sp in
+            let sums = sp.baseAddress!
+            Parallel.forEach(panels, threads: n * k >= 1 << 16 ? nil : 1) { panel in
+                let j0 = panel * pw, cols = min(pw, n - j0)
+                var colSum = [Int32](repeating: 0, count: pw)
+                for s in 0..<(paddedGroup / kPerBlock) {
+                    let block = d + panel * groupBytes + s * 64
+                    for t in 0..<kPerBlock {
+                        let p = s * kPerBlock + t
+                        guard p < k else { break }
+                        let row = src + (rows.map { $0[p] } ?? p) * ld + j0
+                        // int4: t < 4 → low nibble of byte 4c + t, t ≥ 4 → high nibble of byte 4c + t − 4.
+                        for c in 0..<cols {
+                            let v = Int32(row[c]) + off
+                            colSum[c] &+= v
+                            if sb == 8 {
+                                block[4 * c + t] = UInt8(truncatingIfNeeded: v)
+                            } else {
+                                block[4 * c + (t & 3)] |= UInt8(truncatingIfNeeded: v & 0xF) << (t >= 4 ? 4 : 0)
+                            }
+                        }
+                    }
+                }
+                for c in 0..<cols { sums[j0 + c] = colSum[c] }
+            }
+        }
+        sumW = sums
+        zeroW = (0..<(panels * pw)).map { $0 < n ? off : 0 }
+        scaleW = (0..<(panels * pw)).map { $0 < n ? scales[$0] : 0 }
+    }
+
 
     func withPointers<R>(_ body: (UnsafePointer<UInt8>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Float>) -> R) -> R {
         sumW.withUnsafeBufferPointer { s in zeroW.withUnsafeBufferPointer { z in scaleW.withUnsafeBufferPointer { sc in

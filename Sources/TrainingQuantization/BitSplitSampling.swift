@@ -20,28 +20,56 @@ public struct BitSplit: Sendable {
     public init(_ g: [Float], rows: Int, cols: Int, random: KeyedRandom, threads: Int? = nil) {
         precondition(g.count == rows * cols)
         self.rows = rows; self.cols = cols
-        var m: Float = 0
-        for v in g { m = max(m, abs(v)) }
+        let m = PerTensor.absMax(g)
         let sigma: Float = m > 0 && m.isFinite ? 98 / m : 0
         self.sigma = sigma
         var h = [Int8](repeating: 0, count: g.count), l = h
+        var sq = [Int](repeating: 0, count: 2 * rows)
         if sigma > 0 {
             let beta = BitSplit.beta
             g.withUnsafeBufferPointer { gb in h.withUnsafeMutableBufferPointer { hb in l.withUnsafeMutableBufferPointer { lb in
-                let gp = gb.baseAddress!, hp = hb.baseAddress!, lp = lb.baseAddress!
+            sq.withUnsafeMutableBufferPointer { qb in
+                let gp = gb.baseAddress!, hp = hb.baseAddress!, lp = lb.baseAddress!, qp = qb.baseAddress!
                 Parallel.forEach(rows, threads: g.count >= 1 << 15 ? threads : 1) { r in
-                    for c in 0..<cols {
-                        let i = r * cols + c
-                        let t = gp[i] * sigma
-                        let hi = min(max((t / beta).rounded(.toNearestOrEven), -6), 6)
-                        let u = random.uniform(row: r, column: c) - 0.5
-                        let lo = min(max((t - beta * hi + u).rounded(.toNearestOrEven), -6), 6)
-                        hp[i] = Int8(hi); lp[i] = Int8(lo)
-                    }
+                    let (sh, sl) = BitSplit.splitRow(gp + r * cols, hp + r * cols, lp + r * cols, cols, sigma, random.rowKey(r))
+                    qp[r] = Int(sh); qp[rows + r] = Int(sl)
                 }
-            } } }
+            } } } }
         }
-        high = h; low = l
+        high = h; low = l; squaredCodeNorms = sq
+    }
+
+    /// Σ code² of each split row (2N: high rows, then low rows), from the split pass.
+    let squaredCodeNorms: [Int]
+
+    /// One row of the split: `h`, `l` codes and their Σ code². Written out (not through
+    /// `KeyedRandom.uniform` / `PerTensor.clampRound`) so it compiles to one tight loop; the same
+    /// arithmetic as those two (the tests' references use them).
+    static func splitRow(_ row: UnsafePointer<Float>, _ hr: UnsafeMutablePointer<Int8>, _ lr: UnsafeMutablePointer<Int8>,
+                         _ cols: Int, _ sigma: Float, _ key: UInt64) -> (Int32, Int32) {
+        let beta = BitSplit.beta
+        var sh: Int32 = 0, sl: Int32 = 0
+        var c = 0
+        while c < cols {
+            let z = KeyedRandom.block(rowKey: key, c >> 2)
+            for e in 0..<min(4, cols - c) {
+                let t = row[c + e] * sigma
+                let q = t / beta
+                let hb = (q > -6 ? (q < 6 ? q : 6) : -6) + 12_582_912
+                let hi = hb - 12_582_912
+                let u = KeyedRandom.unit(z, e) - 0.5
+                let v = t - beta * hi + u
+                let lb = (v > -6 ? (v < 6 ? v : 6) : -6) + 12_582_912
+                // 1.5·2²³ + k has the bit pattern 0x4B40_0000 + k: the integer without a checked
+                // float → int conversion.
+                let hq = Int32(bitPattern: hb.bitPattern) &- 0x4B40_0000
+                let lq = Int32(bitPattern: lb.bitPattern) &- 0x4B40_0000
+                hr[c + e] = Int8(truncatingIfNeeded: hq); lr[c + e] = Int8(truncatingIfNeeded: lq)
+                sh &+= hq &* hq; sl &+= lq &* lq
+            }
+            c += 4
+        }
+        return (sh, sl)
     }
 
     /// Scale of split row r: β/σ for the high half, 1/σ for the low half (0 when σ = 0).
@@ -49,14 +77,7 @@ public struct BitSplit: Sendable {
 
     /// ‖split row r‖₂ with its scale (f64), for r in 0..<2N.
     public func rowNorms() -> [Double] {
-        var out = [Double](repeating: 0, count: 2 * rows)
-        for r in 0..<(2 * rows) {
-            let codes = r < rows ? high : low, base = (r % rows) * cols
-            var s = 0
-            for c in 0..<cols { let v = Int(codes[base + c]); s += v * v }
-            out[r] = Double(s).squareRoot() * Double(rowScale(r))
-        }
-        return out
+        (0..<(2 * rows)).map { Double(squaredCodeNorms[$0]).squareRoot() * Double(rowScale($0)) }
     }
 
     /// The dequantized `(β·h + l)/σ` (N × C), for references and f32 fallbacks.
@@ -101,9 +122,9 @@ public enum LeverageSampling {
         return p
     }
 
-    /// Bernoulli draws: row r is kept when `p == 1`, or `p > 0` and `u_r < p` (u from `random`, row r).
+    /// Bernoulli draws: row r is kept when `p == 1`, or `p > 0` and `u_r < p` (u: `random.uniformDouble(row: r)`, 53 bits).
     public static func keep(_ p: [Double], random: KeyedRandom) -> [Bool] {
-        p.indices.map { r in p[r] >= 1 || (p[r] > 0 && Double(random.uniform(row: r)) < p[r]) }
+        p.indices.map { r in p[r] >= 1 || (p[r] > 0 && random.uniformDouble(row: r) < p[r]) }
     }
 }
 
@@ -129,29 +150,38 @@ public struct SampledGradient: Sendable {
     public init(split: BitSplit, p: [Double], keep: [Bool]) {
         let n = split.rows, c = split.cols
         rows = n; cols = c
-        var intTokens: [Int] = [], intCodes: [Int8] = []
-        var fTokens: [Int] = [], fRows: [Float] = []
+        var intTokens: [Int] = [], fTokens: [Int] = []
         var ni = 0, nf = 0
-        let beta = Int(BitSplit.beta)
         for i in 0..<n {
             let hInt = keep[i] && p[i] >= 1, lInt = keep[n + i] && p[n + i] >= 1
             let hF = keep[i] && p[i] < 1, lF = keep[n + i] && p[n + i] < 1
-            if hInt || lInt {
-                intTokens.append(i)
-                for j in 0..<c {
-                    let v = (hInt ? beta * Int(split.high[i * c + j]) : 0) + (lInt ? Int(split.low[i * c + j]) : 0)
-                    intCodes.append(Int8(v))
-                }
-                ni += (hInt ? 1 : 0) + (lInt ? 1 : 0)
-            }
-            if hF || lF {
-                fTokens.append(i)
-                let sh = hF ? Float(Double(split.rowScale(i)) / p[i]) : 0
-                let sl = lF ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
-                for j in 0..<c { fRows.append(sh * Float(split.high[i * c + j]) + sl * Float(split.low[i * c + j])) }
-                nf += (hF ? 1 : 0) + (lF ? 1 : 0)
-            }
+            if hInt || lInt { intTokens.append(i); ni += (hInt ? 1 : 0) + (lInt ? 1 : 0) }
+            if hF || lF { fTokens.append(i); nf += (hF ? 1 : 0) + (lF ? 1 : 0) }
         }
+        var intCodes = [Int8](repeating: 0, count: intTokens.count * c)
+        var fRows = [Float](repeating: 0, count: fTokens.count * c)
+        let beta = Int8(BitSplit.beta)
+        split.high.withUnsafeBufferPointer { hb in split.low.withUnsafeBufferPointer { lb in
+        intCodes.withUnsafeMutableBufferPointer { ib in fRows.withUnsafeMutableBufferPointer { fb in
+        intTokens.withUnsafeBufferPointer { tb in
+            let hp = hb.baseAddress!, lp = lb.baseAddress!, ip = ib.baseAddress!, fp = fb.baseAddress!, tp = tb.baseAddress!
+            // Integer rows: 14h + l (|·| ≤ 90), or one half alone.
+            Parallel.forEach(intTokens.count, threads: intTokens.count * c >= 1 << 15 ? nil : 1) { o in
+                let i = tp[o]
+                let hm: Int8 = keep[i] && p[i] >= 1 ? beta : 0, lm: Int8 = keep[n + i] && p[n + i] >= 1 ? 1 : 0
+                let src = i * c, dst = o * c
+                for j in 0..<c { ip[dst + j] = hm &* hp[src + j] &+ lm &* lp[src + j] }
+            }
+            fTokens.withUnsafeBufferPointer { fb in
+                let ft = fb.baseAddress!
+                Parallel.forEach(fTokens.count, threads: fTokens.count * c >= 1 << 15 ? nil : 1) { o in
+                    let i = ft[o]
+                    let sh = keep[i] && p[i] < 1 ? Float(Double(split.rowScale(i)) / p[i]) : 0
+                    let sl = keep[n + i] && p[n + i] < 1 ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
+                    for j in 0..<c { fp[o * c + j] = sh * Float(hp[i * c + j]) + sl * Float(lp[i * c + j]) }
+                }
+            }
+        } } } } }
         integerTokens = intTokens; floatTokens = fTokens; float = fRows
         integer = IntCodes(rows: intTokens.count, cols: c, bits: 8, codes: intCodes, scale: split.sigma > 0 ? 1 / split.sigma : 0)
         integerRowCount = ni; floatRowCount = nf

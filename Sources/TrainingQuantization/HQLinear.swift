@@ -157,7 +157,8 @@ public final class HQLinear: TrainingLinear {
         let pw = LeverageSampling.probabilities((0..<(2 * n)).map { norms[$0] * xNorms[$0 % n] }, mode: mode)
         let kw = LeverageSampling.keep(pw, random: KeyedRandom(seed: seed, step: step, layer: id, stream: .sampleWeightGradient))
         let gx = SampledGradient(split: split, p: px, keep: kx)
-        let gw = SampledGradient(split: split, p: pw, keep: kw)
+        // skip_zero usually keeps the same rows for both GEMMs: build once.
+        let gw = kx == kw && px == pw ? gx : SampledGradient(split: split, p: pw, keep: kw)
         timing.quantize += seconds(since: t0)
 
         var dxh = [Float](repeating: 0, count: n * cIn)
@@ -166,18 +167,22 @@ public final class HQLinear: TrainingLinear {
             // Integer parts. ∂X̂_h[i] = Ĝ_i·Ŵ_h: A = codes (tokens × out), B = q_wᵀ (in × out).
             if gx.integer.rows > 0 {
                 t0 = DispatchTime.now()
-                let a = IntProducts.activations(gx.integer, rowScales: nil), b = IntProducts.weights(qw.transposed)
+                let a = IntProducts.activations(gx.integer), b = IntProducts.weights(kMajor: qw)
                 timing.quantize += seconds(since: t0)
                 t0 = DispatchTime.now()
-                let y = IntGemm.multiply(a, b)
-                for (o, i) in gx.integerTokens.enumerated() { for j in 0..<cIn { dxh[i * cIn + j] = y[o * cIn + j] } }
+                if gx.integerTokens.count == n {
+                    dxh.withUnsafeMutableBufferPointer { IntGemm.multiply(a, b, into: $0.baseAddress!) }
+                } else {
+                    let y = IntGemm.multiply(a, b)
+                    scatter(y, rows: gx.integerTokens, cols: cIn, into: &dxh, add: false)
+                }
                 timing.integerGemm += seconds(since: t0)
             }
             // ∂Ŵ_h = Ĝᵀ·X̂_h over the integer tokens T: A = codesᵀ (out × T), B = q_x[T]ᵀ (in × T).
             if gw.integer.rows > 0 {
                 t0 = DispatchTime.now()
-                let a = IntProducts.activations(gw.integer.transposed, rowScales: nil)
-                let b = IntProducts.weights(qx.gatherRows(gw.integerTokens).transposed)
+                let a = IntProducts.activationsTransposed(gw.integer)
+                let b = IntProducts.weights(kMajor: qx, rows: gw.integerTokens)
                 timing.quantize += seconds(since: t0)
                 t0 = DispatchTime.now()
                 dwh = IntGemm.multiply(a, b)
@@ -210,7 +215,7 @@ public final class HQLinear: TrainingLinear {
             timing.quantize += seconds(since: t0)
             t0 = DispatchTime.now()
             let y = Gemm.multiply(gx.float, wT, m: gx.floatTokens.count, n: cIn, k: cOut)
-            for (o, i) in gx.floatTokens.enumerated() { for j in 0..<cIn { dxh[i * cIn + j] += y[o * cIn + j] } }
+            scatter(y, rows: gx.floatTokens, cols: cIn, into: &dxh, add: true)
             timing.floatGemm += seconds(since: t0)
         }
         if !gw.floatTokens.isEmpty {
@@ -223,23 +228,49 @@ public final class HQLinear: TrainingLinear {
             timing.quantize += seconds(since: t0)
             t0 = DispatchTime.now()
             let y = Gemm.multiply(gT, xT, m: cOut, n: cIn, k: tf)
-            for i in 0..<y.count { dwh[i] += y[i] }
+            dwh.withUnsafeMutableBufferPointer { d in y.withUnsafeBufferPointer { s in for i in 0..<s.count { d[i] += s[i] } } }
             timing.floatGemm += seconds(since: t0)
         }
     }
 
     /// ‖x̂_i‖ per token (of the quantized input when there is one), f64.
     private func rowNorms(_ q: IntCodes?, float: [Float], rows: Int, cols: Int) -> [Double] {
-        (0..<rows).map { i in
-            var s = 0.0
+        var out = [Double](repeating: 0, count: rows)
+        out.withUnsafeMutableBufferPointer { ob in
+            let o = ob.baseAddress!
             if let q {
-                for c in 0..<cols { let v = Double(q.codes[i * cols + c]); s += v * v }
-                return s.squareRoot() * Double(q.scale)
+                q.codes.withUnsafeBufferPointer { cb in
+                    let c = cb.baseAddress!
+                    Parallel.forEach(rows, threads: rows * cols >= 1 << 16 ? nil : 1) { i in
+                        var s: Int32 = 0   // ≤ 64·cols: exact
+                        for j in 0..<cols { let v = Int32(c[i * cols + j]); s &+= v &* v }
+                        o[i] = Double(s).squareRoot() * Double(q.scale)
+                    }
+                }
+            } else {
+                float.withUnsafeBufferPointer { fb in
+                    let f = fb.baseAddress!
+                    for i in 0..<rows {
+                        var s = 0.0
+                        for j in 0..<cols { let v = Double(f[i * cols + j]); s += v * v }
+                        o[i] = s.squareRoot()
+                    }
+                }
             }
-            for c in 0..<cols { let v = Double(float[i * cols + c]); s += v * v }
-            return s.squareRoot()
         }
+        return out
     }
+}
+
+/// Row o of `y` (rows.count × cols) into row rows[o] of `out` (overwrite or add).
+func scatter(_ y: [Float], rows: [Int], cols: Int, into out: inout [Float], add: Bool) {
+    y.withUnsafeBufferPointer { yb in out.withUnsafeMutableBufferPointer { ob in
+        let s = yb.baseAddress!, d = ob.baseAddress!
+        for (o, i) in rows.enumerated() {
+            if add { for j in 0..<cols { d[i * cols + j] += s[o * cols + j] } }
+            else { (d + i * cols).update(from: s + o * cols, count: cols) }
+        }
+    } }
 }
 
 /// `x` (rows × cols, row-major) transposed.

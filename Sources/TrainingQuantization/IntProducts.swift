@@ -75,17 +75,67 @@ public enum IntProducts {
         return out
     }
 
-    /// A as IntGemm activations (bytes `code + 2^(bits−1)`, zero padded), one scale per row.
+    /// A as IntGemm activations (bytes `code + 2^(bits−1)`, rows padded to a multiple of 8), one
+    /// scale per row.
     public static func activations(_ a: IntCodes, rowScales: [Float]? = nil) -> QuantizedActivations {
-        QuantizedActivations(codes: a.codes.map { Int32($0) }, scales: rowScales ?? [Float](repeating: a.scale, count: a.rows),
-                             zeros: [Int32](repeating: 0, count: a.rows), m: a.rows, k: a.cols,
-                             grid: QuantGrid(bits: a.bits, symmetric: true))
+        let stride = QuantizedActivations.stride(a.cols), off = UInt8(1 << (a.bits - 1))
+        var bytes = [UInt8](repeating: 0, count: a.rows * stride)
+        let (m, k) = (a.rows, a.cols)
+        a.codes.withUnsafeBufferPointer { src in bytes.withUnsafeMutableBufferPointer { dst in
+            let s = src.baseAddress!, d = dst.baseAddress!
+            Parallel.forEach(m, threads: m * k >= 1 << 16 ? nil : 1) { i in
+                for p in 0..<k { d[i * stride + p] = UInt8(bitPattern: s[i * k + p]) &+ off }
+            }
+        } }
+        return QuantizedActivations(storedCodes: bytes, m: m, k: k, scales: rowScales ?? [Float](repeating: a.scale, count: m),
+                                    grid: QuantGrid(bits: a.bits, symmetric: true))
     }
 
-    /// B packed as IntGemm weights (16-column panels; nibbles for ≤ 4 bits), one scale.
+    /// Aᵀ as IntGemm activations (a.cols rows of a.rows codes), one scale for all rows: a blocked
+    /// transpose straight into the stored bytes.
+    public static func activationsTransposed(_ a: IntCodes) -> QuantizedActivations {
+        let (m, k) = (a.cols, a.rows)
+        let stride = QuantizedActivations.stride(k), off = UInt8(1 << (a.bits - 1))
+        var bytes = [UInt8](repeating: 0, count: m * stride)
+        a.codes.withUnsafeBufferPointer { src in bytes.withUnsafeMutableBufferPointer { dst in
+            let s = src.baseAddress!, d = dst.baseAddress!
+            // Tiles of 32 output rows × 32 reduction indices; writes run along the output rows (a
+            // destination stride of a power of two would alias in L1 if written column-wise).
+            let tiles = (m + 31) / 32
+            Parallel.forEach(tiles, threads: m * k >= 1 << 16 ? nil : 1) { tile in
+                let i0 = tile * 32, i1 = min(m, i0 + 32)
+                for p0 in Swift.stride(from: 0, to: k, by: 32) {
+                    let p1 = min(k, p0 + 32)
+                    for i in i0..<i1 {
+                        let out = d + i * stride
+                        for p in p0..<p1 { out[p] = UInt8(bitPattern: s[p * m + i]) &+ off }
+                    }
+                }
+            }
+        } }
+        return QuantizedActivations(storedCodes: bytes, m: m, k: k, scales: [Float](repeating: a.scale, count: m),
+                                    grid: QuantGrid(bits: a.bits, symmetric: true))
+    }
+
+    /// B packed as IntGemm weights (16-column panels; nibbles for ≤ 4 bits), one scale; B's rows
+    /// are the output columns (N × K).
     public static func weights(_ b: IntCodes) -> PackedIntWeights {
         IntGemm.packWeights(codes: b.codes.map { Int32($0) }, scales: [Float](repeating: b.scale, count: b.rows),
                             zeros: [Int32](repeating: 0, count: b.rows), n: b.rows, k: b.cols, groupSize: b.cols,
                             grid: QuantGrid(bits: b.bits, symmetric: true))
+    }
+
+    /// Bᵀ packed as IntGemm weights without transposing: `m`'s rows are the reduction index (K) and
+    /// its columns the output columns (N); `rows` picks (and orders) the K rows used.
+    public static func weights(kMajor m: IntCodes, rows: [Int]? = nil) -> PackedIntWeights {
+        let k = rows?.count ?? m.rows
+        return m.codes.withUnsafeBufferPointer { src in
+            let make = { (r: UnsafePointer<Int>?) in
+                PackedIntWeights(kMajor: src.baseAddress!, ld: m.cols, rows: r, n: m.cols, k: k,
+                                 scales: [Float](repeating: m.scale, count: m.cols), grid: QuantGrid(bits: m.bits, symmetric: true))
+            }
+            guard let rows else { return make(nil) }
+            return rows.withUnsafeBufferPointer { make($0.baseAddress!) }
+        }
     }
 }

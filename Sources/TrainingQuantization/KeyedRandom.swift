@@ -24,11 +24,38 @@ public struct KeyedRandom: Sendable, Equatable {
         key = KeyedRandom.mix(k ^ stream.rawValue)
     }
 
-    /// A uniform draw in [0, 1) (24 bits, exactly representable in Float).
+    /// A uniform draw in (0, 1), 16 bits, `(b + ½)/2¹⁶` with b uniform in 0…65535
+    /// (mean exactly ½): element `column` of the SplitMix64 stream of `row`. One 64-bit output serves
+    /// four neighbouring columns (bits 48…63, 32…47, 16…31, 0…15). 16 bits make stochastic rounding's
+    /// bias at most 2⁻¹⁷ of a step.
     @inline(__always) public func uniform(row: Int, column: Int = 0) -> Float {
-        let z = KeyedRandom.mix(key &+ KeyedRandom.mix(UInt64(truncatingIfNeeded: row) &* 0x9E37_79B9_7F4A_7C15
-                                                       &+ UInt64(truncatingIfNeeded: column)))
-        return Float(z >> 40) * (1.0 / 16_777_216.0)
+        uniform(rowKey: rowKey(row), column: column)
+    }
+
+    /// A uniform draw in [0, 1) with 53 bits, one per row (for Bernoulli draws with small p).
+    @inline(__always) public func uniformDouble(row: Int) -> Double {
+        Double(KeyedRandom.block(rowKey: rowKey(row), 0) >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    /// The per-row part of `uniform(row:column:)`, hoisted out of loops over columns.
+    @inline(__always) public func rowKey(_ row: Int) -> UInt64 {
+        KeyedRandom.mix(key &+ UInt64(truncatingIfNeeded: row) &* 0xD1B5_4A32_D192_ED03)
+    }
+
+    @inline(__always) public func uniform(rowKey: UInt64, column: Int) -> Float {
+        let z = KeyedRandom.block(rowKey: rowKey, column >> 2)
+        return KeyedRandom.unit(z, column & 3)
+    }
+
+    /// The 64 random bits shared by columns 4b…4b+3.
+    @inline(__always) public static func block(rowKey: UInt64, _ b: Int) -> UInt64 {
+        mix(rowKey &+ UInt64(truncatingIfNeeded: b) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Lane `lane` (0…3) of a block as a uniform in (0, 1): `(b + ½)/2¹⁶`.
+    @inline(__always) public static func unit(_ z: UInt64, _ lane: Int) -> Float {
+        let b = (z >> UInt64(48 - 16 * lane)) & 0xFFFF
+        return (Float(b) + 0.5) * (1.0 / 65_536.0)
     }
 
     /// SplitMix64's finalizer (a bijection of UInt64 with full avalanche).

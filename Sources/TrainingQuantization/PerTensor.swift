@@ -23,18 +23,45 @@ public enum PerTensor {
                 for i in (c * n / chunks)..<((c + 1) * n / chunks) {
                     // Multiplying by 1/step (not dividing) is the quantizer's definition here; the f64
                     // reference in the tests does the same.
-                    let v = min(max((xp[i] * inv).rounded(.toNearestOrEven), lo), hi)
-                    cp[i] = Int8(v)
+                    let v = xp[i] * inv
+                    let b = (v > lo ? (v < hi ? v : hi) : lo) + 12_582_912
+                    cp[i] = Int8(truncatingIfNeeded: Int32(bitPattern: b.bitPattern) &- 0x4B40_0000)
                 }
             }
         } }
         return IntCodes(rows: rows, cols: cols, bits: bits, codes: codes, scale: step)
     }
 
+    /// `round(clamp(v, lo, hi))`, rounding half to even, for integer bounds |lo|, |hi| < 2²²: adding
+    /// and subtracting 1.5·2²³ rounds in the FPU's default mode (no libm call, vectorizes). NaN → lo.
+    @inline(__always) public static func clampRound(_ v: Float, _ lo: Float, _ hi: Float) -> Float {
+        let c = v > lo ? (v < hi ? v : hi) : lo
+        return (c + 12_582_912) - 12_582_912
+    }
+
+    /// max |x| (SIMD; NaN is ignored).
+    public static func absMax(_ x: [Float]) -> Float {
+        x.withUnsafeBufferPointer { b in
+            let p = b.baseAddress!, n = b.count
+            // `replace(with:where:)`, not `pointwiseMax`/`max` (those compile to slow generic code here).
+            var acc = SIMD8<Float>(repeating: 0)
+            var i = 0
+            while i + 8 <= n {
+                let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                let a = v.replacing(with: -v, where: v .< 0)
+                acc.replace(with: a, where: a .> acc)
+                i += 8
+            }
+            var m: Float = 0
+            for l in 0..<8 where acc[l] > m { m = acc[l] }
+            while i < n { let a = abs(p[i]); if a > m { m = a }; i += 1 }
+            return m
+        }
+    }
+
     /// `max|x| / qmax` (1 for an all-zero tensor, so it never divides by zero).
     public static func absmaxStep(_ x: [Float], bits: Int) -> Float {
-        var m: Float = 0
-        for v in x { m = max(m, abs(v)) }
+        let m = absMax(x)
         let s = m / Float(qmax(bits))
         return s > 0 && s.isFinite ? s : 1
     }
@@ -64,7 +91,7 @@ public enum PerTensor {
                 for i in (c * n / chunks)..<((c + 1) * n / chunks) {
                     let v = xp[i] * inv, g = gp[i]
                     let d: Float
-                    if v < lo { d = lo; gp[i] = 0 } else if v > hi { d = hi; gp[i] = 0 } else { d = v.rounded(.toNearestOrEven) - v }
+                    if v < lo { d = lo; gp[i] = 0 } else if v > hi { d = hi; gp[i] = 0 } else { d = PerTensor.clampRound(v, lo, hi) - v }
                     acc += Double(d) * Double(g)
                 }
                 pp[c] = acc

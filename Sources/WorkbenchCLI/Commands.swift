@@ -151,5 +151,5 @@ struct Methods: ParsableCommand {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self, BenchTrain.self])
 }

@@ -4,7 +4,19 @@ import SmoothQuant
 import GPTQ
 import Hadamard
 import DuQuant
+import TrainingQuantization
+import HadamardQuantizer
+import BitSplitLSS
+import TrainingRTN
 import WorkbenchCLI
+
+// The built-in training quantizers (f32 is always present). Adding one: one line here (and one in
+// Package.swift's `trainingQuantizers`).
+WorkbenchMain.trainingRegistry = TrainingQuantizerRegistry([
+    HadamardQuantizer.self,
+    BitSplitLSS.self,
+    TrainingRTN.self,
+])
 
 // The built-in methods. Adding a method: one line here (and one in Package.swift's `methods`).
 WorkbenchMain.run(registry: MethodRegistry([

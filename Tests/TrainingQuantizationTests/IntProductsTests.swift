@@ -54,6 +54,32 @@ final class IntProductsTests: XCTestCase {
         }
     }
 
+    /// The gradient GEMMs' packers — B from K-major codes (optionally gathering K rows), A transposed
+    /// straight into bytes — give exactly the products of the plainly transposed operands, every path.
+    func testKMajorAndTransposedPackingEqualPlainTransposes() {
+        var rng = TestRNG(6)
+        for bits in [4, 8] {
+            let (kRows, n, m) = (45, 37, 21)
+            let kMajor = IntCodes(rows: kRows, cols: n, bits: bits, codes: rng.codes(kRows * n, bits: bits), scale: 0.5)
+            let gather = [3, 0, 44, 7, 7, 12, 30, 1, 2, 19, 40]
+            let a = IntCodes(rows: m, cols: gather.count, bits: 8, codes: rng.codes(m * gather.count, bits: 8), scale: 1)
+            let aFull = IntCodes(rows: m, cols: kRows, bits: 8, codes: rng.codes(m * kRows, bits: 8), scale: 1)
+            let aT = aFull.transposed   // kRows × m: its transpose is aFull
+            for path in KernelDispatch.available {
+                KernelDispatch.with(path) {
+                    let want = IntProducts.referenceAccumulators(aFull, kMajor.transposed)
+                    let got = IntGemm.accumulators(IntProducts.activations(aFull), IntProducts.weights(kMajor: kMajor))
+                    XCTAssertEqual(got, want, "kMajor \(bits) \(path)")
+                    let gotT = IntGemm.accumulators(IntProducts.activationsTransposed(aT), IntProducts.weights(kMajor: kMajor))
+                    XCTAssertEqual(gotT, want, "transposed A \(bits) \(path)")
+                    let wantG = IntProducts.referenceAccumulators(a, kMajor.gatherRows(gather).transposed)
+                    XCTAssertEqual(IntGemm.accumulators(IntProducts.activations(a), IntProducts.weights(kMajor: kMajor, rows: gather)), wantG,
+                                   "gather \(bits) \(path)")
+                }
+            }
+        }
+    }
+
     func testTransposeAndGather() {
         let a = IntCodes(rows: 2, cols: 3, bits: 4, codes: [1, 2, 3, 4, 5, 6], scale: 1)
         XCTAssertEqual(a.transposed.codes, [1, 4, 2, 5, 3, 6])

@@ -69,6 +69,24 @@ final class QuantizerPrimitivesTests: XCTestCase {
         }
     }
 
+    /// The split's fast row loop equals the formulas written with `KeyedRandom.uniform` and
+    /// `PerTensor.clampRound` (odd column count: the last draw is half a pair), with 1 and 2 threads.
+    func testBitSplitFastLoopEqualsPlainFormulas() {
+        var rng = TestRNG(8)
+        let (n, c) = (300, 129)
+        let g = (0..<(n * c)).map { _ in rng.normal() }
+        let r = KeyedRandom(seed: 2, step: 5, layer: LinearID(layer: 1, name: "y"), stream: .splitRounding)
+        for threads in [1, 2] {
+            let s = BitSplit(g, rows: n, cols: c, random: r, threads: threads)
+            for i in 0..<n { for j in 0..<c {
+                let t = g[i * c + j] * s.sigma
+                let h = PerTensor.clampRound(t / 14, -6, 6)
+                let l = PerTensor.clampRound(t - 14 * h + (r.uniform(row: i, column: j) - 0.5), -6, 6)
+                XCTAssertEqual(s.high[i * c + j], Int8(h)); XCTAssertEqual(s.low[i * c + j], Int8(l))
+            } }
+        }
+    }
+
     /// LSS probabilities: Σp = n/2, 0 ≤ p ≤ 1, p ∝ score below 1; skip_zero keeps exactly the non-zero rows.
     func testLeverageProbabilities() {
         let scores: [Double] = [100, 50, 1, 2, 3, 0, 4, 5, 6, 1]
