@@ -228,6 +228,8 @@ public enum CompressedTensorsWriter {
                 }
                 entries.append(.float(HuggingFaceNames.tensor(f.name), shape: f.shape, f.values, floatDType))
             }
+            // a tied lm_head is still an nn.Linear in transformers: keep it out of the "Linear" target
+            if schemes["lm_head"] == nil && !floatLinears.contains("lm_head") { floatLinears.append("lm_head") }
             floatLinears.sort()
         }
 

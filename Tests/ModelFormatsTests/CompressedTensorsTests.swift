@@ -132,6 +132,20 @@ final class CompressedTensorsTests: XCTestCase {
         XCTAssertEqual(ckpt.info("norm")?.storageType, "BF16")
     }
 
+    /// Tied embeddings: no lm_head tensor is stored, yet lm_head is listed in ignore (transformers
+    /// builds it as a Linear); the loaded config is tied again.
+    func testTiedEmbeddingsExport() throws {
+        let dir = try temporaryDirectory(self)
+        let config = ArchitectureConfig.tinyLlama(layers: 1, tied: true)
+        let fx = CompressedTensorsFixture.make(config: config)
+        XCTAssertFalse(fx.floats.contains { $0.name == "lm_head" })
+        let ckpt = try SafetensorsCheckpoint(folder: try write(fx, to: dir))
+        XCTAssertTrue(ckpt.config.tiedEmbeddings)
+        XCTAssertNil(ckpt.info("lm_head"))
+        XCTAssertEqual((ckpt.hfConfig["quantization_config"] as? [String: Any])?["ignore"] as? [String], ["lm_head"])
+        XCTAssertEqual(ckpt.hfConfig["tie_word_embeddings"] as? Bool, true)
+    }
+
     /// A GGUF-layout source (q/k rows in adjacent-pair RoPE order) is written in HF rotate-half
     /// order: rows (with their scales) move, nothing is re-quantized.
     func testInterleavedRopeRowsAreReordered() throws {
@@ -228,7 +242,9 @@ final class CompressedTensorsTests: XCTestCase {
                                           tokenizer: tokenizer, replaceExisting: true)
         let ckpt = try SafetensorsCheckpoint(folder: folder)
         XCTAssertEqual(ckpt.packedTensorNames.count, fx.quantized.count)
-        let sample = "The 2011 – 12 season was Robert Boulter 's 3rd; <|im_start|> ünïcödé."
+        // a WikiText-2 excerpt when the data is there, and special tokens written in the text
+        var sample = "The 2011 – 12 season was Robert Boulter 's 3rd; <|im_start|> ünïcödé.\n"
+        if let wiki = try? Data(contentsOf: TokenizerTestPaths.wikiTest) { sample += String(decoding: wiki.prefix(20_000), as: UTF8.self) }
         let ids = tokenizer.encode(sample)
         try ids.map(String.init).joined(separator: " ").write(to: folder.appendingPathComponent("sample_ids.txt"), atomically: true, encoding: .utf8)
         try sample.write(to: folder.appendingPathComponent("sample.txt"), atomically: true, encoding: .utf8)
