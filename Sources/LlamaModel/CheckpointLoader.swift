@@ -68,8 +68,8 @@ public enum CheckpointLoader {
         return "\(ckpt.url.lastPathComponent): stored weights \(types) (embedding \(embed)), dequantized to f32"
     }
 
-    /// The tokenizer stored with the checkpoint: GGUF metadata, or tokenizer.json / tokenizer.model
-    /// beside an HF checkpoint. Nil when there is none.
+    /// The tokenizer stored with the checkpoint: GGUF metadata, or tokenizer.json (with
+    /// tokenizer_config.json's BOS/EOS) / tokenizer.model beside an HF checkpoint. Nil when there is none.
     public static func tokenizer(for ckpt: Checkpoint) throws -> TextTokenizer? {
         if let g = ckpt as? GGUFCheckpoint { return try g.vocabulary.makeTokenizer(file: g.url.path) }
         var dir = ckpt.url
@@ -83,7 +83,7 @@ public enum CheckpointLoader {
         }
         do {
             if FileManager.default.fileExists(atPath: json.path) {
-                do { return try BPETokenizer(tokenizerJSONData: try read(json)) } catch let e as TokenizerError { throw e.located(in: json.path) }
+                return try BPETokenizer(huggingFaceFolder: dir)  // tokenizer.json + tokenizer_config.json (BOS/EOS)
             }
             if FileManager.default.fileExists(atPath: spm.path) {
                 do { return try SentencePieceTokenizer(sentencePieceModelData: try read(spm)) } catch let e as TokenizerError { throw e.located(in: spm.path) }

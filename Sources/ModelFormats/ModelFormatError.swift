@@ -72,7 +72,7 @@ public enum ModelFormatError: Error, Equatable, CustomStringConvertible, Localiz
         case let .badShape(file, tensor, reason):
             return "\(file): tensor '\(tensor)' has an invalid shape: \(reason). The tensor directory is corrupt; re-download or re-convert the file."
         case let .unsupportedTensorType(file, tensor, type):
-            return "\(file): tensor '\(tensor)' has storage type \(type), which is not supported (supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); safetensors F32/F16/BF16). Re-quantize the model to a supported type."
+            return "\(file): tensor '\(tensor)' has storage type \(type), which is not supported (supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); safetensors F32/F16/BF16, and I32/I64 in compressed-tensors packed weights). Re-quantize the model to a supported type."
         case let .offsetOutOfRange(file, tensor, reason):
             return "\(file): tensor '\(tensor)' data is out of range: \(reason). The file is truncated or corrupt; download it again."
         case let .overlappingTensors(file, tensor, other):

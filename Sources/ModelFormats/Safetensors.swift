@@ -1,10 +1,36 @@
 import Foundation
 
+/// The safetensors dtypes this reader accepts: floats (read as f32) and the integer types that
+/// compressed-tensors checkpoints use for packed weights (`I32`) and shapes (`I64`/`I32`).
+public enum SafetensorsDType: String, Sendable, CaseIterable {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", i32 = "I32", i64 = "I64"
+
+    /// Bytes per element.
+    public var byteWidth: Int {
+        switch self {
+        case .f32, .i32: return 4
+        case .f16, .bf16: return 2
+        case .i64: return 8
+        }
+    }
+
+    /// The float storage type, nil for integer dtypes.
+    public var floatType: GGMLType? {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .i32, .i64: return nil
+        }
+    }
+}
+
 /// One tensor of a safetensors file.
 public struct SafetensorsTensorInfo: Sendable, Equatable {
     public let name: String
-    /// Storage type: `.f32`, `.f16` or `.bf16`.
-    public let type: GGMLType
+    public let dtype: SafetensorsDType
+    /// Float storage type (`.f32`, `.f16` or `.bf16`); nil for integer tensors.
+    public var type: GGMLType? { dtype.floatType }
     /// Row-major shape as stored (`[out, in]` for matrices).
     public let shape: [Int]
     /// Byte range relative to the start of the data section.
@@ -29,7 +55,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let index: [String: Int]
 
     /// Safetensors dtypes we know but do not load.
-    static let knownUnsupported: Set<String> = ["F64", "F8_E4M3", "F8_E5M2", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"]
+    static let knownUnsupported: Set<String> = ["F64", "F8_E4M3", "F8_E5M2", "I8", "I16", "U8", "U16", "U32", "U64", "BOOL"]
 
     public init(url: URL) throws {
         let path = url.path
@@ -65,7 +91,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                   let shapeAny = entry["shape"] as? [Any], let offAny = entry["data_offsets"] as? [Any], offAny.count == 2 else {
                 throw ModelFormatError.badHeader(file: path, reason: "tensor '\(name)' lacks dtype/shape/data_offsets")
             }
-            guard let type: GGMLType = ["F32": .f32, "F16": .f16, "BF16": .bf16][dtype] else {
+            guard let type = SafetensorsDType(rawValue: dtype) else {
                 let what = Self.knownUnsupported.contains(dtype) ? dtype : "unknown dtype '\(dtype)'"
                 throw ModelFormatError.unsupportedTensorType(file: path, tensor: name, type: what)
             }
@@ -89,12 +115,12 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard e <= dataSize else {
                 throw ModelFormatError.offsetOutOfRange(file: path, tensor: name, reason: "bytes \(b)..<\(e) but the data section has \(dataSize) bytes")
             }
-            let (bytes, o) = elements.multipliedReportingOverflow(by: type.bytesPerBlock)
+            let (bytes, o) = elements.multipliedReportingOverflow(by: type.byteWidth)
             guard !o, bytes == e - b else {
                 throw ModelFormatError.badShape(file: path, tensor: name,
                     reason: "shape \(shape) × \(dtype) needs \(o ? "overflowing" : String(bytes)) bytes but data_offsets span \(e - b)")
             }
-            infos.append(SafetensorsTensorInfo(name: name, type: type, shape: shape, begin: b, end: e))
+            infos.append(SafetensorsTensorInfo(name: name, dtype: type, shape: shape, begin: b, end: e))
         }
         infos.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         for (a, b) in zip(infos, infos.dropFirst()) where a.end > b.begin {
@@ -118,10 +144,39 @@ public final class SafetensorsFile: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: file.bytes[(dataOffset + t.begin)..<(dataOffset + t.end)])
     }
 
-    /// Values as f32, row-major in `shape`.
+    /// Values as f32, row-major in `shape` (float tensors only).
     public func floats(_ name: String) throws -> [Float] {
         guard let t = tensor(named: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
-        return withExtendedLifetime(file) { t.type.dequantize(rawBytes(t), count: t.elementCount) }
+        guard let type = t.type else {
+            throw ModelFormatError.unsupportedTensorType(file: url.path, tensor: name, type: "\(t.dtype.rawValue) (an integer tensor where floats are expected)")
+        }
+        return withExtendedLifetime(file) { type.dequantize(rawBytes(t), count: t.elementCount) }
+    }
+
+    /// Values of an `I32` tensor, row-major in `shape`.
+    public func int32s(_ name: String) throws -> [Int32] {
+        guard let t = tensor(named: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
+        guard t.dtype == .i32 else {
+            throw ModelFormatError.unsupportedTensorType(file: url.path, tensor: name, type: "\(t.dtype.rawValue) (expected I32)")
+        }
+        return withExtendedLifetime(file) {
+            let raw = rawBytes(t)
+            return (0..<t.elementCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+        }
+    }
+
+    /// Values of an integer tensor (`I32` or `I64`), row-major in `shape`.
+    public func integers(_ name: String) throws -> [Int64] {
+        guard let t = tensor(named: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
+        return try withExtendedLifetime(file) {
+            let raw = rawBytes(t)
+            switch t.dtype {
+            case .i32: return (0..<t.elementCount).map { Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+            case .i64: return (0..<t.elementCount).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+            default:
+                throw ModelFormatError.unsupportedTensorType(file: url.path, tensor: name, type: "\(t.dtype.rawValue) (expected an integer tensor, I32 or I64)")
+            }
+        }
     }
 }
 
@@ -202,5 +257,15 @@ public final class SafetensorsCollection: @unchecked Sendable {
     public func floats(_ name: String) throws -> [Float] {
         guard let f = file(for: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
         return try f.floats(name)
+    }
+
+    public func integers(_ name: String) throws -> [Int64] {
+        guard let f = file(for: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
+        return try f.integers(name)
+    }
+
+    public func int32s(_ name: String) throws -> [Int32] {
+        guard let f = file(for: name) else { throw ModelFormatError.missingTensor(file: url.path, tensor: name) }
+        return try f.int32s(name)
     }
 }

@@ -10,6 +10,8 @@ public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
     /// The parsed config.json.
     public let hfConfig: [String: Any]
     private let infos: [String: TensorInfo]
+    /// Linears stored in the compressed-tensors `pack-quantized` layout, by canonical name.
+    let packed: [String: PackedLinear]
     public var metadata: [String: GGUFValue] { [:] }
 
     /// HF `architectures[0]` → our architecture name.
@@ -77,13 +79,19 @@ public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
             guard let x = v as? Double, x.isFinite else { throw ModelFormatError.badMetadata(file: cpath, key: key, reason: "expected a number, found \(v)") }
             return x
         }
+        let (packed, consumed) = try Self.packedLinears(tensors: tensors, hfConfig: cfg, file: url.path, configFile: cpath)
         var infos: [String: TensorInfo] = [:]
-        for name in tensors.tensorNames {
+        for (c, p) in packed {
+            infos[c] = TensorInfo(name: c, storageName: p.packedName, shape: [p.rows, p.cols],
+                                  storageType: "pack-quantized \(p.scheme)", byteCount: p.byteCount)
+        }
+        for name in tensors.tensorNames where !consumed.contains(name) {
             let t = tensors.tensor(named: name)!
             let c = Self.canonicalName(name)
             if infos[c] != nil { throw ModelFormatError.duplicateTensor(file: url.path, tensor: c) }
-            infos[c] = TensorInfo(name: c, storageName: name, shape: t.shape, storageType: t.type.name, byteCount: t.byteCount)
+            infos[c] = TensorInfo(name: c, storageName: name, shape: t.shape, storageType: t.dtype.rawValue, byteCount: t.byteCount)
         }
+        self.packed = packed
         let tieSetting = cfg["tie_word_embeddings"] as? Bool
         if tieSetting == false && infos["lm_head"] == nil {
             throw ModelFormatError.missingTensor(file: url.path,
@@ -121,8 +129,35 @@ public final class SafetensorsCheckpoint: Checkpoint, @unchecked Sendable {
 
     public func info(_ canonical: String) -> TensorInfo? { infos[canonical] }
 
+    /// Dequantized values; a packed linear is unpacked and dequantized to `(code − zero)·scale`.
     public func floats(_ canonical: String) throws -> [Float] {
         guard let i = infos[canonical] else { throw ModelFormatError.missingTensor(file: url.path, tensor: canonical) }
+        if let q = try quantizedTensor(canonical) { return q.dequantized() }
         return try tensors.floats(i.storageName)
+    }
+
+    /// Canonical names of the linears stored packed (compressed-tensors), sorted.
+    public var packedTensorNames: [String] { packed.keys.sorted() }
+
+    /// The codes, scales and zero points of a packed linear in the workbench's convention
+    /// (symmetric codes in [−2^(b−1), 2^(b−1) − 1] with zeros 0; asymmetric codes and zeros in
+    /// [0, 2^b − 1]); nil for a tensor stored as float. Scales must be finite.
+    public func quantizedTensor(_ canonical: String) throws -> QuantizedTensorData? {
+        guard let p = packed[canonical] else { return nil }
+        let s = p.scheme, groups = p.groups
+        let codes = CompressedTensorsPacking.unpackRows(try tensors.int32s(p.packedName), rows: p.rows, cols: p.cols, bits: s.bits)
+        let scales = try tensors.floats(p.scaleName)
+        if let bad = scales.firstIndex(where: { !$0.isFinite }) {
+            throw ModelFormatError.badTensorData(file: url.path, tensor: p.scaleName,
+                reason: "scale \(scales[bad]) of row \(bad / groups), group \(bad % groups) is not finite (allowed: finite numbers)")
+        }
+        let offset = Int32(1) << (s.bits - 1)
+        if s.symmetric {
+            return QuantizedTensorData(name: canonical, rows: p.rows, cols: p.cols, bits: s.bits, groupSize: s.groupSize ?? p.cols,
+                                       symmetric: true, codes: codes, scales: scales, zeros: [Int32](repeating: 0, count: scales.count))
+        }
+        let zeros = CompressedTensorsPacking.unpackColumns(try tensors.int32s(p.zeroName), rows: p.rows, cols: groups, bits: s.bits)
+        return QuantizedTensorData(name: canonical, rows: p.rows, cols: p.cols, bits: s.bits, groupSize: s.groupSize ?? p.cols,
+                                   symmetric: false, codes: codes.map { $0 + offset }, scales: scales, zeros: zeros.map { $0 + offset })
     }
 }

@@ -255,9 +255,13 @@ final class SafetensorsCorruptionTests: XCTestCase {
         try expect(#"{"a":{"dtype":"Q9","shape":[4],"data_offsets":[0,16]}}"#, mentions: ["'a'", "Q9"]) {
             if case .unsupportedTensorType = $0 { return true }; return false
         }
-        try expect(#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, mentions: ["'a'", "I64"]) {
+        try expect(#"{"a":{"dtype":"I16","shape":[2],"data_offsets":[0,4]}}"#, mentions: ["'a'", "I16"]) {
             if case .unsupportedTensorType = $0 { return true }; return false
         }
+        // integer tensors (compressed-tensors packed weights and shapes) are read, not as floats
+        let ints = try SafetensorsFile(url: file(header: #"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, dataBytes: 16))
+        XCTAssertEqual(try ints.integers("a"), [0, 0])
+        assertFormatError(try ints.floats("a"), mentions: ["'a'", "I64"]) { if case .unsupportedTensorType = $0 { return true }; return false }
         try expect(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
                    mentions: ["'a'", "'b'"]) { if case .overlappingTensors = $0 { return true }; return false }
         try expect(#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, mentions: ["'a'"]) {

@@ -3,13 +3,17 @@ import ModelFormats
 
 /// Writes `.safetensors` files (and sharded Hugging Face folders) for tests.
 public struct SafetensorsWriter {
-    public enum DType: String { case f32 = "F32", f16 = "F16", bf16 = "BF16" }
+    public enum DType: String { case f32 = "F32", f16 = "F16", bf16 = "BF16", i32 = "I32", i64 = "I64" }
 
     public struct Tensor {
         public var name: String
         public var shape: [Int]
         public var dtype: DType
         public var bytes: [UInt8]
+
+        public init(name: String, shape: [Int], dtype: DType, bytes: [UInt8]) {
+            self.name = name; self.shape = shape; self.dtype = dtype; self.bytes = bytes
+        }
     }
 
     public var tensors: [Tensor] = []
@@ -25,9 +29,35 @@ public struct SafetensorsWriter {
         case .f32: bytes = values.flatMap { formatsLE($0.bitPattern) }
         case .f16: bytes = values.flatMap { formatsLE(floatToHalfBits($0)) }
         case .bf16: bytes = values.flatMap { formatsLE(SafetensorsWriter.bf16Bits($0)) }
+        case .i32: bytes = values.flatMap { formatsLE(Int32($0)) }
+        case .i64: bytes = values.flatMap { formatsLE(Int64($0)) }
         }
         tensors.append(Tensor(name: name, shape: shape, dtype: dtype, bytes: bytes))
     }
+
+    /// Adds a tensor from its stored bytes (no check that they fit the shape).
+    public mutating func addRaw(_ name: String, shape: [Int], dtype: DType, bytes: [UInt8]) {
+        tensors.append(Tensor(name: name, shape: shape, dtype: dtype, bytes: bytes))
+    }
+
+    /// Every tensor of a safetensors file, with its stored bytes (to rewrite it with changes).
+    public static func reading(_ url: URL) throws -> SafetensorsWriter {
+        let f = try SafetensorsFile(url: url)
+        var w = SafetensorsWriter()
+        w.metadata = f.metadata
+        for t in f.tensors {
+            w.addRaw(t.name, shape: t.shape, dtype: DType(rawValue: t.dtype.rawValue)!, bytes: Array(f.rawBytes(t)))
+        }
+        return w
+    }
+
+    /// Replaces the tensor `name` (keeping its position), or removes it when `with` is nil.
+    public mutating func replace(_ name: String, with t: Tensor?) {
+        guard let i = tensors.firstIndex(where: { $0.name == name }) else { return }
+        if let t { tensors[i] = t } else { tensors.remove(at: i) }
+    }
+
+    public func tensor(_ name: String) -> Tensor? { tensors.first { $0.name == name } }
 
     /// Float → bfloat16 bits, round to nearest even (NaN stays NaN).
     public static func bf16Bits(_ f: Float) -> UInt16 {

@@ -19,8 +19,10 @@ extension BPETokenizer {
                       eosTokenID: eosTokenID, addBOS: addBOS)
     }
 
+    /// `bosTokenText` / `eosTokenText` (from tokenizer_config.json) name the BOS / EOS tokens by
+    /// their text when the ids are not given; a text that is not a token is an error.
     public convenience init(tokenizerJSONData data: Data, bosTokenID: Int? = nil, eosTokenID: Int? = nil,
-                            addBOS: Bool? = nil) throws {
+                            addBOS: Bool? = nil, bosTokenText: String? = nil, eosTokenText: String? = nil) throws {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError.malformed("tokenizer.json is not a JSON object")
         }
@@ -94,7 +96,15 @@ extension BPETokenizer {
         }
 
         let pattern = try Self.pattern(fromTokenizerJSON: root["pre_tokenizer"])
-        var bos = bosTokenID
+        func id(ofText text: String?, _ what: String) throws -> Int? {
+            guard let text else { return nil }
+            guard let i = tokens.lastIndex(of: text) else {
+                throw TokenizerError.malformed("the \(what) token \(TokenizerValidation.quoted(text)) is not in the vocabulary")
+            }
+            return i
+        }
+        var bos = try bosTokenID ?? id(ofText: bosTokenText, "BOS")
+        let eos = try eosTokenID ?? id(ofText: eosTokenText, "EOS")
         var templateAddsBOS = false
         if let first = Self.templateFirstSpecialToken(root["post_processor"]) {
             if bos == nil { bos = tokens.firstIndex(of: first) }
@@ -102,7 +112,7 @@ extension BPETokenizer {
         }
         try self.init(tokens: tokens, mergePairs: pairs, tokenTypes: types,
                       preTokenizer: TokenizerPreTokenizer(pattern: pattern), bosTokenID: bos,
-                      eosTokenID: eosTokenID, addBOS: addBOS ?? templateAddsBOS,
+                      eosTokenID: eos, addBOS: addBOS ?? templateAddsBOS,
                       ignoreMerges: (model["ignore_merges"] as? Bool) ?? false)
     }
 
