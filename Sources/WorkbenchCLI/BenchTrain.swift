@@ -1,11 +1,7 @@
 import ArgumentParser
 import Foundation
+import Reporting
 import TrainingQuantization
-
-extension WorkbenchMain {
-    /// Training quantizers available to `workbench train` (set by the executable before `run`).
-    nonisolated(unsafe) public static var trainingRegistry = TrainingQuantizerRegistry()
-}
 
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(

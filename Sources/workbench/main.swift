@@ -10,19 +10,16 @@ import BitSplitLSS
 import TrainingRTN
 import WorkbenchCLI
 
-// The built-in training quantizers (f32 is always present). Adding one: one line here (and one in
-// Package.swift's `trainingQuantizers`).
-WorkbenchMain.trainingRegistry = TrainingQuantizerRegistry([
-    HadamardQuantizer.self,
-    BitSplitLSS.self,
-    TrainingRTN.self,
-])
-
-// The built-in methods. Adding a method: one line here (and one in Package.swift's `methods`).
+// The built-in methods and training quantizers (f32 is always present). Adding one: one line
+// here, and one in Package.swift's `methods` or `trainingQuantizers`.
 WorkbenchMain.run(registry: MethodRegistry([
     RTN.self,
     SmoothQuant.self,
     GPTQ.self,
     Hadamard.self,
     DuQuant.self,
+]), trainingQuantizers: TrainingQuantizerRegistry([
+    HadamardQuantizer.self,
+    BitSplitLSS.self,
+    TrainingRTN.self,
 ]))
