@@ -64,7 +64,7 @@ public struct Recipe {
     /// `output: {export: gguf}`: write every variant's quantized model into the output folder.
     public var exportFormat: String?
     /// Export formats the recipe schema accepts.
-    public static let exportFormats = ["gguf"]
+    public static let exportFormats = ["gguf", "compressed-tensors"]
     /// Sites whose activation magnitudes the report draws (`report: {sites: [...]}`); nil = the
     /// first and the last down site.
     public var reportSites: [String]?

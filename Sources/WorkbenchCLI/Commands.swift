@@ -105,7 +105,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Quantize one variant of a recipe and write it for a runtime (GGUF), without evaluating.")
     @Argument(help: "The recipe (YAML).") var recipe: String
     @Option(help: "The variant to export.") var variant: String
-    @Option(help: "gguf") var format: String = "gguf"
+    @Option(help: "gguf (a .gguf file) or compressed-tensors (a Hugging Face folder).") var format: String = "gguf"
     @Option(help: "The folder to write into (default: the recipe's output folder).") var output: String?
 
     func run() throws {
