@@ -95,7 +95,7 @@ for (module, deps) in [
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
     ("Reporting", ["Reporting"]),
     ("Export", ["Export", "QuantCore", "ModelFormats", "LlamaModel", "TestSupport", "RTN"]),
-    ("Runs", ["Runs", "Recipes", "QuantCore", "Reporting", "TestSupport"] + methods),
+    ("Runs", ["Runs", "Recipes", "QuantCore", "Reporting", "LlamaModel", "TestSupport"] + methods),
     ("WorkbenchCLI", ["WorkbenchCLI", "Runs", "Recipes", "QuantCore", "TestSupport", "Training", "TrainingQuantization"] + methods),
 ] {
     targets.append(.testTarget(name: "\(module)Tests",

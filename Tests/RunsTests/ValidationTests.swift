@@ -4,6 +4,7 @@ import Recipes
 import Reporting
 import RTN
 import DuQuant
+import LlamaModel
 @testable import Runs
 
 /// Everything that can be checked without computing is checked before the first variant runs.
@@ -86,5 +87,44 @@ final class ValidationTests: XCTestCase {
         let before = loaded.model.allSites.map { "\($0.activationScheme) \($0.linears.map { "\($0.scheme)" })" }
         try runner.validateVariants(on: loaded.model)
         XCTAssertEqual(loaded.model.allSites.map { "\($0.activationScheme) \($0.linears.map { "\($0.scheme)" })" }, before)
+    }
+}
+
+/// The messages a new user met (issue: each with a test).
+final class MessageTests: XCTestCase {
+    func testAMissingFileFromTheCommandLineDoesNotTalkAboutRecipes() {
+        let m = RunModel(model: SyntheticModel.make(seed: 0), tokenizeText: { _ in [] })
+        XCTAssertThrowsError(try m.tokenize(file: "no/such/text.raw")) { e in
+            XCTAssertEqual("\(e)", "text file not found: 'no/such/text.raw'")
+        }
+    }
+
+    func testAnFPOnlyRunPrintsNoCalibration() throws {
+        let r = try Recipe.parse(yaml: "evaluation: {seq_len: 16, max_windows: 1}\n", file: "fp.yaml", registry: MethodRegistry([RTN.self]))
+        XCTAssertEqual(r.variants.count, 0)
+        let text = try RecipeRunner(recipe: r).run().render(perSite: true)
+        XCTAssertFalse(text.contains("calibration"), text)
+        XCTAssertTrue(text.contains("FP"), text)
+    }
+
+    /// `workbench` with no arguments: the usage on stderr, exit 64 (run against the built binary).
+    func testNoArgumentsPrintsTheUsageAndExits64() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let candidates = [".build/debug/workbench", ".build/x86_64-unknown-linux-gnu/debug/workbench", ".build/release/workbench"]
+        guard let exe = candidates.map({ repo.appendingPathComponent($0).path }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("skipped: the workbench executable is not built (swift build)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = []
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 64)
+        XCTAssertTrue(text.contains("USAGE: workbench"), text)
+        XCTAssertFalse(text.contains("Error"), text)
     }
 }
