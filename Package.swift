@@ -89,7 +89,7 @@ for (module, deps) in [
     ("QuantCore", ["QuantCore", "QuantKernels", "TestSupport"]),
     ("Recipes", ["Recipes", "QuantCore", "TrainingQuantization"]),
     ("TrainingQuantization", ["TrainingQuantization", "QuantCore", "QuantKernels"]),
-    ("Training", ["Training", "TrainingQuantization", "QuantCore", "QuantKernels", "LlamaModel", "TestSupport"]),
+    ("Training", ["Training", "TrainingQuantization", "QuantCore", "QuantKernels", "LlamaModel", "ModelFormats", "TestSupport"]),
     ("ModelFormats", ["ModelFormats", "TestSupport"]),
     ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),

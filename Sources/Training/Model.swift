@@ -160,7 +160,7 @@ extension LlamaParameters where T == Float {
         let c = m.config
         let tied = m.lmHead.weight == m.embedding
         let shape = ModelShape(layers: c.layerCount, hidden: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                               ffn: c.intermediateSize, context: 1 << 20, vocab: c.vocabSize, tied: tied, ropeTheta: c.ropeTheta,
+                               ffn: c.intermediateSize, context: 32_768, vocab: c.vocabSize, tied: tied, ropeTheta: c.ropeTheta,
                                normEps: c.rmsNormEps, ropeLayout: c.ropeLayout)
         if let p = shape.problem { throw UnusableModel(description: "the model's shape cannot be trained: \(p)") }
         func matrix(_ l: Linear, out: Int, in inn: Int) throws -> Parameter<Float> {

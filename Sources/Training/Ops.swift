@@ -317,10 +317,11 @@ public enum Ops {
     public static func crossEntropyBackward<T: TrainScalar>(probs: [T], targets: [Int], vocab: Int, scale: T) -> [T] {
         var d = probs
         let rows = targets.count
-        forEachSlice(rows, writing: &d) { lo, hi, out in
-            for r in lo..<hi {
-                for j in 0..<vocab { out[r * vocab + j] *= scale }
-                out[r * vocab + targets[r]] -= scale
+        d.withUnsafeMutableBufferPointer { dp in
+            let out = UncheckedBox(dp.baseAddress!)
+            Parallel.forEach(rows, threads: threads(probs.count)) { r in
+                for j in 0..<vocab { out.value[r * vocab + j] *= scale }
+                out.value[r * vocab + targets[r]] -= scale
             }
         }
         return d

@@ -2,6 +2,7 @@ import XCTest
 import QuantCore
 import QuantKernels
 import LlamaModel
+import ModelFormats
 import TrainingQuantization
 @testable import Training
 
@@ -81,5 +82,25 @@ final class ModelTests: XCTestCase {
             for (x, y) in zip(a.grad, b.grad) { num += (Double(x) - y) * (Double(x) - y); den += y * y }
             XCTAssertLessThan((num / max(den, 1e-30)).squareRoot(), 1e-3, a.name)
         }
+    }
+}
+
+/// The reference model (when installed): converted weights give `LlamaForward`'s logits —
+/// tied lm_head, GGUF interleaved RoPE, GQA 9/3.
+final class ReferenceConversionTests: XCTestCase {
+    func testReferenceModelLogits() throws {
+        let model: DecoderModel
+        do {
+            let url = try locateReferenceModel(explicit: nil, environment: ProcessInfo.processInfo.environment)
+            model = try CheckpointLoader.load(url).model
+        } catch { throw XCTSkip("reference model not installed: \(error)") }
+        let p = try LlamaParameters<Float>.converting(model)
+        XCTAssertTrue(p.shape.tied)
+        XCTAssertEqual(p.shape.ropeLayout, .interleavedPairs)
+        let window = [1, 504, 3458, 314, 260, 1345, 282, 2626, 30, 378, 4127, 253, 1789, 13, 198, 504]
+        let reference = LlamaForward().logits(model, windows: [window], mode: .float)
+        let m = TrainableLlama(parameters: p, linears: ModelTests.floatBackends(p.shape))
+        let z = m.logits(tokens: window, windowLength: window.count, step: 0)
+        XCTAssertLessThan(Matrix(rows: reference.rows, cols: reference.cols, data: z).relativeError(to: reference), 1e-4)
     }
 }

@@ -118,4 +118,26 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(resumed.curveCSV().split(separator: "\n").map { $0.split(separator: ",")[2] },
                        fullRun.curveCSV().split(separator: "\n").map { $0.split(separator: ",")[2] })
     }
+
+    /// Whole training steps (forward, backward, clipping, AdamW, validation) give the same bits on
+    /// 1 and 3 threads, at a size where every parallel loop splits.
+    func testRunIsBitIdenticalOnAnyThreadCount() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        var curves: [[UInt64]] = [], weights: [[[Float]]] = []
+        for threads in [1, 3] {
+            Parallel.threadCount = threads
+            let dir = Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var s = Self.settings(dir: dir, steps: 3)
+            s.model = .scratch(ModelShape(layers: 2, hidden: 64, heads: 4, kvHeads: 2, ffn: 96, context: 32))
+            s.batchSize = 16; s.validateEvery = 3; s.output = nil
+            let run = try TrainingRun(name: "t", settings: s, quantizer: FloatQuantizer(), quantizerName: "f32")
+            let summary = try run.run()
+            curves.append(summary.steps.flatMap { [$0.loss.bitPattern, $0.gradNorm.bitPattern] } + summary.validations.map { $0.floatLoss.bitPattern })
+            weights.append(run.model.parameters.all.map { $0.value })
+        }
+        XCTAssertEqual(curves[0], curves[1])
+        XCTAssertEqual(weights[0], weights[1])
+    }
 }

@@ -2,6 +2,8 @@ import XCTest
 import ArgumentParser
 import Recipes
 import Training
+import TrainingQuantization
+import QuantCore
 @testable import WorkbenchCLI
 
 final class TrainCommandTests: XCTestCase {
@@ -70,5 +72,51 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(exitCode(["train", recipe()]), 0)
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir + "/out/f32/checkpoint.qwbt"))
         XCTAssertEqual(exitCode(["train", recipe(), "--resume"]), 2)
+    }
+}
+
+/// Stand-ins with the option specs of the training-quantizer plugins (`hq`, `rtn`), so the
+/// committed training recipes are validated here without depending on the plugin modules.
+/// TODO when the plugins are merged: use `HadamardQuantizer.self, TrainingRTN.self` instead.
+final class StandInHQ: TrainingQuantizer {
+    static let name = "hq"
+    static let summary = "stand-in"
+    static let options: [OptionSpec] = [
+        OptionSpec("block_size", .string, default: .string("dynamic"), ""),
+        OptionSpec("backward", .choice(["bs_lss", "f32"]), default: .string("bs_lss"), ""),
+        OptionSpec("lss", .choice(["sample", "skip_zero"]), default: .string("sample"), ""),
+    ]
+    init(options: MethodOptions) throws {}
+    var planDescription: String { "stand-in" }
+    func makeLinear(id: LinearID, inFeatures: Int, outFeatures: Int, seed: UInt64) throws -> any TrainingLinear { FloatLinear(id: id) }
+}
+
+final class StandInRTN: TrainingQuantizer {
+    static let name = "rtn"
+    static let summary = "stand-in"
+    static let options: [OptionSpec] = [OptionSpec("bits", .int(4...8), default: .int(8), "")]
+    init(options: MethodOptions) throws {}
+    var planDescription: String { "stand-in" }
+    func makeLinear(id: LinearID, inFeatures: Int, outFeatures: Int, seed: UInt64) throws -> any TrainingLinear { FloatLinear(id: id) }
+}
+
+extension TrainCommandTests {
+    func testCommittedTrainingRecipesLoad() throws {
+        let dir = QuickstartTests.repo.appendingPathComponent("recipes")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("train-") && $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 2)
+        let registry = TrainingQuantizerRegistry([StandInHQ.self, StandInRTN.self])
+        let cwd = FileManager.default.currentDirectoryPath
+        // Paths in the recipes are relative to the repository root (like ../shared/data/...).
+        FileManager.default.changeCurrentDirectoryPath(QuickstartTests.repo.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        guard FileManager.default.fileExists(atPath: "../shared/data/wikitext-2-raw/wiki.test.raw") else { throw XCTSkip("no ../shared/data") }
+        for f in files {
+            let r = try TrainingRecipe.load(path: dir.appendingPathComponent(f).path, registry: registry)
+            if case .scratch(let a) = r.model {
+                XCTAssertGreaterThanOrEqual(a.layers, 6); XCTAssertGreaterThanOrEqual(a.hidden, 384); XCTAssertGreaterThanOrEqual(a.context, 256)
+                XCTAssertGreaterThanOrEqual(r.steps * r.batchSize * r.seqLen, 1_000_000, "at least 1M training bytes")
+            }
+        }
     }
 }
