@@ -23,6 +23,9 @@ public struct BitSplit: Sendable {
     public var high: [Int8] { codes.map { BitSplit.decode($0).high } }
     public var low: [Int8] { codes.map { BitSplit.decode($0).low } }
 
+    /// 14·h of each code c + 90 (c ∈ [−90, 90]); l = c − 14h. A table: hot loops decode per element.
+    static let highPart: [Int8] = (0...180).map { (i: Int) -> Int8 in Int8(14 * (i / 14 - 6)) }
+
     @inline(__always) static func decode(_ c: Int8) -> (high: Int8, low: Int8) {
         let h = (Int(c) + 90) / 14 - 6   // c + 90 = 14(h + 6) + (l + 6), 0 ≤ l + 6 ≤ 12
         return (Int8(h), Int8(Int(c) - 14 * h))
@@ -180,10 +183,10 @@ public struct SampledGradient: Sendable {
         }
         var intCodes = [Int8](repeating: 0, count: intTokens.count * c)
         var fRows = [Float](repeating: 0, count: fTokens.count * c)
-        split.codes.withUnsafeBufferPointer { sb in
+        split.codes.withUnsafeBufferPointer { sb in BitSplit.highPart.withUnsafeBufferPointer { hb in
         intCodes.withUnsafeMutableBufferPointer { ib in fRows.withUnsafeMutableBufferPointer { fb in
         intTokens.withUnsafeBufferPointer { tb in
-            let sp = sb.baseAddress!, ip = ib.baseAddress!, fp = fb.baseAddress!, tp = tb.baseAddress!
+            let sp = sb.baseAddress!, hp = hb.baseAddress!, ip = ib.baseAddress!, fp = fb.baseAddress!, tp = tb.baseAddress!
             // Integer rows: 14h + l (|·| ≤ 90), or one half alone.
             Parallel.forEach(intTokens.count, threads: intTokens.count * c >= 1 << 15 ? nil : 1) { o in
                 let i = tp[o]
@@ -191,8 +194,8 @@ public struct SampledGradient: Sendable {
                 let src = i * c, dst = o * c
                 if hInt && lInt { (ip + dst).update(from: sp + src, count: c); return }
                 for j in 0..<c {
-                    let (h, l) = BitSplit.decode(sp[src + j])
-                    ip[dst + j] = hInt ? 14 &* h : l
+                    let code = sp[src + j], h14 = hp[Int(code) + 90]
+                    ip[dst + j] = hInt ? h14 : code &- h14
                 }
             }
             fTokens.withUnsafeBufferPointer { fb in
@@ -202,12 +205,12 @@ public struct SampledGradient: Sendable {
                     let sh = keep[i] && p[i] < 1 ? Float(Double(split.rowScale(i)) / p[i]) : 0
                     let sl = keep[n + i] && p[n + i] < 1 ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
                     for j in 0..<c {
-                        let (h, l) = BitSplit.decode(sp[i * c + j])
-                        fp[o * c + j] = sh * Float(h) + sl * Float(l)
+                        let code = sp[i * c + j], h14 = hp[Int(code) + 90]
+                        fp[o * c + j] = sh * Float(h14 / 14) + sl * Float(code &- h14)
                     }
                 }
             }
-        } } } }
+        } } } } }
         integerTokens = intTokens; floatTokens = fTokens; float = fRows
         integer = IntCodes(rows: intTokens.count, cols: c, bits: 8, codes: intCodes, scale: split.sigma > 0 ? 1 / split.sigma : 0)
         integerRowCount = ni; floatRowCount = nf

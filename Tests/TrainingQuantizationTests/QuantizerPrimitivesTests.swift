@@ -93,6 +93,7 @@ final class QuantizerPrimitivesTests: XCTestCase {
         for h in -6...6 { for l in -6...6 {
             let d = BitSplit.decode(Int8(14 * h + l))
             XCTAssertEqual(Int(d.high), h); XCTAssertEqual(Int(d.low), l)
+            XCTAssertEqual(Int(BitSplit.highPart[14 * h + l + 90]), 14 * h)
         } }
     }
 
