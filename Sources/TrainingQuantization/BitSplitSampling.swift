@@ -10,10 +10,26 @@ import QuantKernels
 /// channel), so the low half is stochastically rounded (unbiased while |t − βh| ≤ 6) and the draws do
 /// not depend on the thread count. The split gradient is the 2N × C matrix `[h; l]`: split row r < N
 /// is `h_r` (scale β/σ), row N + r is `l_r` (scale 1/σ).
+///
+/// Stored as one code per element, `c = 14h + l ∈ [−90, 90]`: l ∈ [−6, 6] spans fewer than 14
+/// values, so `h = round(c/14)`, `l = c − 14h` recover the halves, and c is what the integer GEMMs
+/// multiply when both halves of a token take the integer path (`SampledGradient`).
 public struct BitSplit: Sendable {
     public static let beta: Float = 14
     public let rows: Int, cols: Int
-    public let high: [Int8], low: [Int8]
+    /// `14h + l` per element (N × C).
+    public let codes: [Int8]
+    /// The halves (N × C each), decoded from `codes`.
+    public var high: [Int8] { codes.map { BitSplit.decode($0).high } }
+    public var low: [Int8] { codes.map { BitSplit.decode($0).low } }
+
+    /// 14·h of each code c + 90 (c ∈ [−90, 90]); l = c − 14h. A table: hot loops decode per element.
+    static let highPart: [Int8] = (0...180).map { (i: Int) -> Int8 in Int8(14 * (i / 14 - 6)) }
+
+    @inline(__always) static func decode(_ c: Int8) -> (high: Int8, low: Int8) {
+        let h = (Int(c) + 90) / 14 - 6   // c + 90 = 14(h + 6) + (l + 6), 0 ≤ l + 6 ≤ 12
+        return (Int8(h), Int8(Int(c) - 14 * h))
+    }
     /// σ; 0 when G is all zero (then h = l = 0).
     public let sigma: Float
 
@@ -23,20 +39,18 @@ public struct BitSplit: Sendable {
         let m = PerTensor.absMax(g)
         let sigma: Float = m > 0 && m.isFinite ? 98 / m : 0
         self.sigma = sigma
-        var h = [Int8](repeating: 0, count: g.count), l = h
+        var codes = [Int8](repeating: 0, count: g.count)
         var sq = [Int](repeating: 0, count: 2 * rows)
         if sigma > 0 {
-            let beta = BitSplit.beta
-            g.withUnsafeBufferPointer { gb in h.withUnsafeMutableBufferPointer { hb in l.withUnsafeMutableBufferPointer { lb in
-            sq.withUnsafeMutableBufferPointer { qb in
-                let gp = gb.baseAddress!, hp = hb.baseAddress!, lp = lb.baseAddress!, qp = qb.baseAddress!
+            g.withUnsafeBufferPointer { gb in codes.withUnsafeMutableBufferPointer { cb in sq.withUnsafeMutableBufferPointer { qb in
+                let gp = gb.baseAddress!, cp = cb.baseAddress!, qp = qb.baseAddress!
                 Parallel.forEach(rows, threads: g.count >= 1 << 15 ? threads : 1) { r in
-                    let (sh, sl) = BitSplit.splitRow(gp + r * cols, hp + r * cols, lp + r * cols, cols, sigma, random.rowKey(r))
+                    let (sh, sl) = BitSplit.splitRow(gp + r * cols, cp + r * cols, cols, sigma, random.rowKey(r))
                     qp[r] = Int(sh); qp[rows + r] = Int(sl)
                 }
-            } } } }
+            } } }
         }
-        high = h; low = l; squaredCodeNorms = sq
+        self.codes = codes; squaredCodeNorms = sq
     }
 
     /// Σ code² of each split row (2N: high rows, then low rows), from the split pass.
@@ -45,7 +59,7 @@ public struct BitSplit: Sendable {
     /// One row of the split: `h`, `l` codes and their Σ code². Written out (not through
     /// `KeyedRandom.uniform` / `PerTensor.clampRound`) so it compiles to one tight loop; the same
     /// arithmetic as those two (the tests' references use them).
-    static func splitRow(_ row: UnsafePointer<Float>, _ hr: UnsafeMutablePointer<Int8>, _ lr: UnsafeMutablePointer<Int8>,
+    static func splitRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Int8>,
                          _ cols: Int, _ sigma: Float, _ key: UInt64) -> (Int32, Int32) {
         let beta = BitSplit.beta
         var sh: Int32 = 0, sl: Int32 = 0
@@ -64,7 +78,7 @@ public struct BitSplit: Sendable {
                 // float → int conversion.
                 let hq = Int32(bitPattern: hb.bitPattern) &- 0x4B40_0000
                 let lq = Int32(bitPattern: lb.bitPattern) &- 0x4B40_0000
-                hr[c + e] = Int8(truncatingIfNeeded: hq); lr[c + e] = Int8(truncatingIfNeeded: lq)
+                out[c + e] = Int8(truncatingIfNeeded: 14 &* hq &+ lq)
                 sh &+= hq &* hq; sl &+= lq &* lq
             }
             c += 4
@@ -82,8 +96,8 @@ public struct BitSplit: Sendable {
 
     /// The dequantized `(β·h + l)/σ` (N × C), for references and f32 fallbacks.
     public var dequantized: [Float] {
-        guard sigma > 0 else { return [Float](repeating: 0, count: high.count) }
-        return (0..<high.count).map { (BitSplit.beta * Float(high[$0]) + Float(low[$0])) / sigma }
+        guard sigma > 0 else { return [Float](repeating: 0, count: codes.count) }
+        return codes.map { Float($0) / sigma }
     }
 }
 
@@ -158,19 +172,31 @@ public struct SampledGradient: Sendable {
             if hInt || lInt { intTokens.append(i); ni += (hInt ? 1 : 0) + (lInt ? 1 : 0) }
             if hF || lF { fTokens.append(i); nf += (hF ? 1 : 0) + (lF ? 1 : 0) }
         }
+        // Every non-zero split row on the integer path (skip_zero, usually): the codes are the split's
+        // own `14h + l` for every token (all-zero rows add nothing), no copy.
+        let allInteger = (0..<(2 * n)).allSatisfy { r in (keep[r] && p[r] >= 1) || split.squaredCodeNorms[r] == 0 }
+        if allInteger {
+            integerTokens = Array(0..<n); floatTokens = []; float = []
+            integer = IntCodes(rows: n, cols: c, bits: 8, codes: split.codes, scale: split.sigma > 0 ? 1 / split.sigma : 0)
+            integerRowCount = ni; floatRowCount = 0
+            return
+        }
         var intCodes = [Int8](repeating: 0, count: intTokens.count * c)
         var fRows = [Float](repeating: 0, count: fTokens.count * c)
-        let beta = Int8(BitSplit.beta)
-        split.high.withUnsafeBufferPointer { hb in split.low.withUnsafeBufferPointer { lb in
+        split.codes.withUnsafeBufferPointer { sb in BitSplit.highPart.withUnsafeBufferPointer { hb in
         intCodes.withUnsafeMutableBufferPointer { ib in fRows.withUnsafeMutableBufferPointer { fb in
         intTokens.withUnsafeBufferPointer { tb in
-            let hp = hb.baseAddress!, lp = lb.baseAddress!, ip = ib.baseAddress!, fp = fb.baseAddress!, tp = tb.baseAddress!
+            let sp = sb.baseAddress!, hp = hb.baseAddress!, ip = ib.baseAddress!, fp = fb.baseAddress!, tp = tb.baseAddress!
             // Integer rows: 14h + l (|·| ≤ 90), or one half alone.
             Parallel.forEach(intTokens.count, threads: intTokens.count * c >= 1 << 15 ? nil : 1) { o in
                 let i = tp[o]
-                let hm: Int8 = keep[i] && p[i] >= 1 ? beta : 0, lm: Int8 = keep[n + i] && p[n + i] >= 1 ? 1 : 0
+                let hInt = keep[i] && p[i] >= 1, lInt = keep[n + i] && p[n + i] >= 1
                 let src = i * c, dst = o * c
-                for j in 0..<c { ip[dst + j] = hm &* hp[src + j] &+ lm &* lp[src + j] }
+                if hInt && lInt { (ip + dst).update(from: sp + src, count: c); return }
+                for j in 0..<c {
+                    let code = sp[src + j], h14 = hp[Int(code) + 90]
+                    ip[dst + j] = hInt ? h14 : code &- h14
+                }
             }
             fTokens.withUnsafeBufferPointer { fb in
                 let ft = fb.baseAddress!
@@ -178,7 +204,12 @@ public struct SampledGradient: Sendable {
                     let i = ft[o]
                     let sh = keep[i] && p[i] < 1 ? Float(Double(split.rowScale(i)) / p[i]) : 0
                     let sl = keep[n + i] && p[n + i] < 1 ? Float(Double(split.rowScale(n + i)) / p[n + i]) : 0
-                    for j in 0..<c { fp[o * c + j] = sh * Float(hp[i * c + j]) + sl * Float(lp[i * c + j]) }
+                    // h = round(c/14) exactly (|l/14| ≤ 0.43, no ties), in floats so the loop vectorizes.
+                    for j in 0..<c {
+                        let cf = Float(sp[i * c + j])
+                        let h = (cf * (1 / 14) + 12_582_912) - 12_582_912
+                        fp[o * c + j] = sh * h + sl * (cf - 14 * h)
+                    }
                 }
             }
         } } } } }

@@ -12,6 +12,11 @@ import QuantKernels
 /// rows kept with p = 1 run on the integer kernels (`∂X̂_h = Ĝ·Ŵ_h`, `∂Ŵ_h = Ĝᵀ·X̂_h`), rows kept
 /// with p < 1 in f32; then LSQ's straight-through masks and step gradients, then `·H` undoes the
 /// Hadamard. `forward: .float` or `backward: .float` switch either half off (for the ablations).
+///
+/// A token whose two split halves both take the integer path enters the gradient GEMMs as one 8-bit
+/// code `14h + l`: exactly the paper's two INT4 GEMMs `14·(h·B) + l·B` in int32, in one pass.
+/// Checkpoints: `scalars = [s, t]` and `state` (`block_size`, `lsq_initialized`) are all a layer
+/// needs to continue bit-identically.
 public final class HQLinear: TrainingLinear {
     public enum Forward: Sendable, Equatable {
         case float
@@ -132,7 +137,7 @@ public final class HQLinear: TrainingLinear {
         case .bitSplit(let mode):
             (dxh, dwh) = bitSplitBackward(g: g.data, sv: sv, mode: mode, step: step)
         }
-        var t0 = DispatchTime.now()
+        let t0 = DispatchTime.now()
         if case .hq = forwardKind {
             let (s, t) = steps
             scalarGradients[0] += PerTensor.lsqBackward(sv.x, step: s, bits: 4, upstream: &dxh)
@@ -140,7 +145,6 @@ public final class HQLinear: TrainingLinear {
             hadamard!.apply(&dxh, cols: inFeatures); hadamard!.apply(&dwh, cols: inFeatures)
         }
         timing.quantize += seconds(since: t0)
-        t0 = DispatchTime.now()
         return (Matrix(rows: n, cols: inFeatures, data: dxh), Matrix(rows: outFeatures, cols: inFeatures, data: dwh))
     }
 

@@ -26,8 +26,8 @@ public struct KeyedRandom: Sendable, Equatable {
 
     /// A uniform draw in (0, 1), 16 bits, `(b + ½)/2¹⁶` with b uniform in 0…65535
     /// (mean exactly ½): element `column` of the SplitMix64 stream of `row`. One 64-bit output serves
-    /// four neighbouring columns (bits 48…63, 32…47, 16…31, 0…15). 16 bits make stochastic rounding's
-    /// bias at most 2⁻¹⁷ of a step.
+    /// four neighbouring columns (bits 48…63, 32…47, 16…31, 0…15). 16 bits bound stochastic rounding's
+    /// bias by 2⁻¹⁶ of a step.
     @inline(__always) public func uniform(row: Int, column: Int = 0) -> Float {
         uniform(rowKey: rowKey(row), column: column)
     }

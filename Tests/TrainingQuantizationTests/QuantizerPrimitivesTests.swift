@@ -78,13 +78,23 @@ final class QuantizerPrimitivesTests: XCTestCase {
         let r = KeyedRandom(seed: 2, step: 5, layer: LinearID(layer: 1, name: "y"), stream: .splitRounding)
         for threads in [1, 2] {
             let s = BitSplit(g, rows: n, cols: c, random: r, threads: threads)
+            let high = s.high, low = s.low
             for i in 0..<n { for j in 0..<c {
                 let t = g[i * c + j] * s.sigma
                 let h = PerTensor.clampRound(t / 14, -6, 6)
                 let l = PerTensor.clampRound(t - 14 * h + (r.uniform(row: i, column: j) - 0.5), -6, 6)
-                XCTAssertEqual(s.high[i * c + j], Int8(h)); XCTAssertEqual(s.low[i * c + j], Int8(l))
+                XCTAssertEqual(high[i * c + j], Int8(h)); XCTAssertEqual(low[i * c + j], Int8(l))
             } }
         }
+    }
+
+    /// The stored code 14h + l decodes to its halves for every pair in [−6, 6]².
+    func testSplitCodeDecodes() {
+        for h in -6...6 { for l in -6...6 {
+            let d = BitSplit.decode(Int8(14 * h + l))
+            XCTAssertEqual(Int(d.high), h); XCTAssertEqual(Int(d.low), l)
+            XCTAssertEqual(Int(BitSplit.highPart[14 * h + l + 90]), 14 * h)
+        } }
     }
 
     /// LSS probabilities: Σp = n/2, 0 ≤ p ≤ 1, p ∝ score below 1; skip_zero keeps exactly the non-zero rows.
