@@ -101,14 +101,16 @@ final class StandInRTN: TrainingQuantizer {
 }
 
 extension TrainCommandTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+
     func testCommittedTrainingRecipesLoad() throws {
-        let dir = QuickstartTests.repo.appendingPathComponent("recipes")
+        let dir = Self.repo.appendingPathComponent("recipes")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("train-") && $0.hasSuffix(".yaml") }.sorted()
         XCTAssertGreaterThanOrEqual(files.count, 2)
         let registry = TrainingQuantizerRegistry([StandInHQ.self, StandInRTN.self])
         let cwd = FileManager.default.currentDirectoryPath
         // Paths in the recipes are relative to the repository root (like ../shared/data/...).
-        FileManager.default.changeCurrentDirectoryPath(QuickstartTests.repo.path)
+        FileManager.default.changeCurrentDirectoryPath(Self.repo.path)
         defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
         guard FileManager.default.fileExists(atPath: "../shared/data/wikitext-2-raw/wiki.test.raw") else { throw XCTSkip("no ../shared/data") }
         for f in files {
