@@ -197,6 +197,7 @@ public struct RecipeRunner {
         report.resolvedRecipe = resolved
         report.manifest = manifest
         report.wallSeconds = Date().timeIntervalSince(started)
+        report.peakResidentBytes = PeakMemory.residentBytes()
         return report
     }
 
@@ -276,6 +277,20 @@ public struct RecipeRunner {
         } catch let e as MethodError {
             throw WorkbenchFailure.badInput(prefix + e.description)
         }
+    }
+}
+
+/// The process's peak resident set size so far.
+public enum PeakMemory {
+    public static func residentBytes() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        return Int(usage.ru_maxrss) * 1024   // KiB on Linux
+        #else
+        guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+        return Int(usage.ru_maxrss)          // bytes on Darwin
+        #endif
     }
 }
 

@@ -66,6 +66,8 @@ public struct RunReport: Codable {
     public var reused: [String] = []
     /// Things the reader must know about the inputs (a known non-canonical text file).
     public var warnings: [String] = []
+    /// Peak resident memory of the process when the run ended (getrusage), bytes.
+    public var peakResidentBytes: Int = 0
     /// Every pair of variants (FP excluded: the summary compares each with FP).
     public var comparisons: [PairedComparison] = []
     /// Per-token NLLs kept for paired comparisons (not encoded): FP first, then each variant.
@@ -76,7 +78,7 @@ public struct RunReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case recipe, model, evaluationText, protocolDescription, calibration, threads, float, variants, comparisons, wallSeconds
-        case manifest, resolvedRecipe, reused, warnings
+        case manifest, resolvedRecipe, reused, warnings, peakResidentBytes
     }
 
     init(recipe: String, model: String, evaluationText: String, protocolDescription: String, calibration: String, threads: Int) {
@@ -162,7 +164,7 @@ public struct RunReport: Codable {
             out += "\nMethod cost\n" + c.render()
         }
         if !reused.isEmpty { out += "\nReused from the result cache (not recomputed): \(reused.joined(separator: ", "))\n" }
-        out += String(format: "\nwall time %.1f s, %d thread(s)\n", wallSeconds, threads)
+        out += String(format: "\nwall time %.1f s, %d thread(s), peak resident memory %@\n", wallSeconds, threads, Format.bytes(peakResidentBytes))
         return out
     }
 

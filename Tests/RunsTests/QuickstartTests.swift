@@ -66,7 +66,7 @@ final class QuickstartTests: XCTestCase {
         // results.json: identical apart from the timings.
         func figures(_ r: RunReport) throws -> String {
             let text = String(decoding: try RunOutput.resultsJSON(r), as: UTF8.self)
-            let timing = try NSRegularExpression(pattern: "\"(tokensPerSecond|quantizeSeconds|seconds|wallSeconds)\" : [^,\\n]+")
+            let timing = try NSRegularExpression(pattern: "\"(tokensPerSecond|quantizeSeconds|seconds|wallSeconds|peakResidentBytes)\" : [^,\\n]+")
             return timing.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "")
         }
         let ja = try figures(a), jb = try figures(b)
