@@ -196,6 +196,9 @@ extension TrainingRun {
         var vals: [ValidationRecord] = []
         for _ in 0..<vn { vals.append(ValidationRecord(step: Int(try r.u64("validation step")), quantizedLoss: try r.f64("val loss"), floatLoss: try r.f64("val loss"))) }
         guard r.at == r.bytes.count - 8 else { throw r.fail("has \(r.bytes.count - 8 - r.at) unexpected bytes at the end") }
+        for (i, l) in layers.enumerated() {
+            if let problem = l.problem(restoring: states[i], scalars: scalars[i]) { throw r.fail("layer \(l.id): \(problem)") }
+        }
         // Valid: apply.
         for (i, p) in params.enumerated() { p.value = values[i] }
         optimizer.m = ms; optimizer.v = vs; optimizer.t = adamT

@@ -101,6 +101,16 @@ public final class HQLinear: TrainingLinear {
     /// |s|, |t| (never 0).
     var steps: (Float, Float) { (max(abs(scalars[0]), .leastNormalMagnitude), max(abs(scalars[1]), .leastNormalMagnitude)) }
 
+    public func problem(restoring state: [String: Int], scalars: [Float]) -> String? {
+        if scalars.count != 2 || scalars.contains(where: { !$0.isFinite }) { return "learned step sizes \(scalars): expected two finite values" }
+        for key in state.keys where key != "block_size" && key != "lsq_initialized" { return "unknown state key '\(key)'" }
+        if let g = state["block_size"], !(g >= 1 && g <= 1024 && g & (g - 1) == 0 && inFeatures % g == 0) {
+            return "block_size \(g) is not a power of two ≤ 1024 dividing the input size \(inFeatures)"
+        }
+        if let i = state["lsq_initialized"], i != 0 && i != 1 { return "lsq_initialized \(i): expected 0 or 1" }
+        return nil
+    }
+
     /// The block Hadamard for this layer: `state["block_size"]`, or the `dynamic` search on this batch.
     private func resolveHadamard(x: Matrix, w: Matrix) -> BlockHadamard {
         if state["block_size"] == nil {

@@ -55,6 +55,18 @@ public protocol TrainingLinear: AnyObject {
     var state: [String: Int] { get set }
     /// Accumulated time breakdown.
     var timing: LinearTiming { get }
+    /// Why `state` and `scalars` read from a checkpoint cannot be this layer's (nil: they can).
+    /// Checked before a checkpoint is applied, so a corrupt file is an error, never a trap.
+    func problem(restoring state: [String: Int], scalars: [Float]) -> String?
+}
+
+extension TrainingLinear {
+    /// Default: the scalars must match in count and be finite; a layer that keeps state checks it itself.
+    public func problem(restoring state: [String: Int], scalars: [Float]) -> String? {
+        if scalars.count != self.scalars.count { return "\(scalars.count) learned scalars, expected \(self.scalars.count)" }
+        if let bad = scalars.first(where: { !$0.isFinite }) { return "learned scalar \(bad) is not finite" }
+        return nil
+    }
 }
 
 /// A training quantizer: a plugin selected by name in a training recipe, creating one

@@ -137,16 +137,21 @@ struct Check: ParsableCommand {
 }
 
 struct Methods: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List every registered method with its options.")
+    static let configuration = CommandConfiguration(abstract: "List every registered method and training quantizer with its options.")
     func run() throws {
-        for m in WorkbenchMain.registry.methods {
-            print("\(m.name) — \(m.summary)")
-            if m.options.isEmpty { print("    (no options; bits, granularity, symmetry and clip come from the scheme)") }
-            for o in m.options {
-                print("    \(o.key.padding(toLength: 22, withPad: " ", startingAt: 0)) \(o.typeDescription.padding(toLength: 30, withPad: " ", startingAt: 0)) default \(o.defaultValue)  — \(o.help)")
-            }
-            print("")
+        print("Quantization methods (pipeline steps of run recipes)\n")
+        for m in WorkbenchMain.registry.methods { describe(m.name, m.summary, m.options, none: "(no options; bits, granularity, symmetry and clip come from the scheme)") }
+        print("Training quantizers (`quantizer:` of training recipes)\n")
+        for q in WorkbenchMain.trainingRegistry.quantizers { describe(q.name, q.summary, q.options, none: "(no options)") }
+    }
+
+    func describe(_ name: String, _ summary: String, _ options: [OptionSpec], none: String) {
+        print("\(name) — \(summary)")
+        if options.isEmpty { print("    \(none)") }
+        for o in options {
+            print("    \(o.key.padding(toLength: 22, withPad: " ", startingAt: 0)) \(o.typeDescription.padding(toLength: 30, withPad: " ", startingAt: 0)) default \(o.defaultValue)  — \(o.help)")
         }
+        print("")
     }
 }
 

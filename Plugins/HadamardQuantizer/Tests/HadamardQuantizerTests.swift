@@ -123,6 +123,21 @@ final class HadamardQuantizerTests: XCTestCase {
         XCTAssertLessThan(hq32, 0.7 * plainRTN)
     }
 
+    /// State read from a checkpoint is checked before it is applied: a corrupt block size is an
+    /// error message, never a trap in the next forward.
+    func testCorruptCheckpointStateIsAProblemNotATrap() throws {
+        let layer = try hq([:]).makeLinear(id: id, inFeatures: 96, outFeatures: 16, seed: 1)
+        XCTAssertNil(layer.problem(restoring: ["block_size": 32, "lsq_initialized": 1], scalars: [0.1, 0.2]))
+        for (state, scalars, expected) in [(["block_size": 64], [Float(0.1), 0.2], "block_size 64"),
+                                           (["block_size": 3], [0.1, 0.2], "block_size 3"),
+                                           (["lsq_initialized": 7], [0.1, 0.2], "lsq_initialized 7"),
+                                           (["other": 1], [0.1, 0.2], "unknown state key"),
+                                           ([:], [Float.nan, 0.2], "two finite values")] {
+            let p = layer.problem(restoring: state, scalars: scalars)
+            XCTAssertTrue(p?.contains(expected) == true, "\(state) \(scalars): \(p ?? "accepted")")
+        }
+    }
+
     /// `dynamic` keeps the block size with the smallest ‖X̂−X‖·‖Ŵ−W‖, recomputed here in f64 with dense
     /// Sylvester blocks over every power of two dividing `in`; the choice is kept in `state`.
     func testDynamicBlockSizePicksTheMinimiser() throws {
