@@ -91,7 +91,13 @@ public struct RecipeRunner {
         let proto: PerplexityProtocol
         switch recipe.evaluation.protocolName {
         case .standard: proto = .standard(seqLen: recipe.evaluation.seqLen)
-        case .llamaCpp: proto = .llamaCpp(nCtx: recipe.evaluation.seqLen, bos: loaded.addsBOS ? loaded.bosID : nil)
+        case .llamaCpp:
+            // The protocol puts BOS first when the model's metadata asks for it; then there must be one.
+            if loaded.addsBOS, let tok = loaded.tokenizer {
+                do { try tok.requireBOSToken(for: "the llama.cpp protocol") }
+                catch { throw WorkbenchFailure.badInput(recipe.origin("model") + "\(error)") }
+            }
+            proto = .llamaCpp(nCtx: recipe.evaluation.seqLen, bos: loaded.addsBOS ? loaded.bosID : nil)
         }
         var maxWindows = recipe.evaluation.maxWindows
         if let mt = recipe.evaluation.maxTokens { maxWindows = min(maxWindows ?? .max, max(1, mt / proto.windowLength)) }
