@@ -31,10 +31,18 @@ public func locateReferenceModel(explicit: String?, environment: [String: String
 
 /// The first `submodule_search_locations` entry of a Python package, found without importing it.
 func pythonPackageFolder(_ package: String, python: String, environment: [String: String]) -> String? {
+    let script = "import importlib.util as u; s = u.find_spec('\(package)'); print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')"
+    guard let s = commandOutput([python, "-c", script], environment: environment)?
+        .trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+    return s.isEmpty ? nil : s
+}
+
+/// Standard output of a command found on PATH (`/usr/bin/env arguments…`), with `environment`
+/// added to this process's; nil when it cannot start or exits non-zero. Standard error is dropped.
+public func commandOutput(_ arguments: [String], environment: [String: String] = [:]) -> String? {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [python, "-c",
-                   "import importlib.util as u; s = u.find_spec('\(package)'); print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')"]
+    p.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     p.environment = env
@@ -45,6 +53,5 @@ func pythonPackageFolder(_ package: String, python: String, environment: [String
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     guard p.terminationStatus == 0 else { return nil }
-    let s = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    return s.isEmpty ? nil : s
+    return String(decoding: data, as: UTF8.self)
 }

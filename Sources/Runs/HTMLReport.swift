@@ -48,20 +48,7 @@ public enum HTMLReport {
     }
 
     static func summaryTable(_ r: RunReport) -> String {
-        var rows: [[String]] = []
-        if let s = r.float {
-            rows.append(["FP", "W16A16", "—", n(s.perplexity, 3), n(s.perplexityStandardError, 3), "0", "—", "0", "0", "100.0%", "0", "—", n(s.tokensPerSecond, 0)])
-        }
-        for v in r.variants {
-            guard let s = v.scores else { continue }
-            let meanErr = v.sites.isEmpty ? 0 : v.sites.map(\.relativeOutputError).reduce(0, +) / Double(v.sites.count)
-            rows.append([v.name, v.scheme, v.pipeline.isEmpty ? "—" : v.pipeline.joined(separator: " → "), n(s.perplexity, 3),
-                         n(s.perplexityStandardError, 3), n(s.deltaNLL, 4), n(s.deltaNLLStandardError, 4), n(s.meanKL, 4),
-                         n(s.klP99, 3), String(format: "%.1f%%", 100 * s.top1Agreement), n(meanErr, 4), n(v.quantizeSeconds, 1),
-                         n(s.tokensPerSecond, 0)])
-        }
-        return "<h2>Summary (\(r.float?.scoredTokens ?? 0) scored tokens)</h2>\n"
-            + table(["variant", "scheme", "pipeline", "ppl", "± se", "ΔNLL vs FP", "± se", "KL", "KL p99", "top-1", "site err (mean)", "quantize s", "tok/s"], rows)
+        "<h2>Summary (\(r.float?.scoredTokens ?? 0) scored tokens)</h2>\n" + table(RunReport.summaryHeader, r.summaryRows())
     }
 
     /// `layers.12.down` → (12, "down").

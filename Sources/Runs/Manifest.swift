@@ -1,6 +1,7 @@
 import Foundation
 import QuantCore
 import QuantKernels
+import ModelFormats
 
 /// What a run's figures depend on, recorded beside them in `results.json`: the exact inputs
 /// (file digests, the token stream), the code (commit and uncommitted diff), and the machine
@@ -71,16 +72,6 @@ public struct RunManifest: Codable, Equatable {
     }()
 
     static func git(_ args: [String], in dir: String) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", dir] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        commandOutput(["git", "-C", dir] + args)
     }
 }

@@ -135,17 +135,8 @@ public struct RunReport: Codable {
                 out += t.render() + "\n"
             }
         }
-        var t = Table(["variant", "scheme", "pipeline", "ppl", "± se", "ΔNLL vs FP", "± se", "KL", "KL p99", "top-1", "site err (mean)", "quant s", "tok/s"])
-        if let s = float {
-            t.add(["FP", "W16A16", "—", f(s.perplexity, 3), f(s.perplexityStandardError, 3), "0", "—", "0", "0", "100.0%", "0", "—", f(s.tokensPerSecond, 0)])
-        }
-        for v in variants {
-            guard let s = v.scores else { continue }
-            let meanErr = v.sites.isEmpty ? 0 : v.sites.map(\.relativeOutputError).reduce(0, +) / Double(v.sites.count)
-            t.add([v.name, v.scheme, v.pipeline.isEmpty ? "—" : v.pipeline.joined(separator: " → "), f(s.perplexity, 3), f(s.perplexityStandardError, 3),
-                   f(s.deltaNLL, 4), f(s.deltaNLLStandardError, 4), f(s.meanKL, 4), f(s.klP99, 3),
-                   String(format: "%.1f%%", 100 * s.top1Agreement), f(meanErr, 4), f(v.quantizeSeconds, 1), f(s.tokensPerSecond, 0)])
-        }
+        var t = Table(Self.summaryHeader)
+        for row in summaryRows() { t.add(row) }
         out += "Summary (\(float?.scoredTokens ?? 0) scored tokens; a ΔNLL within 2 se of another is a tie)\n"
         out += t.render()
         if !comparisons.isEmpty {
@@ -166,6 +157,25 @@ public struct RunReport: Codable {
         if !reused.isEmpty { out += "\nReused from the result cache (not recomputed): \(reused.joined(separator: ", "))\n" }
         out += String(format: "\nwall time %.1f s, %d thread(s), peak resident memory %@\n", wallSeconds, threads, Format.bytes(peakResidentBytes))
         return out
+    }
+
+    /// The comparison table (text and HTML reports): FP, then every scored variant.
+    public static let summaryHeader = ["variant", "scheme", "pipeline", "ppl", "± se", "ΔNLL vs FP", "± se", "KL", "KL p99",
+                                       "top-1", "site err (mean)", "quant s", "tok/s"]
+
+    public func summaryRows() -> [[String]] {
+        var rows: [[String]] = []
+        if let s = float {
+            rows.append(["FP", "W16A16", "—", f(s.perplexity, 3), f(s.perplexityStandardError, 3), "0", "—", "0", "0", "100.0%", "0", "—", f(s.tokensPerSecond, 0)])
+        }
+        for v in variants {
+            guard let s = v.scores else { continue }
+            let meanErr = v.sites.isEmpty ? 0 : v.sites.map(\.relativeOutputError).reduce(0, +) / Double(v.sites.count)
+            rows.append([v.name, v.scheme, v.pipeline.isEmpty ? "—" : v.pipeline.joined(separator: " → "), f(s.perplexity, 3), f(s.perplexityStandardError, 3),
+                         f(s.deltaNLL, 4), f(s.deltaNLLStandardError, 4), f(s.meanKL, 4), f(s.klP99, 3),
+                         String(format: "%.1f%%", 100 * s.top1Agreement), f(meanErr, 4), f(v.quantizeSeconds, 1), f(s.tokensPerSecond, 0)])
+        }
+        return rows
     }
 
     func f(_ x: Double, _ digits: Int) -> String { Format.number(x, digits) }
