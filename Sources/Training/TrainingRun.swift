@@ -258,10 +258,8 @@ public final class TrainingRun {
         }
         if let out = s.output { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         if step == 0 && validations.isEmpty { event(.validation(validateBeforeTraining())) }
-        var times: [Double] = []
         while step < s.steps {
             let r = trainStep()
-            times.append(r.seconds)
             event(.step(r))
             if !r.loss.isFinite { event(.message("\(name): the loss is \(r.loss) at step \(step); stopping")); break }
             if step % s.validateEvery == 0 || step == s.steps {
@@ -274,7 +272,8 @@ public final class TrainingRun {
             }
         }
         try writeCurve()
-        times.sort()
+        // Over every step of the run, those of an earlier process (restored from the checkpoint) included.
+        let times = records.map(\.seconds).sorted()
         return TrainingSummary(name: name, quantizer: quantizerName, steps: records, validations: validations, unigramLoss: unigramLoss,
                                byteLevel: byteLevel, parameterCount: model.shape.parameterCount, resumedFrom: resumedFrom,
                                medianStepSeconds: times.isEmpty ? 0 : times[times.count / 2])
