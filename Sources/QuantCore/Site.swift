@@ -144,19 +144,22 @@ public final class Site {
     /// and multiplied in f32 (simulated). Both give the same numbers up to f32 summation order.
     public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
-        applyOnlineTransforms(&x)
+        if !transforms.isEmpty { Profiler.measure("online transforms") { applyOnlineTransforms(&x) } }
+        let gemm = "GEMM " + kind.rawValue
         if mode == .quantized, ExecutionEngine.current == .integer, let packed = integerWeights() {
             let grid = activationScheme.grid
-            let qa = x.data.withUnsafeBufferPointer {
-                IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid)
+            let qa = Profiler.measure("activation quantization") {
+                x.data.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid) }
             }
-            return zip(linears, packed).map { l, w in
-                Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+            return Profiler.measure(gemm) {
+                zip(linears, packed).map { l, w in Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias)) }
             }
         }
-        if mode == .quantized { activationScheme.fakeQuantize(&x) }
+        if mode == .quantized, activationScheme.isQuantized {
+            Profiler.measure("activation quantization") { activationScheme.fakeQuantize(&x) }
+        }
         let useQ = mode != .float
-        return linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) }
+        return Profiler.measure(gemm) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) } }
     }
 
     /// Packed weights of every member when the whole site can run on the integer GEMM.
