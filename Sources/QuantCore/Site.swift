@@ -33,6 +33,20 @@ public final class Linear {
     public var inFeatures: Int { weight.cols }
     public var outFeatures: Int { weight.rows }
 
+    /// Bytes this layer holds in memory now: the f32 weights, the quantization result (Int32
+    /// codes, scales, zeros), and the packed and dequantized copies made so far.
+    public var residentBytes: (float: Int, codes: Int, packed: Int, dequantized: Int) {
+        let q = quantized.map { 4 * ($0.codes.count + $0.scales.count + $0.zeros.count) } ?? 0
+        return (4 * weight.data.count, q, cachedPacked?.byteCount ?? 0, 4 * (cachedDequantized?.data.count ?? 0))
+    }
+
+    /// Bytes of weights a forward pass reads for one token on the path `mode` takes: the packed
+    /// integer weights when `integerPath`, else the f32 (or dequantized f32) matrix.
+    public func bytesReadPerToken(integerPath: Bool) -> Int {
+        if integerPath, let p = packedForIntegerGemm { return p.byteCount }
+        return 4 * weight.data.count
+    }
+
     /// The weights a forward pass uses: dequantized integers when quantized, else the float weights.
     public func effectiveWeight(quantized useQuantized: Bool) -> Matrix {
         guard useQuantized, let q = quantized else { return weight }
@@ -161,6 +175,9 @@ public final class Site {
         let useQ = mode != .float
         return Profiler.measure(gemm) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) } }
     }
+
+    /// True when `forward` in `.quantized` mode runs this site on the integer GEMM.
+    public var runsOnIntegerGemm: Bool { ExecutionEngine.current == .integer && integerWeights() != nil }
 
     /// Packed weights of every member when the whole site can run on the integer GEMM.
     func integerWeights() -> [PackedIntWeights]? {
