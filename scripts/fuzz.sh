@@ -57,10 +57,13 @@ build_modules() {
     fi
     module QuantKernels "$ROOT/Sources/QuantKernels"
     module QuantCore "$ROOT/Sources/QuantCore"
+    if [ -d "$ROOT/Sources/TrainingQuantization" ]; then module TrainingQuantization "$ROOT/Sources/TrainingQuantization"; fi
     module ModelFormats "$ROOT/Sources/ModelFormats"
     module LlamaModel "$ROOT/Sources/LlamaModel"
     module Recipes "$ROOT/Sources/Recipes"
-    for m in RTN SmoothQuant Hadamard DuQuant GPTQ; do module "$m" "$ROOT/Plugins/$m"; done
+    for m in RTN SmoothQuant Hadamard DuQuant GPTQ TrainingRTN HadamardQuantizer BitSplitLSS; do
+        if [ -d "$ROOT/Plugins/$m" ]; then module "$m" "$ROOT/Plugins/$m"; fi
+    done
 }
 
 build_target() {
