@@ -107,7 +107,7 @@ if [ "$COVER" = 1 ]; then
     rm -f "$OUT/$TARGET"-*.profraw
     case "$TARGET" in
         gguf) FILES=("$ROOT"/Sources/ModelFormats/GGUF*.swift "$ROOT"/Sources/ModelFormats/MappedFile.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
-        safetensors) FILES=("$ROOT"/Sources/ModelFormats/Safetensors*.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
+        safetensors) FILES=("$ROOT"/Sources/ModelFormats/Safetensors*.swift "$ROOT"/Sources/ModelFormats/CompressedTensors.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
         tokenizer_json) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer+TokenizerJSON.swift" "$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer.swift") ;;
         tokenizer_model) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/SentencePieceTokenizer.swift") ;;
         recipe) FILES=("$ROOT"/Sources/Recipes/*.swift) ;;

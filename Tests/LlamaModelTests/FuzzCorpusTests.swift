@@ -60,6 +60,19 @@ final class FuzzCorpusTests: XCTestCase {
             let j = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
             st["tiny-\(tied ? "tied" : "untied").bin"] = Data(withUnsafeBytes(of: UInt32(j.count).littleEndian) { Array($0) }) + j + w.data()
         }
+        // compressed-tensors folders (pack-quantized int4 sym channel, int4 asym g32, int8 sym
+        // channel; float tensors f32 or bf16) as CompressedTensorsWriter writes them
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qwb-ct-seeds-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for (name, cfg, dtype) in [("ct-llama-int4-int8.bin", ArchitectureConfig.tinyLlama(hidden: 32, intermediate: 32, layers: 2, heads: 2, kvHeads: 1, vocab: 16), SafetensorsDType.f32),
+                                   ("ct-qwen2-tied-bf16.bin", ArchitectureConfig.tinyLlama(architecture: "qwen2", hidden: 32, intermediate: 32, layers: 1, heads: 2, kvHeads: 1, vocab: 16, tied: true), .bf16)] {
+            let fx = CompressedTensorsFixture.make(config: cfg, seed: 5)
+            let folder = tmp.appendingPathComponent(name)
+            try CompressedTensorsWriter.write(to: folder, config: cfg, quantized: fx.quantized, floats: fx.floats, floatDType: dtype)
+            let j = try Data(contentsOf: folder.appendingPathComponent("config.json"))
+            st[name] = Data(withUnsafeBytes(of: UInt32(j.count).littleEndian) { Array($0) }) + j
+                + (try Data(contentsOf: folder.appendingPathComponent(CompressedTensorsWriter.modelFile)))
+        }
         out["safetensors"] = st
 
         let tj: [String: Any] = [
@@ -221,6 +234,10 @@ final class FuzzCorpusTests: XCTestCase {
         for name in try FileManager.default.contentsOfDirectory(atPath: seedDir.appendingPathComponent("safetensors").path) {
             let folder = try Self.unpackSafetensorsInput(Data(contentsOf: seedDir.appendingPathComponent("safetensors/\(name)")), in: tmp)
             XCTAssertNoThrow(try CheckpointLoader.decoderModel(from: openCheckpoint(folder)), name)
+            if name.hasPrefix("ct-") {   // the compressed-tensors seeds reach the packed path
+                let ckpt = try XCTUnwrap(try openCheckpoint(folder) as? SafetensorsCheckpoint, name)
+                XCTAssertFalse(ckpt.packedTensorNames.isEmpty, name)
+            }
         }
     }
 
