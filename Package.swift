@@ -94,7 +94,9 @@ for (module, deps) in [
     ("TrainingQuantization", ["TrainingQuantization", "QuantCore", "QuantKernels"]),
     ("Training", ["Training", "TrainingQuantization", "QuantCore", "QuantKernels", "LlamaModel", "ModelFormats", "TestSupport"]),
     ("ModelFormats", ["ModelFormats", "TestSupport"]),
-    ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
+    // FuzzCorpusTests parses the recipe seeds with the built-in methods and training quantizers.
+    ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport", "Recipes", "TrainingQuantization"]
+                   + methods + trainingQuantizers),
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
     ("Reporting", ["Reporting"]),
     ("Export", ["Export", "QuantCore", "ModelFormats", "LlamaModel", "TestSupport", "RTN"]),
