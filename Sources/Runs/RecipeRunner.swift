@@ -55,6 +55,8 @@ public struct RecipeRunner {
     /// loaded model so `run` does not load it twice.
     @discardableResult
     public func validate() throws -> RunModel {
+        // The recipe's engine applies to everything this process runs from here on.
+        if let e = recipe.engine { ExecutionEngine.current = e }
         try RecipeFiles.check(recipe)
         let loaded = try ModelLoading.load(recipe.model, origin: recipe.origin("model"), progress: progress)
         try validateVariants(on: loaded.model)
