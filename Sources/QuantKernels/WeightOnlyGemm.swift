@@ -56,7 +56,14 @@ public enum WeightOnlyGemm {
                             _ lo: UnsafeMutablePointer<Float>, _ hi: UnsafeMutablePointer<Float>, _ stride: Int) -> Void
 
     static func kernels(_ path: KernelPath) -> Kernels {
-        Kernels(panel: portablePanel, dequantize: portableDequantize)
+        #if arch(x86_64)
+        switch path {
+        case .vnni: return Kernels(panel: AVX512WeightOnly.panel, dequantize: AVX512WeightOnly.dequantize)
+        case .avx2: return Kernels(panel: AVX2WeightOnly.panel, dequantize: AVX2WeightOnly.dequantize)
+        case .portable: break
+        }
+        #endif
+        return Kernels(panel: portablePanel, dequantize: portableDequantize)
     }
 
     static func run(_ x: UnsafePointer<Float>, m: Int, _ w: PackedIntWeights, _ y: UnsafeMutablePointer<Float>,
@@ -171,10 +178,10 @@ public enum WeightOnlyGemm {
                     for t in 0..<per { acc += F(repeating: xr[p + t]) * IntGemm.floats(unpack(lanes, t, int4) &- zv) }
                     blk += 64; p += per
                 }
-                for local in (whole * per)..<groupSize {
-                    var q = I()
-                    for c in 0..<16 { q[c] = storedCode(base, int4, c, local) }
-                    acc += F(repeating: xr[g * groupSize + local]) * IntGemm.floats(q &- zv)
+                // A partial last block (one group of K not a multiple of 8): its padding is never read.
+                if whole * per < groupSize {
+                    let lanes = I(truncatingIfNeeded: blk.loadUnaligned(as: SIMD16<UInt32>.self))
+                    for t in 0..<(groupSize - whole * per) { acc += F(repeating: xr[p + t]) * IntGemm.floats(unpack(lanes, t, int4) &- zv) }
                 }
                 total += UnsafeRawPointer(scales + g * 16).loadUnaligned(as: F.self) * acc
             }
@@ -195,23 +202,12 @@ public enum WeightOnlyGemm {
             UnsafeMutableRawPointer(lo + (p - from) * stride).storeBytes(of: v.lowHalf, as: SIMD8<Float>.self)
             UnsafeMutableRawPointer(hi + (p - from) * stride).storeBytes(of: v.highHalf, as: SIMD8<Float>.self)
         }
-        @inline(__always) func scalar(_ p: Int) {
-            var q = I()
-            for c in 0..<16 { q[c] = storedCode(group, int4, c, p) }
-            store(IntGemm.floats(q &- zv) * sv, p)
-        }
+        guard from < to else { return }
         let per = int4 ? 8 : 4
-        let firstBlock = (from + per - 1) / per, endBlock = to / per
-        var p = from
-        while p < min(to, firstBlock * per) { scalar(p); p += 1 }
-        if firstBlock < endBlock {
-            for b in firstBlock..<endBlock {
-                let lanes = I(truncatingIfNeeded: UnsafeRawPointer(group + b * 64).loadUnaligned(as: SIMD16<UInt32>.self))
-                for t in 0..<per { store(IntGemm.floats(unpack(lanes, t, int4) &- zv) * sv, b * per + t) }
-            }
-            p = endBlock * per
+        for b in (from / per)...((to - 1) / per) {
+            let lanes = I(truncatingIfNeeded: UnsafeRawPointer(group + b * 64).loadUnaligned(as: SIMD16<UInt32>.self))
+            for t in max(0, from - b * per)..<min(per, to - b * per) { store(IntGemm.floats(unpack(lanes, t, int4) &- zv) * sv, b * per + t) }
         }
-        while p < to { scalar(p); p += 1 }
     }
 }
 
