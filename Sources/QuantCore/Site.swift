@@ -42,6 +42,19 @@ public final class Linear {
         return d
     }
 
+    /// `Y = X·Wᵀ (+ bias)` for float activations X (tokens × in): the quantized weights when
+    /// `useQuantized` and the layer is quantized, else the float weights. On the integer engine,
+    /// quantized weights that fit the integer GEMM run from their packed codes (`WeightOnlyGemm`,
+    /// the same packed copy the integer GEMM uses); otherwise from the dequantized f32 weights.
+    /// Both give the same numbers up to f32 summation order.
+    public func multiply(_ x: Matrix, quantized useQuantized: Bool) -> Matrix {
+        precondition(x.cols == inFeatures, "\(name): X has \(x.cols) columns, W has \(inFeatures)")
+        if useQuantized, quantized != nil, ExecutionEngine.current == .integer, let p = packedForIntegerGemm {
+            return Matrix(rows: x.rows, cols: p.n, data: WeightOnlyGemm.multiply(x.data, m: x.rows, p, bias: bias))
+        }
+        return x.timesTransposed(effectiveWeight(quantized: useQuantized), bias: bias)
+    }
+
     /// Multiply output row `r` by `factors[r]` (folding a diagonal transform of the next site
     /// into this producer). Keeps a quantization result consistent.
     public func scaleOutputRows(by factors: [Float]) {
@@ -63,9 +76,10 @@ public enum SiteKind: String, CaseIterable, Sendable {
     case qkv, o, gateUp = "gate_up", down
 }
 
-/// Which arithmetic runs fully quantized sites.
+/// Which arithmetic runs quantized sites.
 public enum ExecutionEngine: String, Sendable {
-    /// Integer codes × integer codes with int32 accumulation (IntGemm), where the scheme allows.
+    /// Integer codes × integer codes with int32 accumulation (IntGemm), where the scheme allows;
+    /// float activations × packed integer weights (WeightOnlyGemm) for weight-only sites.
     case integer
     /// Quantize-dequantize to f32, then the f32 GEMM.
     case simulated
@@ -141,7 +155,9 @@ public final class Site {
     /// The forward pass of the site: one output per member linear. Fully quantized sites whose
     /// activations are per-token and whose weights fit the integer GEMM run on integer kernels
     /// (`ExecutionEngine.integer`); otherwise activations and weights are quantize-dequantized
-    /// and multiplied in f32 (simulated). Both give the same numbers up to f32 summation order.
+    /// and multiplied in f32 (simulated). With float activations (`.quantizedWeights`, or an
+    /// activation scheme that does not quantize) the integer engine runs the packed weights on
+    /// `WeightOnlyGemm` (`Linear.multiply`). All give the same numbers up to f32 summation order.
     public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
         applyOnlineTransforms(&x)
@@ -154,9 +170,12 @@ public final class Site {
                 Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
             }
         }
-        if mode == .quantized { activationScheme.fakeQuantize(&x) }
-        let useQ = mode != .float
-        return linears.map { x.timesTransposed($0.effectiveWeight(quantized: useQ), bias: $0.bias) }
+        if mode == .quantized && activationScheme.isQuantized {
+            activationScheme.fakeQuantize(&x)
+            return linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) }
+        }
+        // Float activations (weight-only, or an activation scheme that does not quantize).
+        return linears.map { $0.multiply(x, quantized: mode != .float) }
     }
 
     /// Packed weights of every member when the whole site can run on the integer GEMM.
