@@ -4,14 +4,25 @@
 import _Builtin_intrinsics.intel
 
 public enum AVX512WeightOnly {
-    /// The codes at offset `t` of one 64-byte panel block, minus the stored zero points `z`, as
-    /// floats (exact). Lane c is column c: int8 — signed byte t of the lane (k = 4s + t); int4 —
-    /// nibble at bit 8·(t & 3) + 4·(t >> 2) (k = 8s + t).
+    /// The codes at offset `t` of one 64-byte panel block minus their zero points, as floats
+    /// (exact). Lane c is column c: int8 — signed byte t of the lane (k = 4s + t); int4 — nibble at
+    /// bit 8·(t & 3) + 4·(t >> 2) (k = 8s + t). `zf` is `zeroBase(z, int4)` of the stored zeros.
+    ///
+    /// The code goes into the mantissa of 2²³ (exponent bits OR-ed on, int8's sign bit flipped so
+    /// the byte reads as q + 128: one `vpternlogd`), and the subtraction of `2²³ (+ 128) + zero`
+    /// leaves `q − zero` exactly: shift, ternlog, subtract instead of shifts, subtract, convert.
     @inline(__always)
-    static func codes(_ v: __m512i, _ t: Int, _ int4: Bool, _ z: __m512i) -> SIMD16<Float> {
-        let q = int4 ? _mm512_and_si512(_mm512_srli_epi32(v, UInt32(8 * (t & 3) + 4 * (t >> 2))), _mm512_set1_epi32(0xF))
-                     : _mm512_srai_epi32(_mm512_slli_epi32(v, UInt32(24 - 8 * t)), 24)
-        return _mm512_cvtepi32_ps(_mm512_sub_epi32(q, z))
+    static func codes(_ v: __m512i, _ t: Int, _ int4: Bool, _ zf: SIMD16<Float>) -> SIMD16<Float> {
+        let shift = int4 ? 8 * (t & 3) + 4 * (t >> 2) : 8 * t
+        let s = shift == 0 ? v : _mm512_srli_epi32(v, UInt32(shift))
+        let mask = _mm512_set1_epi32(int4 ? 0xF : 0xFF), magic = _mm512_set1_epi32(int4 ? 0x4B00_0000 : 0x4B00_0080)
+        return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_and_si512(s, mask), magic)) - zf
+    }
+
+    /// `2²³ + zero` (int4) or `2²³ + 128 + zero` (int8) per lane, for `codes`.
+    @inline(__always)
+    static func zeroBase(_ zeros: UnsafePointer<Int32>, _ int4: Bool) -> SIMD16<Float> {
+        _mm512_cvtepi32_ps(UnsafeRawPointer(zeros).loadUnaligned(as: __m512i.self)) + SIMD16(repeating: int4 ? 8_388_608 : 8_388_736)
     }
 
     /// `WeightOnlyGemm.portablePanel` (same contract) with fused multiply-adds: `rows` ≤ 4 rows of X
@@ -43,7 +54,7 @@ public enum AVX512WeightOnly {
         let xs = (x, x + min(1, rows - 1) * ldx, x + min(2, rows - 1) * ldx, x + min(3, rows - 1) * ldx)
         var t0 = F(), t1 = F(), t2 = F(), t3 = F()
         for g in 0..<groups {
-            let z = UnsafeRawPointer(zeros + g * 16).loadUnaligned(as: __m512i.self)
+            let z = zeroBase(zeros + g * 16, int4)
             var e0 = F(), e1 = F(), e2 = F(), e3 = F(), o0 = F(), o1 = F(), o2 = F(), o3 = F()
             var blk = UnsafeRawPointer(panel + g * groupBytes)
             var p = g * groupSize
@@ -106,7 +117,7 @@ public enum AVX512WeightOnly {
                               _ lo: UnsafeMutablePointer<Float>, _ hi: UnsafeMutablePointer<Float>, _ stride: Int) {
         guard from < to else { return }
         let per = int4 ? 8 : 4
-        let z = UnsafeRawPointer(zeros).loadUnaligned(as: __m512i.self)
+        let z = zeroBase(zeros, int4)
         let s = UnsafeRawPointer(scales).loadUnaligned(as: SIMD16<Float>.self)
         @inline(__always) func put(_ v: __m512i, _ t: Int, _ row: Int) {
             let d = codes(v, t, int4, z) * s
