@@ -188,7 +188,9 @@ public enum KernelBenchmark {
         if path != .vnni {
             report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
         }
-        report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
+        if wants("int") {
+            report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
+        }
         if wants("weightonly") {
             report.notes.append("weight-only rows (W8A16, W4A16: per channel, symmetric; W4A16g32: asymmetric groups of 32) take f32 activations and IntGemm's packed weights; of peak = of the f32 FMA peak")
         }
