@@ -16,15 +16,15 @@ def main(paths):
     paths_used = {r["path"] for r in runs}
     if len(paths_used) != 1:
         sys.exit(f"the runs used different kernel paths: {sorted(paths_used)}")
-    best = lambda values: max(v for v in values if v is not None) if any(v is not None for v in values) else None
+    def best(values):
+        present = [v for v in values if v is not None]   # a list: a generator would be used up by a first pass
+        return max(present) if present else None
     f32_peak = {t: best(r["f32Peak"].get(t) for r in runs) for t in runs[0]["f32Peak"]}
     int_peak = {t: best(r["intPeak"].get(t) for r in runs) for t in runs[0]["intPeak"]}
     print(f"Path `{runs[0]['path']}`, best of {len(runs)} run(s). Practical peaks (register-only loops): " + "; ".join(
         f"{t} thread(s): f32 FMA {f32_peak[t]:.0f} GFLOP/s, {runs[0]['intPeakInstruction']} {int_peak[t]:.0f} GOP/s"
         for t in sorted(f32_peak)))
     print()
-    print("| M | K×N | threads | f32 GFLOP/s (of peak) | OpenBLAS | f32 / OpenBLAS | W8A8 GOP/s (×f32) | W4A4 GOP/s (×f32) |")
-    print("|---|---|---|---|---|---|---|---|")
     rates, blas = {}, {}
     for run in runs:
         for r in run["rows"]:
@@ -32,18 +32,42 @@ def main(paths):
             rates.setdefault(key, {}).setdefault(r["kernel"], []).append(r["rate"])
             if r.get("openBLAS"):
                 blas.setdefault(key, []).append(r["openBLAS"])
-    for key in sorted(rates):
-        t, m, k, n = key
-        g = {kernel: max(v) for kernel, v in rates[key].items()}
-        f, ob = g.get("f32"), max(blas[key]) if key in blas else None
-        peak = f32_peak[str(t)]
-        cells = [str(m), f"{k}×{n}", str(t),
-                 f"{f:.0f} ({100 * f / peak:.0f}%)" if f else "–",
-                 f"{ob:.0f}" if ob else "–", f"{f / ob:.2f}" if f and ob else "–"]
-        for kernel in ("W8A8", "W4A4"):
-            v = g.get(kernel)
-            cells.append(f"{v:.0f} ({v / f:.2f}×)" if v and f else "–")
-        print("| " + " | ".join(cells) + " |")
+    has = lambda kernels: any(k in rates[key] for key in rates for k in kernels)
+    if has(("W8A8", "W4A4")) or blas:
+        print("| M | K×N | threads | f32 GFLOP/s (of peak) | OpenBLAS | f32 / OpenBLAS | W8A8 GOP/s (×f32) | W4A4 GOP/s (×f32) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for key in sorted(rates):
+            t, m, k, n = key
+            g = {kernel: max(v) for kernel, v in rates[key].items()}
+            f, ob = g.get("f32"), max(blas[key]) if key in blas else None
+            peak = f32_peak[str(t)]
+            cells = [str(m), f"{k}×{n}", str(t),
+                     f"{f:.0f} ({100 * f / peak:.0f}%)" if f else "–",
+                     f"{ob:.0f}" if ob else "–", f"{f / ob:.2f}" if f and ob else "–"]
+            for kernel in ("W8A8", "W4A4"):
+                v = g.get(kernel)
+                cells.append(f"{v:.0f} ({v / f:.2f}×)" if v and f else "–")
+            print("| " + " | ".join(cells) + " |")
+    weight_only = ("W8A16", "W4A16", "W4A16g32")
+    if has(weight_only):
+        print()
+        print("| M | K×N | threads | f32 GFLOP/s | W8A16 GFLOP/s (×f32) | W4A16 GFLOP/s (×f32) | W4A16 g32 GFLOP/s (×f32) |")
+        print("|---|---|---|---|---|---|---|")
+        for key in sorted(rates):
+            t, m, k, n = key
+            g = {kernel: max(v) for kernel, v in rates[key].items()}
+            f = g.get("f32")
+            if not f or not any(kernel in g for kernel in weight_only):
+                continue
+            cells = [str(m), f"{k}×{n}", str(t), f"{f:.0f}"]
+            for kernel in weight_only:
+                v = g.get(kernel)
+                cells.append(f"{v:.0f} ({v / f:.2f}×)" if v else "–")
+            print("| " + " | ".join(cells) + " |")
+    if not any(run["passes"] for run in runs):
+        for note in runs[0]["notes"]:
+            print(f"\n*{note}*")
+        return
     print()
     print("| pass over a 2048×1536 activation | threads | ms | read+write pass ms | ratio |")
     print("|---|---|---|---|---|")

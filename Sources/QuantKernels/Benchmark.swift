@@ -85,7 +85,7 @@ public enum KernelBenchmark {
         return best
     }
 
-    /// Runs every kernel (or only those named in `only`: "f32", "int", "hadamard", "openblas") on the
+    /// Runs every kernel (or only those named in `only`: "f32", "int", "weightonly", "hadamard", "openblas") on the
     /// standard shapes for each thread count in `threads`. `quick` uses fewer shapes and repetitions.
     public static func run(threads: [Int] = [1, 2], quick: Bool = false, only: Set<String>? = nil) -> KernelBenchmarkReport {
         func wants(_ s: String) -> Bool { only?.contains(s) ?? true }
@@ -101,33 +101,52 @@ public enum KernelBenchmark {
         let x = (0..<(maxM * maxK)).map { _ in rand() }
         var y = [Float](repeating: 0, count: maxM * maxN)
         let g8 = QuantGrid(bits: 8, symmetric: true), g4 = QuantGrid(bits: 4, symmetric: true)
+        let g4w = QuantGrid(bits: 4, symmetric: false)
         for (k, n) in kn {
             let w = (0..<(n * k)).map { _ in rand() }
             let q8 = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: k, grid: g8) }
             let p8 = IntGemm.packWeights(codes: q8.codes, scales: q8.scales, zeros: q8.zeros, n: n, k: k, groupSize: k, grid: g8)
             let q4 = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: k, grid: g4) }
             let p4 = IntGemm.packWeights(codes: q4.codes, scales: q4.scales, zeros: q4.zeros, n: n, k: k, groupSize: k, grid: g4)
+            // Weight-only W4A16 as usually deployed: asymmetric groups of 32 (divides every K here).
+            let q4g = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: n, cols: k, groupSize: 32, grid: g4w) }
+            let p4g = IntGemm.packWeights(codes: q4g.codes, scales: q4g.scales, zeros: q4g.zeros, n: n, k: k, groupSize: 32, grid: g4w)
             for m in ms {
                 let a8 = x.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: m, k: k, grid: g8) }
                 let a4 = x.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: m, k: k, grid: g4) }
                 let ops = 2.0 * Double(m) * Double(n) * Double(k)
                 let b = m * n * k > 1 << 30 ? 0 : budget
+                // Weight-only rows at decode (M = 1) and prefill (M = 512) sizes.
+                let weightOnly = wants("weightonly") && (m == 1 || m == 512)
                 for t in threads {
-                    if !wants("f32") && !wants("int") { continue }
+                    if !wants("f32") && !wants("int") && !weightOnly { continue }
                     let sf = x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
                         time(budget: b) { Gemm.multiply(xp.baseAddress!, wp.baseAddress!, into: yp.baseAddress!, m: m, n: n, k: k, threads: t) }
                     } } }
-                    let s8 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a8, p8, into: yp.baseAddress!, threads: t) } }
-                    let s4 = !wants("int") ? .infinity : y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a4, p4, into: yp.baseAddress!, threads: t) } }
-                    let rf = ops / sf / 1e9, r8 = ops / s8 / 1e9, r4 = ops / s4 / 1e9
+                    let rf = ops / sf / 1e9
                     let pf = report.f32Peak[t], pi = report.intPeak[t]
                     report.rows.append(KernelBenchmarkRow(kernel: "f32", m: m, k: k, n: n, threads: t, rate: rf,
                                                           fractionOfPeak: pf.map { rf / $0 }))
-                    if !wants("int") { continue }
-                    report.rows.append(KernelBenchmarkRow(kernel: "W8A8", m: m, k: k, n: n, threads: t, rate: r8,
-                                                          fractionOfPeak: pi.map { r8 / $0 }, ratioToF32: r8 / rf))
-                    report.rows.append(KernelBenchmarkRow(kernel: "W4A4", m: m, k: k, n: n, threads: t, rate: r4,
-                                                          fractionOfPeak: pi.map { r4 / $0 }, ratioToF32: r4 / rf))
+                    if wants("int") {
+                        let s8 = y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a8, p8, into: yp.baseAddress!, threads: t) } }
+                        let s4 = y.withUnsafeMutableBufferPointer { yp in time(budget: b) { IntGemm.multiply(a4, p4, into: yp.baseAddress!, threads: t) } }
+                        let r8 = ops / s8 / 1e9, r4 = ops / s4 / 1e9
+                        report.rows.append(KernelBenchmarkRow(kernel: "W8A8", m: m, k: k, n: n, threads: t, rate: r8,
+                                                              fractionOfPeak: pi.map { r8 / $0 }, ratioToF32: r8 / rf))
+                        report.rows.append(KernelBenchmarkRow(kernel: "W4A4", m: m, k: k, n: n, threads: t, rate: r4,
+                                                              fractionOfPeak: pi.map { r4 / $0 }, ratioToF32: r4 / rf))
+                    }
+                    if weightOnly {
+                        // f32 activations × integer weights: rates against the f32 peak.
+                        for (name, pw) in [("W8A16", p8), ("W4A16", p4), ("W4A16g32", p4g)] {
+                            let s = x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                                time(budget: b) { WeightOnlyGemm.multiply(xp.baseAddress!, m: m, pw, into: yp.baseAddress!, threads: t) }
+                            } }
+                            let r = ops / s / 1e9
+                            report.rows.append(KernelBenchmarkRow(kernel: name, m: m, k: k, n: n, threads: t, rate: r,
+                                                                  fractionOfPeak: pf.map { r / $0 }, ratioToF32: r / rf))
+                        }
+                    }
                 }
             }
         }
@@ -169,7 +188,12 @@ public enum KernelBenchmark {
         if path != .vnni {
             report.notes.append("no AVX-512 VNNI on this CPU: integer kernels use the \(path.rawValue) path; the int peak is the \(report.intPeakInstruction) loop")
         }
-        report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
+        if wants("int") {
+            report.notes.append("integer rows time the GEMM on pre-quantized activations (per-token quantization not included)")
+        }
+        if wants("weightonly") {
+            report.notes.append("weight-only rows (W8A16, W4A16: per channel, symmetric; W4A16g32: asymmetric groups of 32) take f32 activations and IntGemm's packed weights; of peak = of the f32 FMA peak")
+        }
         return report
     }
 

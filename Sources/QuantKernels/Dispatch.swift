@@ -38,8 +38,9 @@ public enum KernelDispatch {
     /// Paths whose self-test failed (reported in `summary`).
     public static var rejected: [KernelPath] { available.filter { $0 > best } }
 
-    /// Runs small integer and f32 GEMMs on `path` and compares them with the portable path: the int32
-    /// group sums must be identical and the f32 products within rounding. Never reads `active`.
+    /// Runs small integer, f32 and weight-only GEMMs on `path` and compares them with the portable
+    /// path: the int32 group sums must be identical and the f32 products within rounding. Never
+    /// reads `active`.
     public static func selfTest(_ path: KernelPath) -> Bool {
         if path == .portable { return true }
         let (m, n, k, gs) = (11, 37, 96, 32)
@@ -79,6 +80,23 @@ public enum KernelDispatch {
             if out == 0 { y0 = y } else { y1 = y }
         }
         for i in 0..<(m * n) where abs(y0[i] - y1[i]) > 1e-3 { return false }
+        // Weight-only: the GEMV (3 rows) and the slab dequantizer (11 rows), int8 and int4 groups.
+        // (Codes drawn here: `Quantizer` reads `active`, whose initializer runs this test.)
+        for (grid, gs) in [(QuantGrid(bits: 8, symmetric: true), k), (QuantGrid(bits: 4, symmetric: false), gs)] {
+            let codes = (0..<(n * k)).map { _ in grid.qmin + next(grid.qmax - grid.qmin + 1) }
+            let zeros = (0..<(n * k / gs)).map { _ in grid.symmetric ? 0 : next(grid.qmax + 1) }
+            let scales = (0..<(n * k / gs)).map { _ in Float(1 + next(100)) / 1000 }
+            let pw = IntGemm.packWeights(codes: codes, scales: scales, zeros: zeros, n: n, k: k, groupSize: gs, grid: grid)
+            for rows in [3, m] {
+                var out = [[Float]](repeating: [Float](repeating: 0, count: rows * n), count: 2)
+                for (p, o) in [(path, 0), (KernelPath.portable, 1)] {
+                    x.withUnsafeBufferPointer { xp in out[o].withUnsafeMutableBufferPointer { yp in
+                        WeightOnlyGemm.run(xp.baseAddress!, m: rows, pw, yp.baseAddress!, bias: nil, threads: 1, path: p)
+                    } }
+                }
+                for i in 0..<(rows * n) where !(abs(out[0][i] - out[1][i]) <= 1e-3) { return false }
+            }
+        }
         return true
     }
 

@@ -97,7 +97,19 @@ public enum Gemm {
         }
     }
 
+    /// Writes the packed B panels of W for columns `jc ..< jc + ncur` (absolute) and reduction
+    /// indices `pc ..< pc + kcur` into `dst`: `⌈ncur/nr⌉` panels of `kcur` steps of `nr` floats,
+    /// zero-padded past `ncur` (the layout of `packPanels` with `width = nr`).
+    typealias PackB = (_ jc: Int, _ ncur: Int, _ pc: Int, _ kcur: Int, _ dst: UnsafeMutablePointer<Float>) -> Void
+
     static func packed(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
+        packed(x, lda: lda, packB: { jc, ncur, pc, kcur, dst in s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, dst) },
+               y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: s)
+    }
+
+    /// The blocked product with W supplied by `packB` (f32 rows, or dequantized integer codes).
+    static func packed(_ x: UnsafePointer<Float>, lda: Int, packB: PackB, _ y: UnsafeMutablePointer<Float>,
                        ldy: Int, m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads t: Int, spec s: F32Spec) {
         // Split the longer dimension into `t` chunks aligned to the tile size.
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
@@ -115,7 +127,7 @@ public enum Gemm {
                 let jc = unit / layout.slabs * layout.nc, pc = unit % layout.slabs * layout.kc
                 guard pc < k else { return }
                 let ncur = min(layout.nc, n - jc), ncr = (ncur + s.nr - 1) / s.nr * s.nr
-                s.pack(w + jc * k + pc, k, ncur, min(layout.kc, k - pc), s.nr, packedW + jc * k + pc * ncr)
+                packB(jc, ncur, pc, min(layout.kc, k - pc), packedW + jc * k + pc * ncr)
             }
             shared = packedW
         }
@@ -123,10 +135,10 @@ public enum Gemm {
         Parallel.forEach(tasks, threads: tasks) { task in
             if splitN {
                 let j0 = task * panelsN / tasks * s.nr, j1 = min(n, (task + 1) * panelsN / tasks * s.nr)
-                block(x, lda: lda, w + j0 * k, y + j0, m: m, n: j1 - j0, k: k, ldy: ldy, bias: bias.map { $0 + j0 }, s)
+                block(x, lda: lda, packB: packB, j0: j0, y + j0, m: m, n: j1 - j0, k: k, ldy: ldy, bias: bias.map { $0 + j0 }, s)
             } else {
                 let i0 = task * panelsM / tasks * s.mr, i1 = min(m, (task + 1) * panelsM / tasks * s.mr)
-                block(x + i0 * lda, lda: lda, w, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s,
+                block(x + i0 * lda, lda: lda, packB: packB, j0: 0, y + i0 * ldy, m: i1 - i0, n: n, k: k, ldy: ldy, bias: bias, s,
                       packedW: shared.map { UnsafePointer($0) })
             }
         }
@@ -153,9 +165,10 @@ public enum Gemm {
         }
     }
 
-    /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row strides `lda` for X and `ldy` for Y.
+    /// One thread's part: `Y[0..<m, 0..<n] = X·Wᵀ` with row strides `lda` for X and `ldy` for Y, for
+    /// the columns `j0 ..< j0 + n` of W (`packB` takes absolute columns; `y` and `bias` start at j0).
     /// `packedW`: all of W already packed in the resident layout of `BlockLayout`.
-    static func block(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    static func block(_ x: UnsafePointer<Float>, lda: Int, packB: PackB, j0: Int, _ y: UnsafeMutablePointer<Float>,
                       m: Int, n: Int, k: Int, ldy: Int, bias: UnsafePointer<Float>?, _ s: F32Spec,
                       packedW: UnsafePointer<Float>? = nil) {
         guard m > 0, n > 0 else { return }
@@ -197,7 +210,7 @@ public enum Gemm {
                 if packedW == nil {
                     while pc < k {
                         let kcur = min(kc, k - pc)
-                        s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb + pc * ncr)
+                        packB(j0 + jc, ncur, pc, kcur, pb + pc * ncr)
                         pc += kcur
                     }
                 }
@@ -217,7 +230,7 @@ public enum Gemm {
                 var pc = 0
                 while pc < k {
                     let kcur = min(kc, k - pc)
-                    s.pack(w + jc * k + pc, k, ncur, kcur, s.nr, pb)
+                    packB(j0 + jc, ncur, pc, kcur, pb)
                     var ic = 0
                     while ic < m {
                         let mcur = min(mc, m - ic)

@@ -22,7 +22,7 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Also write the results as JSON.") var json: String?
     @Flag(help: "Fewer shapes and repetitions.") var quick = false
     @Option(help: "Thread counts, comma-separated.") var threads: String = "1,2"
-    @Option(help: "Only these kernel families, comma-separated: f32, int, hadamard, openblas.") var only: String?
+    @Option(help: "Only these kernel families, comma-separated: f32, int, weightonly, hadamard, openblas.") var only: String?
     func run() throws {
         let t = threads.split(separator: ",").compactMap { Int($0) }
         guard !t.isEmpty, t.allSatisfy({ $0 > 0 }) else { throw ValidationError("--threads takes positive integers, e.g. 1,2") }

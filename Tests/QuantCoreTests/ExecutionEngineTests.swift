@@ -55,6 +55,48 @@ final class ExecutionEngineTests: XCTestCase {
         }
     }
 
+    /// Weight-only sites (`.quantizedWeights`, or `.quantized` with float activations) run on
+    /// WeightOnlyGemm from the packed weights on the integer engine: equal to the simulated path up
+    /// to f32 summation order, and bit for bit for more than 4 tokens (the same f32 GEMM runs on the
+    /// same dequantized values).
+    func testWeightOnlyIntegerAndSimulatedAgree() {
+        for (w, mode) in [(WeightScheme(bits: 8), ExecutionMode.quantizedWeights),
+                          (WeightScheme(bits: 4), .quantized),
+                          (WeightScheme(bits: 4, granularity: .group(32), symmetric: false, clip: 0.8), .quantizedWeights),
+                          (WeightScheme(bits: 6, symmetric: false), .quantized)] {
+            let s = site(weights: w, activations: ActivationScheme())
+            for tokens in [1, 3, 37] {
+                let x = randomMatrix(tokens, 96, seed: 5)
+                ExecutionEngine.current = .integer
+                let int = s.forward(x, mode: mode)
+                ExecutionEngine.current = .simulated
+                let sim = s.forward(x, mode: mode)
+                for (i, f) in zip(int, sim) {
+                    XCTAssertLessThan(i.relativeError(to: f), 1e-5, "\(w) \(mode) tokens \(tokens)")
+                    if tokens > 4 { XCTAssertEqual(i, f, "\(w) \(mode) tokens \(tokens)") }
+                }
+                // Float mode ignores the quantized weights on both engines.
+                ExecutionEngine.current = .integer
+                XCTAssertEqual(s.forward(x, mode: .float)[0], x.timesTransposed(s.linears[0].weight, bias: s.linears[0].bias))
+            }
+        }
+    }
+
+    /// `Linear.multiply` (for layers outside a site, such as lm_head) picks the same paths.
+    func testLinearMultiplyMatchesEffectiveWeight() {
+        let l = Linear(name: "lm_head", weight: randomMatrix(70, 64, seed: 6))
+        let x = randomMatrix(2, 64, seed: 7)
+        XCTAssertEqual(l.multiply(x, quantized: true), x.timesTransposed(l.weight))   // not quantized: float weights
+        l.quantized = .roundToNearest(l.weight, scheme: WeightScheme(bits: 4, granularity: .group(32)))
+        ExecutionEngine.current = .integer
+        let int = l.multiply(x, quantized: true)
+        XCTAssertLessThan(int.relativeError(to: x.timesTransposed(l.effectiveWeight(quantized: true))), 1e-5)
+        XCTAssertGreaterThan(int.relativeError(to: x.timesTransposed(l.weight)), 1e-3, "the quantized weights are used")
+        ExecutionEngine.current = .simulated
+        XCTAssertEqual(l.multiply(x, quantized: true), x.timesTransposed(l.effectiveWeight(quantized: true)))
+        XCTAssertEqual(l.multiply(x, quantized: false), x.timesTransposed(l.weight))
+    }
+
     func testIneligibleSchemesFallBackToSimulation() {
         // Per-tensor activations cannot use per-token integer quantization: the result must equal simulation.
         let x = randomMatrix(5, 96, seed: 4)
