@@ -30,25 +30,37 @@ public enum RowOps {
 
     /// Block-diagonal multiply `x ← x·blockdiag(R_0, R_1, …)`: `blocks` holds one b×b row-major
     /// matrix per block of b columns, or a single matrix shared by every block
-    /// (`transposeBlocks`: use `R_iᵀ`). Each block is a packed f32 GEMM over all rows at once.
+    /// (`transposeBlocks`: use `R_iᵀ`). Rows go in chunks of `chunkRows` (fixed, so results do not
+    /// depend on the thread count), one chunk per work item; inside a chunk every block is a
+    /// single-threaded packed f32 GEMM. One parallel pass per call, not one per block.
     public static func blockMultiply(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
                                      blockSize b: Int, blocks: [[Float]], transposeBlocks: Bool = false, threads: Int? = nil) {
         precondition(b > 0 && cols % b == 0 && (blocks.count == 1 || blocks.count == cols / b))
         precondition(blocks.allSatisfy { $0.count == b * b }, "blockMultiply: each block must be b×b")
         guard rows > 0 else { return }
         // Gemm computes Y = X·Wᵀ, so W = R_iᵀ for x·R_i and W = R_i for x·R_iᵀ.
-        let ws: [[Float]] = transposeBlocks ? blocks : blocks.map { r in
+        let ws: [Float] = transposeBlocks ? blocks.flatMap { $0 } : blocks.flatMap { r in
             var t = [Float](repeating: 0, count: b * b)
             for i in 0..<b { for j in 0..<b { t[j * b + i] = r[i * b + j] } }
             return t
         }
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * b)
-        defer { tmp.deallocate() }
-        for blk in 0..<(cols / b) {
-            ws[ws.count == 1 ? 0 : blk].withUnsafeBufferPointer { wp in
-                Gemm.multiplyStrided(x + blk * b, lda: cols, wp.baseAddress!, into: tmp, ldy: b, m: rows, n: b, k: b, threads: threads)
+        let chunkRows = 32
+        let chunks = (rows + chunkRows - 1) / chunkRows
+        let t = 2 * rows * cols * b < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        let xb = UncheckedBox(x)
+        ws.withUnsafeBufferPointer { wp in
+            let w = wp.baseAddress!
+            Parallel.forEach(chunks, threads: t) { c in
+                let r0 = c * chunkRows, n = min(chunkRows, rows - r0)
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: n * b)
+                defer { tmp.deallocate() }
+                let xc = xb.value + r0 * cols
+                for blk in 0..<(cols / b) {
+                    let wblk = w + (blocks.count == 1 ? 0 : blk * b * b)
+                    Gemm.multiplyStrided(xc + blk * b, lda: cols, wblk, into: tmp, ldy: b, m: n, n: b, k: b, threads: 1)
+                    for r in 0..<n { (xc + r * cols + blk * b).update(from: tmp + r * b, count: b) }
+                }
             }
-            for r in 0..<rows { (x + r * cols + blk * b).update(from: tmp + r * b, count: b) }
         }
     }
 

@@ -112,6 +112,25 @@ final class TransformTests: XCTestCase {
                         tol: 1e-5, "shared \(shared) transpose \(tr)")
         } }
     }
+
+    /// Several row chunks: 1 and 2 threads give the same bits, and a row multiplied on its own (a
+    /// decode step) gives the bits it gets inside a batch (a prefill).
+    func testBlockMultiplyIsIndependentOfThreadsAndBatch() {
+        var rng = TestRNG(11)
+        let rows = 101, cols = 192, b = 64
+        let x = rng.floats(rows * cols)
+        let blocks = (0..<(cols / b)).map { _ in rng.floats(b * b) }
+        var one = x, two = x
+        one.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: rows, cols: cols, blockSize: b, blocks: blocks, threads: 1) }
+        two.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: rows, cols: cols, blockSize: b, blocks: blocks, threads: 2) }
+        XCTAssertEqual(one, two)
+        assertClose(one, RowOps.blockMultiplyReference(x, rows: rows, cols: cols, blockSize: b, blocks: blocks), tol: 1e-5, "chunks")
+        for r in [0, 40, 100] {
+            var row = Array(x[(r * cols)..<((r + 1) * cols)])
+            row.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: 1, cols: cols, blockSize: b, blocks: blocks) }
+            XCTAssertEqual(row, Array(one[(r * cols)..<((r + 1) * cols)]), "row \(r)")
+        }
+    }
 }
 
 final class FusedTests: XCTestCase {
