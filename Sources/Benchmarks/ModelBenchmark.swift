@@ -50,7 +50,10 @@ public struct ModelBenchmark {
     /// Quantizes every variant of `recipe` and benchmarks the float model and each variant on the
     /// recipe's evaluation windows.
     public func run(recipe: Recipe, progress handler: @escaping ProgressHandler = { _ in }) throws -> ModelBenchmarkReport {
-        let (loaded, windows, variants) = try RecipeRunner(recipe: recipe, progress: handler).quantizeAll()
+        // Each variant keeps only what its forward reads (packed codes where it runs on the integer
+        // or weight-only GEMM), as a runtime would hold it.
+        let (loaded, windows, variants) = try RecipeRunner(recipe: recipe, progress: handler)
+            .quantizeAll(then: { $0.compactForInference() })
         let fp = Model(name: "FP", scheme: "f32 (\(loaded.model.provenance))", model: loaded.model, mode: .float)
         return try run([fp] + variants.map { Model(name: $0.0.name, scheme: $0.0.scheme.label, model: $0.1, mode: .quantized) },
                        windows: windows)
@@ -181,8 +184,8 @@ public struct ModelBenchmark {
                 for l in linears {
                     let shape = MachineLimits.Shape(m: L, k: l.inFeatures, n: l.outFeatures)
                     var kind = MachineLimits.Kind.f32
-                    if let q = l.quantized {
-                        let bits = q.grid.bits <= 4 ? 4 : 8
+                    if let p = l.packedForIntegerGemm {
+                        let bits = p.storageBits
                         if arithmetic == .integer { kind = .integer(weightBits: bits, activationBits: activations.bits) }
                         if arithmetic == .weightOnly { kind = .weightOnly(weightBits: bits) }
                     }

@@ -23,8 +23,10 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     /// Weight bytes the model holds in memory now (every copy: f32, Int32 codes, packed, dequantized).
     public struct WeightBytes: Codable, Sendable {
         public var blockLinears = 0, embedding = 0, lmHead = 0
-        /// Of `blockLinears`: the f32 weights alone (what an f32 model holds).
+        /// Of `blockLinears`: the f32 weights alone.
         public var blockLinearsFloat = 0
+        /// What the block linears take as f32 (4 bytes × in × out): the reference for `blockLinears`.
+        public var blockLinearsF32Equivalent = 0
         /// Of `blockLinears`: the packed integer weights.
         public var blockLinearsPacked = 0
 
@@ -34,6 +36,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
                 blockLinears += r.float + r.codes + r.packed + r.dequantized
                 blockLinearsFloat += r.float
                 blockLinearsPacked += r.packed
+                blockLinearsF32Equivalent += 4 * l.inFeatures * l.outFeatures
             }
             embedding = 4 * m.embedding.data.count
             let h = m.lmHead.residentBytes
@@ -91,18 +94,19 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         out += "prefill: \(prefillWindows) windows of \(windowLength) tokens, full forward with lm_head, no scoring; "
             + "decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens one at a time with the KV cache (greedy)\n"
         var t = Table(["variant", "scheme", "prefill tok/s", "× FP", "bound tok/s", "of bound", "int FLOPs",
-                       "decode tok/s", "× FP", "bound tok/s", "of bound", "MB read/token", "weights MB (blocks/emb/head)", "RSS MB"])
+                       "decode tok/s", "× FP", "bound tok/s", "of bound", "MB read/token", "weights MB (blocks/emb/head)", "blocks ÷ f32", "RSS MB"])
         for r in rows {
             let w = r.weightBytes.map { "\(mb($0.blockLinears)) / \(mb($0.embedding)) / \(mb($0.lmHead))" } ?? "–"
+            let ratio = r.weightBytes.map { f(Double($0.blockLinears) / Double(max(1, $0.blockLinearsF32Equivalent)), 2) } ?? "–"
             t.add([r.name, r.scheme, f(r.prefillTokensPerSecond), f(r.prefillRatioToFloat, 2), f(r.prefillBoundTokensPerSecond),
                    f(100 * r.prefillFractionOfBound, 0) + "%", f(100 * r.integerFLOPsShare, 0) + "%",
                    f(r.decodeTokensPerSecond, 2), f(r.decodeRatioToFloat, 2), f(r.decodeBoundTokensPerSecond, 2),
-                   f(100 * r.decodeFractionOfBound, 0) + "%", mb(r.bytesReadPerToken), w, mb(r.residentBytes)])
+                   f(100 * r.decodeFractionOfBound, 0) + "%", mb(r.bytesReadPerToken), w, ratio, mb(r.residentBytes)])
         }
         out += t.render() + "\n"
         out += "bounds: prefill = the forward's FLOPs (causal attention counted) at the GEMM rates above, integer sites at the integer rate; "
             + "decode = (weight bytes read per token + KV cache at the mean context) / read bandwidth. "
-            + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized). Peak RSS \(mb(peakResidentBytes)) MB.\n"
+            + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized); variants keep only the packed codes where they run on the integer or weight-only GEMM. Peak RSS \(mb(peakResidentBytes)) MB.\n"
         let profiled = rows.filter { !$0.profile.isEmpty }
         if !profiled.isEmpty {
             let components = Set(profiled.flatMap { $0.profile.map(\.component) })

@@ -132,6 +132,22 @@ public final class DecoderModel {
 }
 
 extension DecoderModel {
+    /// Drops every copy of the weights the quantized forward on the integer engine does not read
+    /// (`Linear.compactForInference`) for the block linears and lm_head whose arithmetic in
+    /// `.quantized` mode is the integer or the weight-only GEMM. Returns how many layers it compacted.
+    @discardableResult
+    public func compactForInference() -> Int {
+        var n = 0
+        func compact(_ linears: [Linear], _ a: ActivationScheme) {
+            let arithmetic = Site.arithmetic(linears, activations: a, mode: .quantized)
+            guard arithmetic == .integer || arithmetic == .weightOnly else { return }
+            for l in linears where l.compactForInference() { n += 1 }
+        }
+        for s in allSites { compact(s.linears, s.activationScheme) }
+        compact([lmHead], lmHeadActivations)
+        return n
+    }
+
     /// Model-level edit: divides the RMSNorm weight that feeds site `kind` of block `b` by `s`
     /// (a diagonal input scale folded offline: `norm(h)·γ/s`).
     public func foldScaleIntoNorm(block b: Int, site kind: SiteKind, scale s: [Float]) {

@@ -14,10 +14,17 @@ public final class Linear {
     public var quantized: QuantizedWeight? { didSet { cachedDequantized = nil; cachedPacked = nil } }
     private var cachedDequantized: Matrix?
     private var cachedPacked: PackedIntWeights?
+    /// Set by `compactForInference`: the packed codes are all the layer keeps.
+    public private(set) var compacted: PackedIntWeights?
+    private let shape: (out: Int, in: Int)
+
+    /// True when the layer holds quantized weights (as a `QuantizedWeight`, or only packed).
+    public var isQuantized: Bool { quantized != nil || compacted != nil }
 
     /// The quantized weights packed for the integer GEMM, when they fit it (≤ 8 bits, groups a
     /// multiple of 8 or whole rows).
     public var packedForIntegerGemm: PackedIntWeights? {
+        if let c = compacted { return c }
         guard let q = quantized, q.grid.bits <= 8, q.groupSize == q.cols || q.groupSize % 8 == 0 else { return nil }
         if let p = cachedPacked { return p }
         let p = IntGemm.packWeights(codes: q.codes, scales: q.scales, zeros: q.zeros, n: q.rows, k: q.cols,
@@ -28,27 +35,44 @@ public final class Linear {
 
     public init(name: String, weight: Matrix, bias: [Float]? = nil, scheme: WeightScheme = .init()) {
         self.name = name; self.weight = weight; self.bias = bias; self.scheme = scheme
+        shape = (weight.rows, weight.cols)
     }
 
-    public var inFeatures: Int { weight.cols }
-    public var outFeatures: Int { weight.rows }
+    public var inFeatures: Int { compacted != nil ? shape.in : weight.cols }
+    public var outFeatures: Int { compacted != nil ? shape.out : weight.rows }
+
+    /// Keeps only the packed codes the integer and weight-only GEMMs read, dropping the f32
+    /// weights, the Int32 codes and any dequantized copy — the model as a runtime holds it. For
+    /// models that only run forward on the integer engine afterwards (`bench model`, `generate`);
+    /// irreversible. Returns false (and changes nothing) when the weights do not pack.
+    @discardableResult
+    public func compactForInference() -> Bool {
+        guard compacted == nil, let p = packedForIntegerGemm else { return compacted != nil }
+        let dims = (outFeatures, inFeatures)
+        precondition(dims == shape, "\(name): shape changed after construction")
+        compacted = p
+        quantized = nil
+        weight = Matrix(rows: 0, cols: 0, data: [])
+        return true
+    }
 
     /// Bytes this layer holds in memory now: the f32 weights, the quantization result (Int32
     /// codes, scales, zeros), and the packed and dequantized copies made so far.
     public var residentBytes: (float: Int, codes: Int, packed: Int, dequantized: Int) {
         let q = quantized.map { 4 * ($0.codes.count + $0.scales.count + $0.zeros.count) } ?? 0
-        return (4 * weight.data.count, q, cachedPacked?.byteCount ?? 0, 4 * (cachedDequantized?.data.count ?? 0))
+        return (4 * weight.data.count, q, (compacted ?? cachedPacked)?.byteCount ?? 0, 4 * (cachedDequantized?.data.count ?? 0))
     }
 
     /// Bytes of weights a forward pass reads per token in `arithmetic`: the packed integer weights
     /// for the integer and weight-only GEMMs, else the f32 (or dequantized f32) matrix.
     public func bytesReadPerToken(_ arithmetic: Arithmetic) -> Int {
         if arithmetic == .integer || arithmetic == .weightOnly, let p = packedForIntegerGemm { return p.byteCount }
-        return 4 * weight.data.count
+        return 4 * inFeatures * outFeatures
     }
 
     /// The weights a forward pass uses: dequantized integers when quantized, else the float weights.
     public func effectiveWeight(quantized useQuantized: Bool) -> Matrix {
+        precondition(compacted == nil, "\(name) keeps only packed codes (compactForInference); it runs on the integer engine only")
         guard useQuantized, let q = quantized else { return weight }
         if let c = cachedDequantized { return c }
         let d = q.dequantized()
@@ -63,7 +87,7 @@ public final class Linear {
     /// Both give the same numbers up to f32 summation order.
     public func multiply(_ x: Matrix, quantized useQuantized: Bool) -> Matrix {
         precondition(x.cols == inFeatures, "\(name): X has \(x.cols) columns, W has \(inFeatures)")
-        if useQuantized, quantized != nil, ExecutionEngine.current == .integer, let p = packedForIntegerGemm {
+        if useQuantized, isQuantized, ExecutionEngine.current == .integer, let p = packedForIntegerGemm {
             return Matrix(rows: x.rows, cols: p.n, data: WeightOnlyGemm.multiply(x.data, m: x.rows, p, bias: bias))
         }
         return x.timesTransposed(effectiveWeight(quantized: useQuantized), bias: bias)
@@ -79,6 +103,7 @@ public final class Linear {
     }
 
     public func copy() -> Linear {
+        precondition(compacted == nil, "\(name): a compacted layer (packed codes only) is not copied")
         let l = Linear(name: name, weight: weight, bias: bias, scheme: scheme)
         l.quantized = quantized
         return l
@@ -232,8 +257,8 @@ public final class Site {
             if integerEngine, a.granularity == .token, a.bits <= 8, linears.allSatisfy({ $0.packedForIntegerGemm != nil }) { return .integer }
             return .simulated
         }
-        guard mode != .float, linears.contains(where: { $0.quantized != nil }) else { return .float }
-        if integerEngine, linears.allSatisfy({ $0.quantized != nil && $0.packedForIntegerGemm != nil }) { return .weightOnly }
+        guard mode != .float, linears.contains(where: { $0.isQuantized }) else { return .float }
+        if integerEngine, linears.allSatisfy({ $0.isQuantized && $0.packedForIntegerGemm != nil }) { return .weightOnly }
         return .simulated
     }
 

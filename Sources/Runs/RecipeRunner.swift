@@ -225,13 +225,17 @@ public struct RecipeRunner {
 
     /// Quantizes every variant without evaluating (for `bench model` and `generate`): the float
     /// model as loaded, the recipe's evaluation windows, and each variant's model.
-    public func quantizeAll() throws -> (loaded: RunModel, evaluation: [[Int]], variants: [(Recipe.Variant, DecoderModel)]) {
+    /// `then` sees each variant's model as soon as it is made (e.g. to compact it).
+    public func quantizeAll(then: (DecoderModel) -> Void = { _ in }) throws
+        -> (loaded: RunModel, evaluation: [[Int]], variants: [(Recipe.Variant, DecoderModel)]) {
         let loaded = try validate()
         let inputs = try resolveInputs(loaded)
         var out: [(Recipe.Variant, DecoderModel)] = []
         for v in recipe.variants {
             progress(.note("variant \(v.name): \(v.scheme.label), pipeline [\(v.pipeline.map { $0.method.name }.joined(separator: ", "))]"))
-            out.append((v, try quantize(v, fp: loaded.model, calibration: inputs.calibration, profiled: [], runner: LlamaForward()).0))
+            let model = try quantize(v, fp: loaded.model, calibration: inputs.calibration, profiled: [], runner: LlamaForward()).0
+            then(model)
+            out.append((v, model))
         }
         return (loaded, inputs.evaluation, out)
     }

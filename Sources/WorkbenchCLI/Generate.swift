@@ -32,6 +32,7 @@ struct Generate: ParsableCommand {
                 let runner = RecipeRunner(recipe: r, progress: display.handler)
                 if let variant {
                     let q = try runner.quantizeOnly(variant: variant)
+                    q.model.compactForInference()
                     (loaded, m, mode, label) = (q.loaded, q.model, .quantized, "\(variant) (\(q.variant.scheme.label))")
                 } else {
                     loaded = try runner.validate(); m = loaded.model

@@ -69,6 +69,14 @@ final class ModelBenchmarkTests: XCTestCase {
         XCTAssertLessThan(head8.bytesReadPerToken, w8.bytesReadPerToken, "lm_head read as packed int8")
         XCTAssertGreaterThan(w4.integerFLOPsShare, 0.3, "weight-only sites run on the weight-only GEMM")
         XCTAssertLessThan(w4.bytesReadPerToken, w8.bytesReadPerToken, "packed int4 block weights")
+        // Compacted: the variants hold only packed codes for their block linears.
+        for r in [w8, head8, w4, du] {
+            let wb = try XCTUnwrap(r.weightBytes)
+            XCTAssertEqual(wb.blockLinearsFloat, 0, r.name)
+            XCTAssertEqual(wb.blockLinears, wb.blockLinearsPacked, r.name)
+        }
+        XCTAssertLessThan(Double(w4.weightBytes!.blockLinears), 0.3 * Double(w4.weightBytes!.blockLinearsF32Equivalent))
+        XCTAssertLessThan(head8.weightBytes!.lmHead, w8.weightBytes!.lmHead / 3, "lm_head packed int8")
         XCTAssertTrue(Set(w8.profile.map(\.component)).contains("activation quantization"))
         XCTAssertTrue(Set(du.profile.map(\.component)).contains("online transforms"))
         XCTAssertNotNil(du.onlineTransformBoundSeconds)

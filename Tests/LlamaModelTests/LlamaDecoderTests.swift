@@ -56,6 +56,22 @@ final class LlamaDecoderTests: XCTestCase {
         XCTAssertGreaterThan(maxError(runner.logits(model, windows: [w], mode: .float), prefill), 1e-3)
     }
 
+    /// A model that keeps only its packed codes (W8A8 sites, W4A16 lm_head) computes the same bits.
+    func testCompactedModelComputesTheSameLogits() throws {
+        let model = SyntheticModel.make(seed: 2)
+        _ = try model.assignSchemes(QuantScheme(weights: WeightScheme(bits: 8), activations: ActivationScheme(bits: 8)),
+                                    overrides: [SchemeOverride(pattern: "lm_head", weights: WeightScheme(bits: 4, granularity: .group(32)))])
+        for l in model.allSites.flatMap(\.linears) + [model.lmHead] { l.quantized = QuantizedWeight.roundToNearest(l.weight, scheme: l.scheme) }
+        let w = SyntheticModel.tokens(seed: 6, windows: 1, length: 24)
+        let before = runner.logits(model, windows: w, mode: .quantized)
+        let floatBytes = model.allLinears.reduce(0) { $0 + $1.residentBytes.float }
+        XCTAssertEqual(model.compactForInference(), model.allLinears.count)
+        XCTAssertEqual(model.allLinears.reduce(0) { $0 + $1.residentBytes.float + $1.residentBytes.codes }, 0)
+        XCTAssertLessThan(model.allLinears.reduce(0) { $0 + $1.residentBytes.packed }, floatBytes / 3)
+        XCTAssertEqual(runner.logits(model, windows: w, mode: .quantized), before)
+        XCTAssertEqual(try decodeOneByOne(model, w[0], mode: .quantized, prompt: 4).rows, 24)
+    }
+
     func testCacheCapacityIsAnErrorNotATrap() throws {
         let d = LlamaDecoder(model: SyntheticModel.make(seed: 0), mode: .float, capacity: 4)
         try d.append([1, 2, 3])
