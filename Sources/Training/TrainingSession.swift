@@ -100,8 +100,9 @@ public struct TrainingSession {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Training loss (thin) and validation loss with the float master weights (thick, with points)
-    /// of every run against the step, with the unigram baseline dashed.
+    /// Training loss (thin), validation loss with the quantized forward (thick, with points) and,
+    /// where it differs, with the float master weights (dashed) of every run against the step,
+    /// with the unigram baseline dashed gray.
     public static func lossCurvesSVG(_ runs: [TrainingSummary]) -> String {
         let w = 760.0, h = 440.0, left = 60.0, right = 170.0, top = 20.0, bottom = 40.0
         let maxStep = Double(runs.map { $0.steps.last?.step ?? 1 }.max() ?? 1)
@@ -126,9 +127,16 @@ public struct TrainingSession {
             let c = colors[i % colors.count]
             let train = r.steps.filter { $0.loss.isFinite }.map { "\(x(Double($0.step))),\(y($0.loss))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-opacity=\"0.35\" stroke-width=\"1\" points=\"\(train)\"/>\n"
-            let val = r.validations.filter { $0.floatLoss.isFinite }.map { "\(x(Double($0.step))),\(y($0.floatLoss))" }.joined(separator: " ")
+            // Validation with the quantized forward (the model as trained; the float weights before step 1),
+            // and — dashed — with the float master weights where they differ.
+            let quantized = r.validations.map { ($0.step, $0.quantizedLoss.isFinite ? $0.quantizedLoss : $0.floatLoss) }.filter { $0.1.isFinite }
+            let val = quantized.map { "\(x(Double($0.0))),\(y($0.1))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(val)\"/>\n"
-            for v in r.validations where v.floatLoss.isFinite { s += "<circle cx=\"\(x(Double(v.step)))\" cy=\"\(y(v.floatLoss))\" r=\"2.5\" fill=\"\(c)\"/>\n" }
+            for (step, l) in quantized { s += "<circle cx=\"\(x(Double(step)))\" cy=\"\(y(l))\" r=\"2.5\" fill=\"\(c)\"/>\n" }
+            if r.validations.contains(where: { $0.quantizedLoss.isFinite && abs($0.quantizedLoss - $0.floatLoss) > 1e-6 }) {
+                let fl = r.validations.filter { $0.floatLoss.isFinite }.map { "\(x(Double($0.step))),\(y($0.floatLoss))" }.joined(separator: " ")
+                s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\" points=\"\(fl)\"/>\n"
+            }
             s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(i + 1))\" fill=\"\(c)\">\(r.name)</text>\n"
         }
         if let u = runs.first?.unigramLoss {
@@ -137,7 +145,9 @@ public struct TrainingSession {
         }
         s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 3))\" fill=\"black\">thin: train loss</text>\n"
         s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 4))\" fill=\"black\">thick: validation</text>\n"
-        s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 5))\" fill=\"black\">(float weights)</text>\n"
+        s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 5))\" fill=\"black\">(quantized forward)</text>\n"
+        s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 6))\" fill=\"black\">dashed: validation</text>\n"
+        s += "<text x=\"\(w - right + 10)\" y=\"\(top + 14 * Double(runs.count + 7))\" fill=\"black\">(float master weights)</text>\n"
         return s + "</svg>\n"
     }
 
