@@ -1,5 +1,4 @@
 import XCTest
-import ArgumentParser
 import QuantCore
 import Recipes
 import RTN
