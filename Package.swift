@@ -52,8 +52,11 @@ var targets: [Target] = [
     .target(name: "Export", dependencies: ["QuantCore", "ModelFormats"], path: "Sources/Export", swiftSettings: optimized),
     .target(name: "Runs", dependencies: ["QuantCore", "QuantKernels", "Recipes", "ModelFormats", "LlamaModel", "Evaluation", "Reporting", "Export"],
             path: "Sources/Runs", swiftSettings: optimized),
+    .target(name: "Benchmarks", dependencies: ["QuantCore", "QuantKernels", "LlamaModel", "Evaluation", "Recipes", "Reporting", "Runs"],
+            path: "Sources/Benchmarks", swiftSettings: optimized),
     .target(name: "WorkbenchCLI",
             dependencies: ["QuantCore", "QuantKernels", "Recipes", "ModelFormats", "LlamaModel", "Evaluation", "Reporting", "Runs", "Export",
+                           "Benchmarks",
                            "Training", "TrainingQuantization",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/WorkbenchCLI", swiftSettings: optimized),
@@ -91,11 +94,14 @@ for (module, deps) in [
     ("TrainingQuantization", ["TrainingQuantization", "QuantCore", "QuantKernels"]),
     ("Training", ["Training", "TrainingQuantization", "QuantCore", "QuantKernels", "LlamaModel", "ModelFormats", "TestSupport"]),
     ("ModelFormats", ["ModelFormats", "TestSupport"]),
-    ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport"]),
+    // FuzzCorpusTests parses the recipe seeds with the built-in methods and training quantizers.
+    ("LlamaModel", ["LlamaModel", "QuantCore", "ModelFormats", "TestSupport", "Recipes", "TrainingQuantization"]
+                   + methods + trainingQuantizers),
     ("Evaluation", ["Evaluation", "LlamaModel", "QuantCore", "TestSupport"]),
     ("Reporting", ["Reporting"]),
     ("Export", ["Export", "QuantCore", "ModelFormats", "LlamaModel", "TestSupport", "RTN"]),
     ("Runs", ["Runs", "Recipes", "QuantCore", "Reporting", "LlamaModel", "TestSupport"] + methods),
+    ("Benchmarks", ["Benchmarks", "Runs", "Recipes", "QuantCore", "QuantKernels", "LlamaModel", "TestSupport"] + methods),
     ("WorkbenchCLI", ["WorkbenchCLI", "Runs", "Recipes", "QuantCore", "TestSupport", "Training", "TrainingQuantization"] + methods),
 ] {
     targets.append(.testTarget(name: "\(module)Tests",

@@ -57,10 +57,13 @@ build_modules() {
     fi
     module QuantKernels "$ROOT/Sources/QuantKernels"
     module QuantCore "$ROOT/Sources/QuantCore"
+    if [ -d "$ROOT/Sources/TrainingQuantization" ]; then module TrainingQuantization "$ROOT/Sources/TrainingQuantization"; fi
     module ModelFormats "$ROOT/Sources/ModelFormats"
     module LlamaModel "$ROOT/Sources/LlamaModel"
     module Recipes "$ROOT/Sources/Recipes"
-    for m in RTN SmoothQuant Hadamard DuQuant GPTQ; do module "$m" "$ROOT/Plugins/$m"; done
+    for m in RTN SmoothQuant Hadamard DuQuant GPTQ TrainingRTN HadamardQuantizer BitSplitLSS; do
+        if [ -d "$ROOT/Plugins/$m" ]; then module "$m" "$ROOT/Plugins/$m"; fi
+    done
 }
 
 build_target() {
@@ -104,7 +107,7 @@ if [ "$COVER" = 1 ]; then
     rm -f "$OUT/$TARGET"-*.profraw
     case "$TARGET" in
         gguf) FILES=("$ROOT"/Sources/ModelFormats/GGUF*.swift "$ROOT"/Sources/ModelFormats/MappedFile.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
-        safetensors) FILES=("$ROOT"/Sources/ModelFormats/Safetensors*.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
+        safetensors) FILES=("$ROOT"/Sources/ModelFormats/Safetensors*.swift "$ROOT"/Sources/ModelFormats/CompressedTensors.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
         tokenizer_json) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer+TokenizerJSON.swift" "$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer.swift") ;;
         tokenizer_model) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/SentencePieceTokenizer.swift") ;;
         recipe) FILES=("$ROOT"/Sources/Recipes/*.swift) ;;

@@ -148,35 +148,9 @@ public struct Evaluator {
                     scores[vi].seconds += Date().timeIntervalSince(t0)
                     scores[vi].tokensProcessed += batch.count * proto.windowLength
                 } else { lp = fp }
-                let v = lp.cols
-                // Per scored token, in window order: NLL, and for variants KL(FP‖variant) and top-1 match.
-                var rows: [(window: Int, pos: Int)] = []
-                for (bi, win) in batch.enumerated() { for pos in proto.scoredPositions(win) { rows.append((bi, pos)) } }
-                var nll = [Double](repeating: 0, count: rows.count), kl = nll
-                var agree = [Bool](repeating: false, count: rows.count)
-                let isVariant = model != nil
-                nll.withUnsafeMutableBufferPointer { np in kl.withUnsafeMutableBufferPointer { kp in agree.withUnsafeMutableBufferPointer { ap in
-                    let out = UncheckedBox((np.baseAddress!, kp.baseAddress!, ap.baseAddress!))
-                    Parallel.forEach(rows.count) { i in
-                        let (bi, pos) = rows[i]
-                        let win = batch[bi]
-                        let row = (bi * win.count + pos) * v
-                        out.value.0[i] = -Double(lp.data[row + win[pos + 1]])
-                        guard isVariant else { return }
-                        var sum = 0.0
-                        var amaxF = 0, amaxQ = 0
-                        for j in 0..<v {
-                            let pf = fp.data[row + j], pq = lp.data[row + j]
-                            sum += Double(exp(pf) * (pf - pq))
-                            if pf > fp.data[row + amaxF] { amaxF = j }
-                            if pq > lp.data[row + amaxQ] { amaxQ = j }
-                        }
-                        out.value.1[i] = max(0, sum)
-                        out.value.2[i] = amaxF == amaxQ
-                    }
-                } } }
+                let (nll, kl, agree) = score(logProbabilities: lp, float: model == nil ? nil : fp, batch: batch, protocol: proto)
                 scores[vi].nll += nll
-                if isVariant {
+                if model != nil {
                     scores[vi].kl += kl
                     scores[vi].top1Agree += agree.filter { $0 }.count
                 }
@@ -187,12 +161,51 @@ public struct Evaluator {
         return scores
     }
 
+    /// Per scored token of `batch`, in window order: the NLL of the next token under `lp`
+    /// (log-probabilities, tokens × vocab) and, when the float model's log-probabilities `fp` are
+    /// given, KL(FP‖model) and whether both put their maximum on the same token.
+    public func score(logProbabilities lp: Matrix, float fp: Matrix?, batch: [[Int]], protocol proto: PerplexityProtocol)
+        -> (nll: [Double], kl: [Double], top1Agree: [Bool]) {
+        Profiler.measure("NLL/KL scoring") {
+            let v = lp.cols
+            var rows: [(window: Int, pos: Int)] = []
+            for (bi, win) in batch.enumerated() { for pos in proto.scoredPositions(win) { rows.append((bi, pos)) } }
+            var nll = [Double](repeating: 0, count: rows.count), kl = nll
+            var agree = [Bool](repeating: false, count: rows.count)
+            nll.withUnsafeMutableBufferPointer { np in kl.withUnsafeMutableBufferPointer { kp in agree.withUnsafeMutableBufferPointer { ap in
+                let out = UncheckedBox((np.baseAddress!, kp.baseAddress!, ap.baseAddress!))
+                Parallel.forEach(rows.count) { i in
+                    let (bi, pos) = rows[i]
+                    let win = batch[bi]
+                    let row = (bi * win.count + pos) * v
+                    out.value.0[i] = -Double(lp.data[row + win[pos + 1]])
+                    guard let fp else { return }
+                    var sum = 0.0
+                    var amaxF = 0, amaxQ = 0
+                    for j in 0..<v {
+                        let pf = fp.data[row + j], pq = lp.data[row + j]
+                        sum += Double(exp(pf) * (pf - pq))
+                        if pf > fp.data[row + amaxF] { amaxF = j }
+                        if pq > lp.data[row + amaxQ] { amaxQ = j }
+                    }
+                    out.value.1[i] = max(0, sum)
+                    out.value.2[i] = amaxF == amaxQ
+                }
+            } } }
+            return (nll, fp == nil ? [] : kl, fp == nil ? [] : agree)
+        }
+    }
+
     /// Row-wise log-softmax (rows in parallel; each row's sum accumulated in Double).
     public func logProbabilities(_ logits: Matrix) -> Matrix { logProbabilitiesChecked(logits).0 }
 
     /// `logProbabilities`, and the first row holding a non-finite logit with that value (found in
     /// the max pass the softmax makes anyway: `Σ x·0` is NaN exactly when some x is NaN or ±inf).
     public func logProbabilitiesChecked(_ logits: Matrix) -> (Matrix, (row: Int, value: Float)?) {
+        Profiler.measure("log-softmax") { logProbabilitiesUnprofiled(logits) }
+    }
+
+    private func logProbabilitiesUnprofiled(_ logits: Matrix) -> (Matrix, (row: Int, value: Float)?) {
         var out = logits
         let v = logits.cols
         var rowFault = [UInt8](repeating: 0, count: logits.rows)

@@ -13,12 +13,14 @@ public struct LlamaForward: DecoderRunner {
     public func embed(_ model: DecoderModel, windows: [[Int]]) -> Matrix {
         let d = model.config.hiddenSize
         let tokens = windows.flatMap { $0 }
-        var out = Matrix(zeros: tokens.count, d)
-        for (t, id) in tokens.enumerated() {
-            precondition(id >= 0 && id < model.embedding.rows, "token id \(id) outside the vocabulary (\(model.embedding.rows))")
-            for j in 0..<d { out.data[t * d + j] = model.embedding.data[id * d + j] }
+        return Profiler.measure("embedding") {
+            var out = Matrix(zeros: tokens.count, d)
+            for (t, id) in tokens.enumerated() {
+                precondition(id >= 0 && id < model.embedding.rows, "token id \(id) outside the vocabulary (\(model.embedding.rows))")
+                for j in 0..<d { out.data[t * d + j] = model.embedding.data[id * d + j] }
+            }
+            return out
         }
-        return out
     }
 
     public func runBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode) -> Matrix {
@@ -35,14 +37,45 @@ public struct LlamaForward: DecoderRunner {
             try visit(site, input)
             return site.applyingFoldedTransforms(to: input, addedSince: before)
         }
+        return try LlamaForward.blockBody(block, config: config, hidden: hidden, mode: mode, visited: visited) { qkv in
+            LlamaForward.prepareAttentionInputs(&qkv, block, config: config, windowLength: windowLength, startPosition: 0, mode: mode)
+            return attention(config: config, qkv: qkv, windowLength: windowLength)
+        }
+    }
+
+    /// The block, written once for every way of running attention: `h += o(attend(qkv(norm₁(h))))`,
+    /// `h += down(silu(gate)·up(norm₂(h)))`. `attend` gets the raw q/k/v projections (tokens ×
+    /// heads·headDim) and returns the concatenated head outputs; `visited(site, input)` sees each
+    /// site's input and returns the input the block continues with.
+    static func blockBody(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, mode: ExecutionMode,
+                          visited: (Site, Matrix) throws -> Matrix, attend: (inout [Matrix]) -> Matrix) rethrows -> Matrix {
         var h = hidden
-        let attnIn = try visited(block.qkv, LlamaForward.rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps))
-        let attn = try visited(block.o, attention(block, config: config, qkv: block.qkv.forward(attnIn, mode: mode), windowLength: windowLength, mode: mode))
-        add(&h, block.o.forward(attn, mode: mode)[0])
-        let mlpIn = try visited(block.gateUp, LlamaForward.rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps))
-        let act = try visited(block.down, swiglu(block.gateUp.forward(mlpIn, mode: mode)))
-        add(&h, block.down.forward(act, mode: mode)[0])
+        let attnIn = try visited(block.qkv, Profiler.measure("RMSNorm") { rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps) })
+        var qkv = block.qkv.forward(attnIn, mode: mode)
+        let attn = try visited(block.o, attend(&qkv))
+        let o = block.o.forward(attn, mode: mode)[0]
+        Profiler.measure("residual add") { add(&h, o) }
+        let mlpIn = try visited(block.gateUp, Profiler.measure("RMSNorm") { rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps) })
+        let gu = block.gateUp.forward(mlpIn, mode: mode)
+        let act = try visited(block.down, Profiler.measure("SwiGLU") { swiglu(gu) })
+        let down = block.down.forward(act, mode: mode)[0]
+        Profiler.measure("residual add") { add(&h, down) }
         return h
+    }
+
+    /// RoPE on q and k (row t at position `startPosition + t % windowLength`), then the block's
+    /// attention-input quantization when running quantized.
+    static func prepareAttentionInputs(_ qkv: inout [Matrix], _ block: DecoderBlock, config c: DecoderConfig, windowLength L: Int,
+                                       startPosition: Int, mode: ExecutionMode) {
+        Profiler.measure("RoPE") {
+            applyRope(&qkv[0], heads: c.headCount, headDim: c.headDim, windowLength: L, startPosition: startPosition,
+                      theta: c.ropeTheta, layout: c.ropeLayout)
+            applyRope(&qkv[1], heads: c.kvHeadCount, headDim: c.headDim, windowLength: L, startPosition: startPosition,
+                      theta: c.ropeTheta, layout: c.ropeLayout)
+        }
+        if let aq = block.attentionQuantization, mode == .quantized {
+            Profiler.measure("attention quantization") { quantizeAttentionInputs(&qkv, aq, headDim: c.headDim) }
+        }
     }
 
     /// The input of site `kind` of `block` (before the site's online transforms).
@@ -56,8 +89,12 @@ public struct LlamaForward: DecoderRunner {
     }
 
     public func logits(_ model: DecoderModel, windows: [[Int]], mode: ExecutionMode) -> Matrix {
-        let h = finalHidden(model, windows: windows, mode: mode)
-        return h.timesTransposed(model.lmHead.effectiveWeight(quantized: mode != .float))
+        LlamaForward.lmHead(model, finalHidden(model, windows: windows, mode: mode), mode: mode)
+    }
+
+    /// `h·lm_headᵀ` (tokens × vocab).
+    public static func lmHead(_ model: DecoderModel, _ h: Matrix, mode: ExecutionMode) -> Matrix {
+        Profiler.measure("lm_head") { h.timesTransposed(model.lmHead.effectiveWeight(quantized: mode != .float)) }
     }
 
     /// Hidden states after the final RMSNorm (tokens × hidden); multiply by lm_headᵀ for logits.
@@ -65,7 +102,7 @@ public struct LlamaForward: DecoderRunner {
         let l = windows.first?.count ?? 0
         var h = embed(model, windows: windows)
         for b in model.blocks { h = runBlock(b, config: model.config, hidden: h, windowLength: l, mode: mode) }
-        return LlamaForward.rmsNorm(h, model.finalNorm, eps: model.config.rmsNormEps)
+        return Profiler.measure("RMSNorm") { LlamaForward.rmsNorm(h, model.finalNorm, eps: model.config.rmsNormEps) }
     }
 
     // MARK: - Pieces
@@ -90,7 +127,7 @@ public struct LlamaForward: DecoderRunner {
     }
 
     /// `silu(gate) ⊙ up`.
-    func swiglu(_ gu: [Matrix]) -> Matrix {
+    static func swiglu(_ gu: [Matrix]) -> Matrix {
         var out = gu[1]
         let g = gu[0].data
         for i in 0..<out.data.count {
@@ -100,22 +137,21 @@ public struct LlamaForward: DecoderRunner {
         return out
     }
 
-    func add(_ h: inout Matrix, _ y: Matrix) {
+    static func add(_ h: inout Matrix, _ y: Matrix) {
         for i in 0..<h.data.count { h.data[i] += y.data[i] }
     }
 
     /// Self-attention of one block from its q/k/v projections: returns the concatenated head
     /// outputs (tokens × heads·headDim), the input of o_proj.
-    func attention(_ block: DecoderBlock, config c: DecoderConfig, qkv: [Matrix], windowLength L: Int, mode: ExecutionMode) -> Matrix {
-        var qkv = qkv
+    /// q and k have RoPE (and any attention quantization) applied already.
+    func attention(config c: DecoderConfig, qkv: [Matrix], windowLength L: Int) -> Matrix {
+        Profiler.measure("attention (QKᵀ, softmax, PV)") { attentionCore(config: c, qkv: qkv, windowLength: L) }
+    }
+
+    private func attentionCore(config c: DecoderConfig, qkv: [Matrix], windowLength L: Int) -> Matrix {
         let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount
         let tokens = qkv[0].rows
         precondition(L > 0 && tokens % L == 0, "tokens \(tokens) not a multiple of the window length \(L)")
-        LlamaForward.applyRope(&qkv[0], heads: nh, headDim: hd, windowLength: L, theta: c.ropeTheta, layout: c.ropeLayout)
-        LlamaForward.applyRope(&qkv[1], heads: nkv, headDim: hd, windowLength: L, theta: c.ropeTheta, layout: c.ropeLayout)
-        if let aq = block.attentionQuantization, mode == .quantized {
-            LlamaForward.quantizeAttentionInputs(&qkv, aq, headDim: hd)
-        }
         let q = qkv[0], k = qkv[1], v = qkv[2]
         var out = Matrix(zeros: tokens, nh * hd)
         let windows = tokens / L
@@ -165,17 +201,18 @@ public struct LlamaForward: DecoderRunner {
         return out
     }
 
-    /// Rotary position embedding on `x` (tokens × heads·headDim), position = token index inside
-    /// its window. `interleavedPairs` rotates (2i, 2i+1) — the layout of llama.cpp's GGUF files, whose
-    /// converter permuted the q/k rows; `rotateHalf` rotates (i, i+headDim/2) — Hugging Face's.
-    public static func applyRope(_ x: inout Matrix, heads: Int, headDim hd: Int, windowLength L: Int, theta: Double,
-                                 layout: DecoderConfig.RopeLayout) {
+    /// Rotary position embedding on `x` (tokens × heads·headDim), position = `startPosition` + the
+    /// token's index inside its window. `interleavedPairs` rotates (2i, 2i+1) — the layout of
+    /// llama.cpp's GGUF files, whose converter permuted the q/k rows; `rotateHalf` rotates
+    /// (i, i+headDim/2) — Hugging Face's.
+    public static func applyRope(_ x: inout Matrix, heads: Int, headDim hd: Int, windowLength L: Int, startPosition: Int = 0,
+                                 theta: Double, layout: DecoderConfig.RopeLayout) {
         let half = hd / 2
         var cosT = [Float](repeating: 0, count: L * half), sinT = cosT
         for p in 0..<L {
             for i in 0..<half {
                 let freq = pow(theta, -Double(2 * i) / Double(hd))
-                let a = Double(p) * freq
+                let a = Double(startPosition + p) * freq
                 cosT[p * half + i] = Float(cos(a)); sinT[p * half + i] = Float(sin(a))
             }
         }

@@ -33,6 +33,20 @@ public final class Linear {
     public var inFeatures: Int { weight.cols }
     public var outFeatures: Int { weight.rows }
 
+    /// Bytes this layer holds in memory now: the f32 weights, the quantization result (Int32
+    /// codes, scales, zeros), and the packed and dequantized copies made so far.
+    public var residentBytes: (float: Int, codes: Int, packed: Int, dequantized: Int) {
+        let q = quantized.map { 4 * ($0.codes.count + $0.scales.count + $0.zeros.count) } ?? 0
+        return (4 * weight.data.count, q, cachedPacked?.byteCount ?? 0, 4 * (cachedDequantized?.data.count ?? 0))
+    }
+
+    /// Bytes of weights a forward pass reads for one token on the path `mode` takes: the packed
+    /// integer weights when `integerPath`, else the f32 (or dequantized f32) matrix.
+    public func bytesReadPerToken(integerPath: Bool) -> Int {
+        if integerPath, let p = packedForIntegerGemm { return p.byteCount }
+        return 4 * weight.data.count
+    }
+
     /// The weights a forward pass uses: dequantized integers when quantized, else the float weights.
     public func effectiveWeight(quantized useQuantized: Bool) -> Matrix {
         guard useQuantized, let q = quantized else { return weight }
@@ -160,23 +174,27 @@ public final class Site {
     /// `WeightOnlyGemm` (`Linear.multiply`). All give the same numbers up to f32 summation order.
     public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
-        applyOnlineTransforms(&x)
+        if !transforms.isEmpty { Profiler.measure("online transforms") { applyOnlineTransforms(&x) } }
+        let gemm = "GEMM " + kind.rawValue
         if mode == .quantized, ExecutionEngine.current == .integer, let packed = integerWeights() {
             let grid = activationScheme.grid
-            let qa = x.data.withUnsafeBufferPointer {
-                IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid)
+            let qa = Profiler.measure("activation quantization") {
+                x.data.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid) }
             }
-            return zip(linears, packed).map { l, w in
-                Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+            return Profiler.measure(gemm) {
+                zip(linears, packed).map { l, w in Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias)) }
             }
         }
-        if mode == .quantized && activationScheme.isQuantized {
-            activationScheme.fakeQuantize(&x)
-            return linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) }
+        if mode == .quantized, activationScheme.isQuantized {
+            Profiler.measure("activation quantization") { activationScheme.fakeQuantize(&x) }
+            return Profiler.measure(gemm) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }
         }
         // Float activations (weight-only, or an activation scheme that does not quantize).
-        return linears.map { $0.multiply(x, quantized: mode != .float) }
+        return Profiler.measure(gemm) { linears.map { $0.multiply(x, quantized: mode != .float) } }
     }
+
+    /// True when `forward` in `.quantized` mode runs this site on the integer GEMM.
+    public var runsOnIntegerGemm: Bool { ExecutionEngine.current == .integer && integerWeights() != nil }
 
     /// Packed weights of every member when the whole site can run on the integer GEMM.
     func integerWeights() -> [PackedIntWeights]? {

@@ -428,6 +428,12 @@ public final class PackedIntWeights: @unchecked Sendable {
 
     deinit { data.deallocate() }
 
+    /// Bytes held in memory: the packed codes plus the per-(panel, group, column) sums, zeros and scales.
+    public var byteCount: Int {
+        let groupBytes = paddedGroup * IntGemm.panelWidth / (storageBits == 4 ? 2 : 1)
+        return max(64, panels * groups * groupBytes) + 4 * (sumW.count + zeroW.count + scaleW.count)
+    }
+
     /// Packs symmetric codes stored *K-major* (one group, `groupSize == k`): the code of output
     /// column j at reduction index p is `src[row(p)·ld + j]`, with `row(p) = rows[p]` when `rows` is
     /// given (a gather) and p otherwise. This is the layout of the second operand of the gradient

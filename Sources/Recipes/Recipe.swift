@@ -70,6 +70,8 @@ public struct Recipe {
     public var reportSites: [String]?
     /// Fail when composed transforms change the float logits by more than this (relative).
     public var invarianceTolerance: Double = 1e-4
+    /// `engine: integer | simulated`: the arithmetic of quantized sites (nil: `QWB_ENGINE`, else integer).
+    public var engine: ExecutionEngine?
     /// Where each top-level setting that names something outside the recipe was written, by key
     /// path (`model`, `calibration.text`, `evaluation.text`, `output`), for errors found later
     /// (a missing file) that must still point at the recipe line.
@@ -111,7 +113,7 @@ struct RecipeDecoder {
     let registry: MethodRegistry
 
     static let topKeys = ["model", "seed", "calibration", "evaluation", "scheme", "attention", "overrides", "pipeline",
-                          "propagation", "variants", "output", "report", "invariance_tolerance"]
+                          "propagation", "variants", "output", "report", "invariance_tolerance", "engine"]
 
     func decode(_ root: YAMLNode) throws -> Recipe {
         var r = Recipe(file: file)
@@ -151,6 +153,13 @@ struct RecipeDecoder {
             }
         }
         if let t = top["invariance_tolerance"] { r.invarianceTolerance = try double(t, "invariance_tolerance", 0...1) }
+        if let e = top["engine"] {
+            let name = try string(e, "engine")
+            guard let engine = ExecutionEngine(rawValue: name) else {
+                throw error(e, "engine", "'\(name)' is not an engine; expected integer (integer codes on the integer kernels) or simulated (quantize-dequantize, then f32)")
+            }
+            r.engine = engine
+        }
         // The default variant settings, which named variants start from.
         var base = Recipe.Variant(name: "", scheme: QuantScheme(), attention: nil, overrides: [], pipeline: [],
                                   propagation: .quantized, location: root.location)

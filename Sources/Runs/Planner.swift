@@ -20,6 +20,7 @@ public struct Planner {
         out += "  hidden \(c.hiddenSize), FFN \(c.intermediateSize), \(c.layerCount) layers, \(c.headCount) heads × \(c.headDim), \(c.kvHeadCount) KV heads, vocab \(c.vocabSize)\n"
         out += "calibration: \(recipe.calibration.windows) windows × \(recipe.calibration.seqLen) tokens, seed \(recipe.calibration.seed)\n"
         out += "evaluation: \(recipe.evaluation.protocolName.rawValue), seq_len \(recipe.evaluation.seqLen)" + (recipe.evaluation.maxWindows.map { ", at most \($0) windows" } ?? "") + "\n"
+        out += "engine: \((recipe.engine ?? ExecutionEngine.current).rawValue)" + (recipe.engine == nil ? " (no `engine:` in the recipe)" : "") + "\n"
         let tokens = recipe.calibration.windows * recipe.calibration.seqLen
         let modelBytes = fp.parameterCount * 4
         var totalSeconds = 0.0

@@ -55,6 +55,8 @@ public struct RecipeRunner {
     /// loaded model so `run` does not load it twice.
     @discardableResult
     public func validate() throws -> RunModel {
+        // The recipe's engine applies to everything this process runs from here on.
+        if let e = recipe.engine { ExecutionEngine.current = e }
         try RecipeFiles.check(recipe)
         let loaded = try ModelLoading.load(recipe.model, origin: recipe.origin("model"), progress: progress)
         try validateVariants(on: loaded.model)
@@ -221,6 +223,19 @@ public struct RecipeRunner {
         return (loaded, v, model)
     }
 
+    /// Quantizes every variant without evaluating (for `bench model` and `generate`): the float
+    /// model as loaded, the recipe's evaluation windows, and each variant's model.
+    public func quantizeAll() throws -> (loaded: RunModel, evaluation: [[Int]], variants: [(Recipe.Variant, DecoderModel)]) {
+        let loaded = try validate()
+        let inputs = try resolveInputs(loaded)
+        var out: [(Recipe.Variant, DecoderModel)] = []
+        for v in recipe.variants {
+            progress(.note("variant \(v.name): \(v.scheme.label), pipeline [\(v.pipeline.map { $0.method.name }.joined(separator: ", "))]"))
+            out.append((v, try quantize(v, fp: loaded.model, calibration: inputs.calibration, profiled: [], runner: LlamaForward()).0))
+        }
+        return (loaded, inputs.evaluation, out)
+    }
+
     /// One variant: a copy of the float model with the variant's schemes, its pipeline run, the
     /// lm_head / embedding overrides applied, and the function-preservation check passed.
     func quantize(_ v: Recipe.Variant, fp: DecoderModel, calibration: [[Int]], profiled: [String],
@@ -286,8 +301,16 @@ public struct RecipeRunner {
     }
 }
 
-/// The process's peak resident set size so far.
+/// The process's resident set size: its peak so far, and now.
 public enum PeakMemory {
+    /// Resident bytes now (Linux `/proc/self/statm`; 0 where unavailable).
+    public static func currentResidentBytes() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let f = s.split(separator: " ")
+        guard f.count > 1, let pages = Int(f[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     public static func residentBytes() -> Int {
         var usage = rusage()
         #if os(Linux)

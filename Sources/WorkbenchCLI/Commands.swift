@@ -41,7 +41,7 @@ struct Workbench: ParsableCommand {
         commandName: "workbench",
         abstract: "A post-training quantization workbench for LLaMA-family models.",
         discussion: "`workbench RECIPE.yaml` runs a recipe (same as `workbench run RECIPE.yaml`).",
-        subcommands: [Run.self, Check.self, Export.self, Train.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
+        subcommands: [Run.self, Check.self, Export.self, Train.self, Generate.self, Methods.self, Inspect.self, Tokenize.self, Bench.self],
         defaultSubcommand: Run.self)
 }
 
@@ -156,5 +156,5 @@ struct Methods: ParsableCommand {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self, BenchTrain.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchKernels.self, BenchModel.self, BenchTrain.self])
 }

@@ -1,6 +1,7 @@
 // Target `safetensors`: a Hugging Face folder. Input = u32 little-endian length n, then n bytes
 // of config.json, then the model.safetensors file. Opens the folder (config validation and
-// tensor checks), builds the model (every tensor converted), and opens the file alone.
+// tensor checks, and with a `quantization_config` the compressed-tensors pack-quantized path),
+// unpacks every packed linear, builds the model (every tensor converted), and opens the file alone.
 import Foundation
 import ModelFormats
 import LlamaModel
@@ -19,6 +20,9 @@ func fuzzTarget(_ bytes: UnsafeRawBufferPointer) {
         for t in st.tensors { _ = try? st.floats(t.name) }
     }
     if let ckpt = try? openCheckpoint(folder) {
+        if let st = ckpt as? SafetensorsCheckpoint {   // compressed-tensors: every packed linear unpacked
+            for name in st.packedTensorNames { _ = try? st.quantizedTensor(name) }
+        }
         _ = try? CheckpointLoader.decoderModel(from: ckpt)
     }
 }

@@ -1,0 +1,223 @@
+import Foundation
+import QuantCore
+import QuantKernels
+import LlamaModel
+import Evaluation
+import Runs
+import Recipes
+import Reporting
+
+/// `workbench bench model`: prefill and decode speed of the float model and each variant, on the
+/// same tokens, in one run, each against the bound this machine's measured limits give it.
+///
+/// - Prefill: windows of L tokens (the recipe's evaluation windows), the full forward including
+///   lm_head, no scoring (llama-bench's pp512). Bound: the forward's FLOPs (causal attention
+///   counted) at the GEMM rates measured here on the model's shapes, integer sites at the integer
+///   GEMM's rate — the Amdahl bound of the variant's mix of f32 and integer work.
+/// - Decode: a prompt of `promptTokens`, then `decodeTokens` tokens generated greedily one at a
+///   time with the KV cache (llama-bench's tg128). Bound: (weight bytes + KV-cache bytes read per
+///   token) / (memory read bandwidth measured here).
+public struct ModelBenchmark {
+    public struct Settings: Sendable {
+        /// Prefill windows timed per model (after one warm-up window).
+        public var windows = 4
+        public var promptTokens = 512
+        public var decodeTokens = 128
+        /// Per-component time shares of the prefill (and the evaluation's scoring).
+        public var profile = false
+        /// Shorter measurements (tests).
+        public var quick = false
+        public init() {}
+    }
+
+    public struct Model {
+        public var name: String
+        public var scheme: String
+        public var model: DecoderModel
+        public var mode: ExecutionMode
+        public init(name: String, scheme: String, model: DecoderModel, mode: ExecutionMode) {
+            self.name = name; self.scheme = scheme; self.model = model; self.mode = mode
+        }
+    }
+
+    public var settings: Settings
+    public var progress: (String) -> Void
+
+    public init(settings: Settings = Settings(), progress: @escaping (String) -> Void = { _ in }) {
+        self.settings = settings; self.progress = progress
+    }
+
+    /// Quantizes every variant of `recipe` and benchmarks the float model and each variant on the
+    /// recipe's evaluation windows.
+    public func run(recipe: Recipe, progress handler: @escaping ProgressHandler = { _ in }) throws -> ModelBenchmarkReport {
+        let (loaded, windows, variants) = try RecipeRunner(recipe: recipe, progress: handler).quantizeAll()
+        let fp = Model(name: "FP", scheme: "f32 (\(loaded.model.provenance))", model: loaded.model, mode: .float)
+        return try run([fp] + variants.map { Model(name: $0.0.name, scheme: $0.0.scheme.label, model: $0.1, mode: .quantized) },
+                       windows: windows)
+    }
+
+    /// Runs every model (the first is the float reference for ratios) on `windows` (each of the
+    /// same length; the first also gives the decode prompt).
+    public func run(_ models: [Model], windows: [[Int]]) throws -> ModelBenchmarkReport {
+        guard let first = models.first, let w0 = windows.first, !w0.isEmpty else {
+            throw BenchmarkError("bench model needs a model and at least one evaluation window")
+        }
+        let c = first.model.config
+        let L = w0.count
+        let prompt = Array(w0.prefix(settings.promptTokens))
+        guard prompt.count == settings.promptTokens else {
+            throw BenchmarkError("the first evaluation window has \(w0.count) tokens; the decode prompt needs \(settings.promptTokens)")
+        }
+        let timed = Array(windows.prefix(settings.windows))
+        let threads = Parallel.threadCount
+        var report = ModelBenchmarkReport(threads: threads, kernelPath: KernelDispatch.active.rawValue, cpu: KernelDispatch.summary,
+                                          model: first.model.provenance, windowLength: L, prefillWindows: timed.count,
+                                          promptTokens: prompt.count, decodeTokens: settings.decodeTokens)
+
+        // Machine limits, measured now on this model's shapes.
+        progress("measuring this machine's limits (GEMM rates on the model's shapes, memory read bandwidth)")
+        let budget = settings.quick ? 0.02 : 0.25
+        let peaks = KernelBenchmark.peaks(threads: [threads], quick: settings.quick)
+        report.f32PeakGFLOPS = peaks.f32[threads]; report.intPeakGOPS = peaks.int[threads]
+        report.readBandwidthGBs = MachineLimits.readBandwidth(bytes: settings.quick ? 64 << 20 : 512 << 20, threads: threads) / 1e9
+        var rates: [RateKey: Double] = [:]
+        func rate(_ kind: MachineLimits.Kind, _ s: MachineLimits.Shape) -> Double {
+            let key = RateKey(kind: kind, shape: s)
+            if let r = rates[key] { return r }
+            let r = MachineLimits.gemmRate(kind, s, threads: threads, budget: budget)
+            rates[key] = r
+            report.gemmRates.append(.init(kind: kind.description, shape: s, threads: threads, rate: r))
+            return r
+        }
+
+        var fpPrefill = 0.0, fpDecode = 0.0
+        var fpLogProbs: [Matrix] = []
+        let evaluator = Evaluator()
+        for (i, m) in models.enumerated() {
+            let work = Work.of(m.model, mode: m.mode, windowLength: L)
+            var row = ModelBenchmarkReport.Row(name: m.name, scheme: m.scheme)
+            // Prefill bound: every GEMM at the rate of its kind and shape.
+            row.prefillFLOPsPerToken = work.flops.reduce(0) { $0 + $1.flops } / Double(L)
+            row.integerFLOPsShare = work.flops.filter { if case .integer = $0.kind { return true }; return false }
+                .reduce(0) { $0 + $1.flops } / (row.prefillFLOPsPerToken * Double(L))
+            let boundSeconds = work.flops.reduce(0.0) { $0 + $1.flops / (rate($1.kind, $1.shape) * 1e9) }
+            row.prefillBoundTokensPerSecond = Double(L) / boundSeconds
+            if work.transformFLOPs > 0 {
+                row.onlineTransformBoundSeconds = work.transformFLOPs / (rate(.f32, .init(m: L, k: c.hiddenSize, n: c.hiddenSize)) * 1e9)
+            }
+
+            progress("\(m.name): prefill, \(timed.count) windows of \(L) tokens")
+            let runner = LlamaForward()
+            _ = runner.logits(m.model, windows: [timed[0]], mode: m.mode)          // warm-up: packs / dequantizes once
+            var seconds = 0.0
+            for w in timed {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = runner.logits(m.model, windows: [w], mode: m.mode)
+                seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            }
+            row.prefillTokensPerSecond = Double(timed.count * L) / seconds
+            if i == 0 { fpPrefill = row.prefillTokensPerSecond }
+            row.prefillRatioToFloat = row.prefillTokensPerSecond / fpPrefill
+            row.prefillFractionOfBound = row.prefillTokensPerSecond / row.prefillBoundTokensPerSecond
+
+            progress("\(m.name): decode, \(prompt.count)-token prompt then \(settings.decodeTokens) tokens")
+            let decoder = LlamaDecoder(model: m.model, mode: m.mode, capacity: prompt.count + settings.decodeTokens)
+            var logits = try decoder.append(prompt)
+            var next = Sampler.greedy
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
+            let decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            row.decodeTokensPerSecond = Double(settings.decodeTokens) / decodeSeconds
+            if i == 0 { fpDecode = row.decodeTokensPerSecond }
+            row.decodeRatioToFloat = row.decodeTokensPerSecond / fpDecode
+            let meanContext = prompt.count + settings.decodeTokens / 2
+            row.bytesReadPerToken = work.weightBytesReadPerToken + LlamaDecoder.cacheBytesRead(c, positions: meanContext)
+            row.decodeBoundTokensPerSecond = report.readBandwidthGBs * 1e9 / Double(row.bytesReadPerToken)
+            row.decodeFractionOfBound = row.decodeTokensPerSecond / row.decodeBoundTokensPerSecond
+            row.kvCacheBytes = decoder.cacheBytes
+
+            row.weightBytes = ModelBenchmarkReport.WeightBytes(m.model)
+            row.residentBytes = PeakMemory.currentResidentBytes()
+
+            if settings.profile {
+                progress("\(m.name): profiling the prefill and the evaluation's scoring")
+                var fpLP: [Matrix] = []
+                if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
+                fpLP = fpLogProbs
+                let proto = PerplexityProtocol.standard(seqLen: L)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                Profiler.start()
+                for (wi, w) in timed.enumerated() {
+                    let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
+                    _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLP[wi], batch: [w], protocol: proto)
+                }
+                let parts = Profiler.stop()
+                let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                row.profile = parts.map { .init(component: $0.key, seconds: $0.value / Double(timed.count)) }
+                    .sorted { $0.seconds > $1.seconds }
+                row.profile.append(.init(component: "other (not in a measured component)",
+                                         seconds: max(0, wall - parts.values.reduce(0, +)) / Double(timed.count)))
+                row.profileWallSecondsPerWindow = wall / Double(timed.count)
+            }
+            report.rows.append(row)
+        }
+        report.peakResidentBytes = PeakMemory.residentBytes()
+        return report
+    }
+
+    struct RateKey: Hashable { var kind: MachineLimits.Kind; var shape: MachineLimits.Shape }
+
+    /// What one window's forward computes and reads, by kind of arithmetic.
+    struct Work {
+        var flops: [(kind: MachineLimits.Kind, shape: MachineLimits.Shape, flops: Double)] = []
+        var transformFLOPs = 0.0
+        var weightBytesReadPerToken = 0
+
+        static func of(_ model: DecoderModel, mode: ExecutionMode, windowLength L: Int) -> Work {
+            var w = Work()
+            let c = model.config
+            for site in model.allSites {
+                let integer = mode == .quantized && site.runsOnIntegerGemm
+                for l in site.linears {
+                    let shape = MachineLimits.Shape(m: L, k: l.inFeatures, n: l.outFeatures)
+                    var kind = MachineLimits.Kind.f32
+                    if integer, let q = l.quantized {
+                        kind = .integer(weightBits: q.grid.bits <= 4 ? 4 : 8, activationBits: site.activationScheme.bits)
+                    }
+                    w.flops.append((kind, shape, shape.flops))
+                    w.weightBytesReadPerToken += l.bytesReadPerToken(integerPath: integer)
+                }
+                if mode != .float {
+                    for t in site.transforms where t.placement == .online {
+                        w.transformFLOPs += Double(L) * Work.flopsPerRow(t.transform, features: site.inFeatures)
+                    }
+                }
+            }
+            let head = MachineLimits.Shape(m: L, k: c.hiddenSize, n: model.lmHead.outFeatures)
+            w.flops.append((.f32, head, head.flops))
+            w.weightBytesReadPerToken += 4 * model.lmHead.weight.data.count + 4 * c.hiddenSize   // lm_head + one embedding row
+            // Causal attention: QKᵀ and P·V over the visible positions only, per head and block.
+            let attention = 2.0 * 2.0 * Double(c.headDim) * Double(L) * Double(L + 1) / 2 * Double(c.headCount * c.layerCount)
+            let attnShape = MachineLimits.Shape(m: L, k: c.headDim, n: L)
+            w.flops.append((.f32, attnShape, attention))
+            w.flops.append((.f32, MachineLimits.Shape(m: L, k: c.hiddenSize, n: c.hiddenSize), w.transformFLOPs))
+            return w
+        }
+
+        /// Arithmetic of one online transform per token row of `features` values.
+        static func flopsPerRow(_ t: Transform, features n: Int) -> Double {
+            switch t {
+            case .scale: return Double(n)
+            case .permutation: return 0
+            case .blockOrthogonal(let b, _): return 2 * Double(b) * Double(n)
+            case .hadamard(_, let b, _): return Double(n) * log2(Double(max(2, b)))
+            case .orthogonal: return 2 * Double(n) * Double(n)
+            }
+        }
+    }
+}
+
+public struct BenchmarkError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

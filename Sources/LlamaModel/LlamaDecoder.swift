@@ -1,0 +1,181 @@
+import Foundation
+import QuantCore
+import QuantKernels
+
+/// Incremental decoding of one sequence with a KV cache: a prompt, then one token at a time.
+///
+/// Runs the same block (`LlamaForward.blockBody`), sites, kernels and online transforms as the
+/// prefill forward; only attention differs: the keys and values of every earlier position are
+/// kept (after RoPE and any attention quantization) and each new query attends to all of them.
+/// Appending tokens one by one gives the prefill's logits up to f32 summation order.
+///
+/// ```swift
+/// let decoder = LlamaDecoder(model: model, mode: .quantized, capacity: 640)
+/// var logits = try decoder.append(promptTokens)          // 1 × vocab: the last position
+/// let next = Sampler.greedy.pick(logits.data)
+/// logits = try decoder.append([next])
+/// ```
+public final class LlamaDecoder {
+    public let model: DecoderModel
+    public let mode: ExecutionMode
+    /// Positions the cache holds.
+    public let capacity: Int
+    /// Tokens appended so far (the next token's position).
+    public private(set) var position = 0
+    /// Per block: keys and values, `[kvHead][position][headDim]` row-major, capacity positions each.
+    private var keys: [[Float]], values: [[Float]]
+
+    /// Which positions' logits `append` returns.
+    public enum LogitRows: Sendable { case last, all, none }
+
+    public struct Full: Error, CustomStringConvertible {
+        public let capacity: Int, requested: Int
+        public var description: String { "the KV cache holds \(capacity) positions; \(requested) were requested" }
+    }
+
+    public init(model: DecoderModel, mode: ExecutionMode, capacity: Int) {
+        precondition(capacity > 0)
+        self.model = model; self.mode = mode; self.capacity = capacity
+        let c = model.config
+        let size = c.kvHeadCount * capacity * c.headDim
+        keys = model.blocks.map { _ in [Float](repeating: 0, count: size) }
+        values = keys
+    }
+
+    /// Bytes of the KV cache (f32 keys and values of every block).
+    public var cacheBytes: Int { 2 * keys.reduce(0) { $0 + $1.count } * MemoryLayout<Float>.size }
+
+    /// Bytes of keys and values read per generated token at `position` (all blocks, all KV heads).
+    public static func cacheBytesRead(_ c: DecoderConfig, positions: Int) -> Int {
+        2 * c.layerCount * c.kvHeadCount * c.headDim * positions * MemoryLayout<Float>.size
+    }
+
+    /// Forgets the sequence (keeps the allocation).
+    public func reset() { position = 0 }
+
+    /// Appends `tokens` at the next positions and returns their logits (`rows`: the last
+    /// position's, every appended position's, or none: an empty matrix).
+    @discardableResult
+    public func append(_ tokens: [Int], logits rows: LogitRows = .last) throws -> Matrix {
+        guard !tokens.isEmpty else { return Matrix(zeros: 0, model.config.vocabSize) }
+        guard position + tokens.count <= capacity else { throw Full(capacity: capacity, requested: position + tokens.count) }
+        let c = model.config
+        let runner = LlamaForward()
+        var h = runner.embed(model, windows: [tokens])
+        let start = position
+        for (b, block) in model.blocks.enumerated() {
+            h = LlamaForward.blockBody(block, config: c, hidden: h, mode: mode, visited: { $1 }) { qkv in
+                LlamaForward.prepareAttentionInputs(&qkv, block, config: c, windowLength: tokens.count, startPosition: start, mode: mode)
+                return Profiler.measure("attention (QKᵀ, softmax, PV)") { attend(block: b, qkv: qkv, start: start) }
+            }
+        }
+        position += tokens.count
+        switch rows {
+        case .none: return Matrix(zeros: 0, c.vocabSize)
+        case .all: break
+        case .last: h = Matrix(rows: 1, cols: h.cols, data: Array(h.data[((h.rows - 1) * h.cols)...]))
+        }
+        let normed = Profiler.measure("RMSNorm") { LlamaForward.rmsNorm(h, model.finalNorm, eps: c.rmsNormEps) }
+        return LlamaForward.lmHead(model, normed, mode: mode)
+    }
+
+    /// Stores the new keys and values of block `b` at positions `start…`, then causal attention of
+    /// the new queries over positions `0…start+t`. Returns tokens × heads·headDim.
+    private func attend(block b: Int, qkv: [Matrix], start: Int) -> Matrix {
+        let c = model.config
+        let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount, n = qkv[0].rows
+        let group = nh / nkv
+        let cap = capacity
+        for t in 0..<n {
+            for g in 0..<nkv {
+                let dst = (g * cap + start + t) * hd
+                for d in 0..<hd {
+                    keys[b][dst + d] = qkv[1].data[t * qkv[1].cols + g * hd + d]
+                    values[b][dst + d] = qkv[2].data[t * qkv[2].cols + g * hd + d]
+                }
+            }
+        }
+        var out = Matrix(zeros: n, nh * hd)
+        let scale = 1 / Float(hd).squareRoot()
+        let q = qkv[0]
+        out.data.withUnsafeMutableBufferPointer { op in
+            let outBox = UncheckedBox(op.baseAddress!)
+            q.data.withUnsafeBufferPointer { qp in keys[b].withUnsafeBufferPointer { kp in values[b].withUnsafeBufferPointer { vp in
+                let box = UncheckedBox((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
+                let work = n * nh
+                // One (token, head) per item; a single token's 9 heads are too little work to share.
+                Parallel.forEach(work, threads: n * (start + n) * nh * hd < 1 << 18 ? 1 : Parallel.threadCount) { item in
+                    let (qb, kb, vb) = box.value
+                    let t = item / nh, head = item % nh, g = head / group
+                    let visible = start + t + 1
+                    var qs = [Float](repeating: 0, count: hd)
+                    for d in 0..<hd { qs[d] = qb[t * q.cols + head * hd + d] * scale }
+                    var scores = [Float](repeating: 0, count: visible)
+                    var mx = -Float.infinity
+                    qs.withUnsafeBufferPointer { qsp in
+                        for j in 0..<visible {
+                            scores[j] = Gemm.dot(qsp.baseAddress!, kb + (g * cap + j) * hd, hd)
+                            mx = max(mx, scores[j])
+                        }
+                    }
+                    var sum: Float = 0
+                    for j in 0..<visible { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
+                    let inv = 1 / sum
+                    let dst = outBox.value + t * nh * hd + head * hd
+                    for d in 0..<hd { dst[d] = 0 }
+                    for j in 0..<visible {
+                        let p = scores[j] * inv
+                        let v = vb + (g * cap + j) * hd
+                        for d in 0..<hd { dst[d] += p * v[d] }
+                    }
+                }
+            } } }
+        }
+        return out
+    }
+}
+
+/// Picks the next token from a row of logits: greedy (argmax, lowest id on ties) or sampling
+/// with a temperature and top-k from a seeded generator (same seed, same text).
+public struct Sampler: Sendable {
+    public var temperature: Double
+    public var topK: Int
+    private var state: UInt64
+
+    public static let greedy = Sampler(temperature: 0, topK: 1, seed: 0)
+
+    public init(temperature: Double, topK: Int = 40, seed: UInt64) {
+        self.temperature = temperature; self.topK = max(1, topK)
+        state = seed &+ 0x9E37_79B9_7F4A_7C15
+    }
+
+    /// splitmix64.
+    private mutating func nextUniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Double(z >> 11) / Double(1 << 53)
+    }
+
+    public mutating func pick(_ logits: [Float]) -> Int {
+        precondition(!logits.isEmpty)
+        if temperature <= 0 || topK == 1 {
+            var best = 0
+            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+            return best
+        }
+        // Top-k by value (ties to the lower id), then softmax at the temperature.
+        let k = min(topK, logits.count)
+        let top = logits.indices.sorted { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }.prefix(k)
+        let mx = Double(logits[top.first!])
+        let weights = top.map { exp((Double(logits[$0]) - mx) / temperature) }
+        var u = nextUniform() * weights.reduce(0, +)
+        for (i, w) in zip(top, weights) {
+            u -= w
+            if u < 0 { return i }
+        }
+        return top.last!
+    }
+}

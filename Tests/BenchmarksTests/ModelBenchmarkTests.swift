@@ -1,0 +1,77 @@
+import XCTest
+import QuantCore
+import QuantKernels
+import Recipes
+import RTN
+import DuQuant
+import LlamaModel
+@testable import Benchmarks
+
+/// `bench model` on the synthetic model: the accounting behind the bounds, and a quick run.
+final class ModelBenchmarkTests: XCTestCase {
+    let registry = MethodRegistry([RTN.self, DuQuant.self])
+
+    func recipe() throws -> Recipe {
+        try Recipe.parse(yaml: """
+            calibration: {windows: 2, seq_len: 32}
+            evaluation: {seq_len: 32, max_windows: 2}
+            variants:
+              - name: w8a8
+                scheme: {weights: {bits: 8}, activations: {bits: 8}}
+                pipeline: [rtn]
+              - name: w4a16
+                scheme: {weights: {bits: 4, granularity: {group: 32}}}
+                pipeline: [rtn]
+              - name: duquant
+                scheme: {weights: {bits: 4}, activations: {bits: 4}}
+                pipeline: [{duquant: {block_size: 16}}, rtn]
+            """, file: "bench.yaml", registry: registry)
+    }
+
+    /// The FLOPs behind the prefill bound, counted here independently from the model's shapes.
+    func testWorkCountsEveryGEMMAndCausalAttention() {
+        let model = SyntheticModel.make(seed: 0)
+        let c = model.config, L = 32
+        let w = ModelBenchmark.Work.of(model, mode: .float, windowLength: L)
+        let blockParams = model.allSites.flatMap(\.linears).reduce(0) { $0 + $1.weight.data.count }
+        let expected = Double(L) * 2 * Double(blockParams + c.vocabSize * c.hiddenSize)
+            + Double(c.layerCount * c.headCount) * 2 * Double(c.headDim) * Double(L * (L + 1))   // QKᵀ + PV, causal
+        XCTAssertEqual(w.flops.reduce(0) { $0 + $1.flops }, expected, accuracy: expected * 1e-12)
+        XCTAssertTrue(w.flops.allSatisfy { $0.kind == .f32 })
+        XCTAssertEqual(w.weightBytesReadPerToken, 4 * (blockParams + c.vocabSize * c.hiddenSize + c.hiddenSize))
+    }
+
+    func testQuickRunReportsEveryVariantAgainstItsBounds() throws {
+        var s = ModelBenchmark.Settings()
+        s.windows = 2; s.promptTokens = 16; s.decodeTokens = 4; s.profile = true; s.quick = true
+        let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
+        XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w4a16", "duquant"])
+        for r in report.rows {
+            XCTAssertGreaterThan(r.prefillTokensPerSecond, 0, r.name)
+            XCTAssertGreaterThan(r.decodeTokensPerSecond, 0, r.name)
+            XCTAssertTrue(r.prefillBoundTokensPerSecond.isFinite && r.prefillBoundTokensPerSecond > 0, r.name)
+            XCTAssertTrue(r.decodeBoundTokensPerSecond.isFinite && r.decodeBoundTokensPerSecond > 0, r.name)
+            let components = Set(r.profile.map(\.component))
+            for c in ["GEMM qkv", "GEMM down", "lm_head", "attention (QKᵀ, softmax, PV)", "RMSNorm", "RoPE", "log-softmax", "NLL/KL scoring"] {
+                XCTAssertTrue(components.contains(c), "\(r.name): no \(c) in \(components)")
+            }
+            XCTAssertLessThanOrEqual(r.profile.reduce(0) { $0 + $1.seconds }, r.profileWallSecondsPerWindow! * 1.0001, r.name)
+        }
+        let fp = report.rows[0], w8 = report.rows[1], w4 = report.rows[2], du = report.rows[3]
+        XCTAssertEqual(fp.integerFLOPsShare, 0)
+        XCTAssertGreaterThan(w8.integerFLOPsShare, 0.3, "W8A8 block linears run on the integer GEMM")
+        XCTAssertEqual(w4.integerFLOPsShare, 0, "weight-only: no integer GEMM")
+        XCTAssertTrue(Set(w8.profile.map(\.component)).contains("activation quantization"))
+        XCTAssertTrue(Set(du.profile.map(\.component)).contains("online transforms"))
+        XCTAssertNotNil(du.onlineTransformBoundSeconds)
+        XCTAssertLessThan(w8.bytesReadPerToken, fp.bytesReadPerToken, "packed int8 block weights are read instead of f32")
+        XCTAssertGreaterThan(report.readBandwidthGBs, 0)
+        XCTAssertTrue(report.text.contains("duquant"))
+        XCTAssertNoThrow(try report.json())
+    }
+
+    func testMachineLimitsMeasureSomething() {
+        XCTAssertGreaterThan(MachineLimits.readBandwidth(bytes: 8 << 20, threads: 1, passes: 2), 1e8)
+        XCTAssertGreaterThan(MachineLimits.gemmRate(.integer(weightBits: 4, activationBits: 8), .init(m: 8, k: 64, n: 32), threads: 1, budget: 0.01), 0)
+    }
+}
