@@ -98,7 +98,7 @@ public struct ModelBenchmark {
             var row = ModelBenchmarkReport.Row(name: m.name, scheme: m.scheme)
             // Prefill bound: every GEMM at the rate of its kind and shape.
             row.prefillFLOPsPerToken = work.flops.reduce(0) { $0 + $1.flops } / Double(L)
-            row.integerFLOPsShare = work.flops.filter { if case .integer = $0.kind { return true }; return false }
+            row.integerFLOPsShare = work.flops.filter { $0.kind != .f32 }
                 .reduce(0) { $0 + $1.flops } / (row.prefillFLOPsPerToken * Double(L))
             let boundSeconds = work.flops.reduce(0.0) { $0 + $1.flops / (rate($1.kind, $1.shape) * 1e9) }
             row.prefillBoundTokensPerSecond = Double(L) / boundSeconds
@@ -176,26 +176,30 @@ public struct ModelBenchmark {
         static func of(_ model: DecoderModel, mode: ExecutionMode, windowLength L: Int) -> Work {
             var w = Work()
             let c = model.config
-            for site in model.allSites {
-                let integer = mode == .quantized && site.runsOnIntegerGemm
-                for l in site.linears {
+            func add(_ linears: [Linear], _ activations: ActivationScheme) {
+                let arithmetic = Site.arithmetic(linears, activations: activations, mode: mode)
+                for l in linears {
                     let shape = MachineLimits.Shape(m: L, k: l.inFeatures, n: l.outFeatures)
                     var kind = MachineLimits.Kind.f32
-                    if integer, let q = l.quantized {
-                        kind = .integer(weightBits: q.grid.bits <= 4 ? 4 : 8, activationBits: site.activationScheme.bits)
+                    if let q = l.quantized {
+                        let bits = q.grid.bits <= 4 ? 4 : 8
+                        if arithmetic == .integer { kind = .integer(weightBits: bits, activationBits: activations.bits) }
+                        if arithmetic == .weightOnly { kind = .weightOnly(weightBits: bits) }
                     }
                     w.flops.append((kind, shape, shape.flops))
-                    w.weightBytesReadPerToken += l.bytesReadPerToken(integerPath: integer)
+                    w.weightBytesReadPerToken += l.bytesReadPerToken(arithmetic)
                 }
+            }
+            for site in model.allSites {
+                add(site.linears, site.activationScheme)
                 if mode != .float {
                     for t in site.transforms where t.placement == .online {
                         w.transformFLOPs += Double(L) * Work.flopsPerRow(t.transform, features: site.inFeatures)
                     }
                 }
             }
-            let head = MachineLimits.Shape(m: L, k: c.hiddenSize, n: model.lmHead.outFeatures)
-            w.flops.append((.f32, head, head.flops))
-            w.weightBytesReadPerToken += 4 * model.lmHead.weight.data.count + 4 * c.hiddenSize   // lm_head + one embedding row
+            add([model.lmHead], model.lmHeadActivations)
+            w.weightBytesReadPerToken += 4 * c.hiddenSize   // one embedding row
             // Causal attention: QKᵀ and P·V over the visible positions only, per head and block.
             let attention = 2.0 * 2.0 * Double(c.headDim) * Double(L) * Double(L + 1) / 2 * Double(c.headCount * c.layerCount)
             let attnShape = MachineLimits.Shape(m: L, k: c.headDim, n: L)

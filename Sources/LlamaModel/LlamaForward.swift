@@ -92,9 +92,9 @@ public struct LlamaForward: DecoderRunner {
         LlamaForward.lmHead(model, finalHidden(model, windows: windows, mode: mode), mode: mode)
     }
 
-    /// `h·lm_headᵀ` (tokens × vocab).
+    /// `h·lm_headᵀ` (tokens × vocab), in the arithmetic a site with lm_head's schemes would use.
     public static func lmHead(_ model: DecoderModel, _ h: Matrix, mode: ExecutionMode) -> Matrix {
-        Profiler.measure("lm_head") { h.timesTransposed(model.lmHead.effectiveWeight(quantized: mode != .float)) }
+        Site.multiply(h, [model.lmHead], activations: model.lmHeadActivations, mode: mode, component: "lm_head")[0]
     }
 
     /// Hidden states after the final RMSNorm (tokens × hidden); multiply by lm_headᵀ for logits.

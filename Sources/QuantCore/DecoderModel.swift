@@ -103,6 +103,9 @@ public final class DecoderModel {
     public var finalNorm: [Float]
     /// vocab × hidden; kept in float unless an override quantizes it.
     public var lmHead: Linear
+    /// lm_head's input activations: not quantized unless an override names `lm_head` (then, with
+    /// its weights at ≤ 8 bits, it runs on the integer GEMM like a site).
+    public var lmHeadActivations = ActivationScheme()
     /// Where the weights came from and what "float" means for them (e.g. "Q4_1 weights dequantized to f32").
     public var provenance: String
 
@@ -116,8 +119,10 @@ public final class DecoderModel {
 
     /// A deep copy (weights are copy-on-write arrays, so this is cheap until a copy is modified).
     public func copy() -> DecoderModel {
-        DecoderModel(config: config, embedding: embedding, blocks: blocks.map { $0.copy() }, finalNorm: finalNorm,
-                     lmHead: lmHead.copy(), provenance: provenance)
+        let m = DecoderModel(config: config, embedding: embedding, blocks: blocks.map { $0.copy() }, finalNorm: finalNorm,
+                             lmHead: lmHead.copy(), provenance: provenance)
+        m.lmHeadActivations = lmHeadActivations
+        return m
     }
 
     /// Number of parameters in the blocks' linears, embeddings and lm_head.

@@ -28,6 +28,7 @@ extension DecoderModel {
             for l in site.linears { l.scheme = scheme.weights }
         }
         var head = WeightScheme(bits: 16), embed = WeightScheme(bits: 16)
+        lmHeadActivations = ActivationScheme()
         for o in overrides {
             var matched = false
             if let w = o.weights {
@@ -37,10 +38,11 @@ extension DecoderModel {
             }
             if let a = o.activations {
                 for s in allSites where globMatch(o.pattern, s.name) { s.activationScheme = a; matched = true }
+                if globMatch(o.pattern, "lm_head") { lmHeadActivations = a; matched = true }
             }
             if !matched {
                 let what = o.weights != nil ? "linear names such as layers.0.mlp.down_proj, lm_head" : "site names such as layers.0.down"
-                throw SchemeError(description: "\(o.origin): override pattern '\(o.pattern)' matches nothing (weights match \(what.contains("linear") ? what : "linear names"); activations match site names such as layers.0.qkv, layers.0.o, layers.0.gate_up, layers.0.down)")
+                throw SchemeError(description: "\(o.origin): override pattern '\(o.pattern)' matches nothing (weights match \(what.contains("linear") ? what : "linear names"); activations match site names such as layers.0.qkv, layers.0.o, layers.0.gate_up, layers.0.down, and lm_head)")
             }
         }
         lmHead.scheme = head

@@ -40,10 +40,10 @@ public final class Linear {
         return (4 * weight.data.count, q, cachedPacked?.byteCount ?? 0, 4 * (cachedDequantized?.data.count ?? 0))
     }
 
-    /// Bytes of weights a forward pass reads for one token on the path `mode` takes: the packed
-    /// integer weights when `integerPath`, else the f32 (or dequantized f32) matrix.
-    public func bytesReadPerToken(integerPath: Bool) -> Int {
-        if integerPath, let p = packedForIntegerGemm { return p.byteCount }
+    /// Bytes of weights a forward pass reads per token in `arithmetic`: the packed integer weights
+    /// for the integer and weight-only GEMMs, else the f32 (or dequantized f32) matrix.
+    public func bytesReadPerToken(_ arithmetic: Arithmetic) -> Int {
+        if arithmetic == .integer || arithmetic == .weightOnly, let p = packedForIntegerGemm { return p.byteCount }
         return 4 * weight.data.count
     }
 
@@ -88,6 +88,17 @@ public final class Linear {
 /// The kinds of sites in a LLaMA block, in dependency order.
 public enum SiteKind: String, CaseIterable, Sendable {
     case qkv, o, gateUp = "gate_up", down
+}
+
+/// The arithmetic of one site's (or lm_head's) products in a forward pass.
+public enum Arithmetic: String, Sendable, Codable {
+    case float = "f32"
+    /// Quantize-dequantize, then the f32 GEMM.
+    case simulated
+    /// Integer codes × integer codes (IntGemm).
+    case integer
+    /// f32 activations × packed integer weights (WeightOnlyGemm).
+    case weightOnly = "weight-only"
 }
 
 /// Which arithmetic runs quantized sites.
@@ -175,36 +186,55 @@ public final class Site {
     public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
         if !transforms.isEmpty { Profiler.measure("online transforms") { applyOnlineTransforms(&x) } }
-        let gemm = "GEMM " + kind.rawValue
-        if mode == .quantized, ExecutionEngine.current == .integer, let packed = integerWeights() {
-            let grid = activationScheme.grid
+        return Site.multiply(x, linears, activations: activationScheme, mode: mode, component: "GEMM " + kind.rawValue)
+    }
+
+    /// The arithmetic `forward` runs in `mode` (with the current engine).
+    public func arithmetic(_ mode: ExecutionMode) -> Arithmetic { Site.arithmetic(linears, activations: activationScheme, mode: mode) }
+
+    /// True when `forward` in `.quantized` mode runs this site on the integer GEMM.
+    public var runsOnIntegerGemm: Bool { arithmetic(.quantized) == .integer }
+
+    /// `Y_m = X·W_mᵀ (+ b_m)` for every member, in the arithmetic `arithmetic(…)` picks: shared by
+    /// the sites and lm_head. X is tokens × in, after any online transforms.
+    public static func multiply(_ input: Matrix, _ linears: [Linear], activations: ActivationScheme, mode: ExecutionMode,
+                                component: String) -> [Matrix] {
+        var x = input
+        switch arithmetic(linears, activations: activations, mode: mode) {
+        case .integer:
+            let grid = activations.grid
             let qa = Profiler.measure("activation quantization") {
                 x.data.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid) }
             }
-            return Profiler.measure(gemm) {
-                zip(linears, packed).map { l, w in Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias)) }
+            return Profiler.measure(component) {
+                linears.map { l in
+                    let w = l.packedForIntegerGemm!
+                    return Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+                }
             }
+        case .simulated where mode == .quantized && activations.isQuantized:
+            Profiler.measure("activation quantization") { activations.fakeQuantize(&x) }
+            return Profiler.measure(component) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }
+        default:
+            // Float activations (weight-only, or an activation scheme that does not quantize).
+            return Profiler.measure(component) { linears.map { $0.multiply(x, quantized: mode != .float) } }
         }
-        if mode == .quantized, activationScheme.isQuantized {
-            Profiler.measure("activation quantization") { activationScheme.fakeQuantize(&x) }
-            return Profiler.measure(gemm) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }
-        }
-        // Float activations (weight-only, or an activation scheme that does not quantize).
-        return Profiler.measure(gemm) { linears.map { $0.multiply(x, quantized: mode != .float) } }
     }
 
-    /// True when `forward` in `.quantized` mode runs this site on the integer GEMM.
-    public var runsOnIntegerGemm: Bool { ExecutionEngine.current == .integer && integerWeights() != nil }
-
-    /// Packed weights of every member when the whole site can run on the integer GEMM.
-    func integerWeights() -> [PackedIntWeights]? {
-        guard activationScheme.isQuantized, activationScheme.granularity == .token, activationScheme.bits <= 8 else { return nil }
-        var out: [PackedIntWeights] = []
-        for l in linears {
-            guard let p = l.packedForIntegerGemm else { return nil }
-            out.append(p)
+    /// Which arithmetic multiplies `linears` in `mode`: the integer GEMM when running quantized
+    /// with per-token activations of ≤ 8 bits and every member's weights packable (integer
+    /// engine); quantize-dequantize in f32 when activations are quantized otherwise; for float
+    /// activations, the weight-only GEMM when every member is quantized and packable (integer
+    /// engine), f32 on dequantized weights when some member is quantized, else plain f32.
+    public static func arithmetic(_ linears: [Linear], activations a: ActivationScheme, mode: ExecutionMode) -> Arithmetic {
+        let integerEngine = ExecutionEngine.current == .integer
+        if mode == .quantized && a.isQuantized {
+            if integerEngine, a.granularity == .token, a.bits <= 8, linears.allSatisfy({ $0.packedForIntegerGemm != nil }) { return .integer }
+            return .simulated
         }
-        return out
+        guard mode != .float, linears.contains(where: { $0.quantized != nil }) else { return .float }
+        if integerEngine, linears.allSatisfy({ $0.quantized != nil && $0.packedForIntegerGemm != nil }) { return .weightOnly }
+        return .simulated
     }
 
     public func copy() -> Site {

@@ -10,11 +10,14 @@ public enum MachineLimits {
     public enum Kind: Hashable, Sendable, Codable, CustomStringConvertible {
         case f32
         case integer(weightBits: Int, activationBits: Int)
+        /// f32 activations × packed `weightBits`-bit weights (WeightOnlyGemm).
+        case weightOnly(weightBits: Int)
 
         public var description: String {
             switch self {
             case .f32: return "f32"
             case let .integer(w, a): return "W\(w)A\(a) int"
+            case let .weightOnly(w): return "W\(w)A16 weight-only"
             }
         }
     }
@@ -60,6 +63,13 @@ public enum MachineLimits {
             seconds = y.withUnsafeMutableBufferPointer { yp in
                 KernelBenchmark.time(budget: budget) { IntGemm.multiply(a, p, into: yp.baseAddress!, threads: threads) }
             }
+        case let .weightOnly(wb):
+            let wg = QuantGrid(bits: wb, symmetric: true)
+            let q = w.withUnsafeBufferPointer { Quantizer.quantize($0.baseAddress!, rows: s.n, cols: s.k, groupSize: s.k, grid: wg) }
+            let p = IntGemm.packWeights(codes: q.codes, scales: q.scales, zeros: q.zeros, n: s.n, k: s.k, groupSize: s.k, grid: wg)
+            seconds = x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                KernelBenchmark.time(budget: budget) { WeightOnlyGemm.multiply(xp.baseAddress!, m: s.m, p, into: yp.baseAddress!, threads: threads) }
+            } }
         }
         return s.flops / seconds / 1e9
     }

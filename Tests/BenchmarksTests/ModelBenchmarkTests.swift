@@ -19,6 +19,11 @@ final class ModelBenchmarkTests: XCTestCase {
               - name: w8a8
                 scheme: {weights: {bits: 8}, activations: {bits: 8}}
                 pipeline: [rtn]
+              - name: w8a8 head8
+                scheme: {weights: {bits: 8}, activations: {bits: 8}}
+                pipeline: [rtn]
+                overrides:
+                  - {pattern: lm_head, weights: {bits: 8}, activations: {bits: 8}}
               - name: w4a16
                 scheme: {weights: {bits: 4, granularity: {group: 32}}}
                 pipeline: [rtn]
@@ -45,7 +50,7 @@ final class ModelBenchmarkTests: XCTestCase {
         var s = ModelBenchmark.Settings()
         s.windows = 2; s.promptTokens = 16; s.decodeTokens = 4; s.profile = true; s.quick = true
         let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
-        XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w4a16", "duquant"])
+        XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w8a8 head8", "w4a16", "duquant"])
         for r in report.rows {
             XCTAssertGreaterThan(r.prefillTokensPerSecond, 0, r.name)
             XCTAssertGreaterThan(r.decodeTokensPerSecond, 0, r.name)
@@ -57,10 +62,13 @@ final class ModelBenchmarkTests: XCTestCase {
             }
             XCTAssertLessThanOrEqual(r.profile.reduce(0) { $0 + $1.seconds }, r.profileWallSecondsPerWindow! * 1.0001, r.name)
         }
-        let fp = report.rows[0], w8 = report.rows[1], w4 = report.rows[2], du = report.rows[3]
+        let fp = report.rows[0], w8 = report.rows[1], head8 = report.rows[2], w4 = report.rows[3], du = report.rows[4]
         XCTAssertEqual(fp.integerFLOPsShare, 0)
         XCTAssertGreaterThan(w8.integerFLOPsShare, 0.3, "W8A8 block linears run on the integer GEMM")
-        XCTAssertEqual(w4.integerFLOPsShare, 0, "weight-only: no integer GEMM")
+        XCTAssertGreaterThan(head8.integerFLOPsShare, w8.integerFLOPsShare + 0.05, "lm_head on the integer GEMM too")
+        XCTAssertLessThan(head8.bytesReadPerToken, w8.bytesReadPerToken, "lm_head read as packed int8")
+        XCTAssertGreaterThan(w4.integerFLOPsShare, 0.3, "weight-only sites run on the weight-only GEMM")
+        XCTAssertLessThan(w4.bytesReadPerToken, w8.bytesReadPerToken, "packed int4 block weights")
         XCTAssertTrue(Set(w8.profile.map(\.component)).contains("activation quantization"))
         XCTAssertTrue(Set(du.profile.map(\.component)).contains("online transforms"))
         XCTAssertNotNil(du.onlineTransformBoundSeconds)
