@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the test suite under the sanitizers, each in its own build directory:
-#   1. ThreadSanitizer on the kernel and worker-pool tests (the persistent pool's spinning
+#   1. ThreadSanitizer on the kernel, worker-pool and KV-cache decoder tests (the persistent pool's spinning
 #      workers, atomics and semaphores; every parallel kernel):
-#        swift test --sanitize=thread --scratch-path .build-tsan --filter 'QuantKernelsTests'
+#        swift test --sanitize=thread --scratch-path .build-tsan --filter 'QuantKernelsTests|LlamaDecoderTests'
 #   2. AddressSanitizer on the whole suite:
 #        swift test --sanitize=address --scratch-path .build-asan
 # Usage: scripts/sanitizers.sh [thread|address|all]   (default all). Heavy (several minutes each
@@ -14,7 +14,7 @@ status=0
 if [ "$WHICH" = thread ] || [ "$WHICH" = all ]; then
     echo "== ThreadSanitizer: kernel and worker-pool tests" >&2
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}" \
-        swift test --sanitize=thread --scratch-path .build-tsan --filter 'QuantKernelsTests' || status=1
+        swift test --sanitize=thread --scratch-path .build-tsan --filter 'QuantKernelsTests|LlamaDecoderTests' || status=1
 fi
 if [ "$WHICH" = address ] || [ "$WHICH" = all ]; then
     echo "== AddressSanitizer: whole suite" >&2
