@@ -103,7 +103,12 @@ LLVM_PROFILE_FILE="$OUT/$TARGET-%p.profraw" \
 STATUS=$?
 set -e
 if [ "$COVER" = 1 ]; then
-    llvm-profdata merge -sparse "$OUT/$TARGET"-*.profraw -o "$OUT/$TARGET.profdata"
+    # The toolchain's own llvm-profdata / llvm-cov (a system LLVM cannot read its newer profiles).
+    TOOLS="$(dirname "$(command -v swiftc)")"
+    PROFDATA=llvm-profdata; COV=llvm-cov
+    [ -x "$TOOLS/llvm-profdata" ] && PROFDATA="$TOOLS/llvm-profdata"
+    [ -x "$TOOLS/llvm-cov" ] && COV="$TOOLS/llvm-cov"
+    "$PROFDATA" merge -sparse "$OUT/$TARGET"-*.profraw -o "$OUT/$TARGET.profdata"
     rm -f "$OUT/$TARGET"-*.profraw
     case "$TARGET" in
         gguf) FILES=("$ROOT"/Sources/ModelFormats/GGUF*.swift "$ROOT"/Sources/ModelFormats/MappedFile.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
@@ -112,6 +117,6 @@ if [ "$COVER" = 1 ]; then
         tokenizer_model) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/SentencePieceTokenizer.swift") ;;
         recipe) FILES=("$ROOT"/Sources/Recipes/*.swift) ;;
     esac
-    llvm-cov report "$OUT/fuzz-$TARGET" -instr-profile="$OUT/$TARGET.profdata" "${FILES[@]}"
+    "$COV" report "$OUT/fuzz-$TARGET" -instr-profile="$OUT/$TARGET.profdata" "${FILES[@]}"
 fi
 exit $STATUS
