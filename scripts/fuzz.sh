@@ -46,6 +46,7 @@ module() {
     # shellcheck disable=SC2086
     swiftc "${COMMON[@]}" "$@" -module-name "$name" -emit-module -emit-module-path "$OUT/$name.swiftmodule" \
         -c $srcs -o "$obj"
+    touch "$obj"   # the compiler leaves an unchanged object as it was; mark it current
 }
 
 build_modules() {
