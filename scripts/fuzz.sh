@@ -46,6 +46,7 @@ module() {
     # shellcheck disable=SC2086
     swiftc "${COMMON[@]}" "$@" -module-name "$name" -emit-module -emit-module-path "$OUT/$name.swiftmodule" \
         -c $srcs -o "$obj"
+    touch "$obj"   # the compiler leaves an unchanged object as it was; mark it current
 }
 
 build_modules() {
@@ -103,7 +104,12 @@ LLVM_PROFILE_FILE="$OUT/$TARGET-%p.profraw" \
 STATUS=$?
 set -e
 if [ "$COVER" = 1 ]; then
-    llvm-profdata merge -sparse "$OUT/$TARGET"-*.profraw -o "$OUT/$TARGET.profdata"
+    # The toolchain's own llvm-profdata / llvm-cov (a system LLVM cannot read its newer profiles).
+    TOOLS="$(dirname "$(command -v swiftc)")"
+    PROFDATA=llvm-profdata; COV=llvm-cov
+    [ -x "$TOOLS/llvm-profdata" ] && PROFDATA="$TOOLS/llvm-profdata"
+    [ -x "$TOOLS/llvm-cov" ] && COV="$TOOLS/llvm-cov"
+    "$PROFDATA" merge -sparse "$OUT/$TARGET"-*.profraw -o "$OUT/$TARGET.profdata"
     rm -f "$OUT/$TARGET"-*.profraw
     case "$TARGET" in
         gguf) FILES=("$ROOT"/Sources/ModelFormats/GGUF*.swift "$ROOT"/Sources/ModelFormats/MappedFile.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
@@ -112,6 +118,6 @@ if [ "$COVER" = 1 ]; then
         tokenizer_model) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/SentencePieceTokenizer.swift") ;;
         recipe) FILES=("$ROOT"/Sources/Recipes/*.swift) ;;
     esac
-    llvm-cov report "$OUT/fuzz-$TARGET" -instr-profile="$OUT/$TARGET.profdata" "${FILES[@]}"
+    "$COV" report "$OUT/fuzz-$TARGET" -instr-profile="$OUT/$TARGET.profdata" "${FILES[@]}"
 fi
 exit $STATUS

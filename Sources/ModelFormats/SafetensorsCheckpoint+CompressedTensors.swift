@@ -22,12 +22,30 @@ struct PackedLinear: Sendable {
 struct CompressedTensorsConfig {
     struct Group {
         var name: String
-        var targets: [String]
+        var targets: [Target]
         var scheme: CompressedTensorsScheme
     }
+    /// A module name, `re:<pattern>`, or the class `Linear`.
+    struct Target {
+        var text: String
+        /// The compiled pattern of a `re:` target.
+        var pattern: ModulePattern?
+
+        /// How well this target names a linear module: 0 exact name, 1 `re:` pattern matching from
+        /// the start, 2 the class `Linear`; nil if it does not.
+        func rank(_ module: String) -> Int? {
+            if text == module { return 0 }
+            if let pattern { return pattern.matchesPrefix(module) ? 1 : nil }
+            return text == "Linear" ? 2 : nil
+        }
+    }
     var groups: [Group]
-    var ignore: [String]
+    var ignore: [Target]
     let file: String
+
+    /// NFA states all `re:` patterns of one config may compile to together: matching costs at
+    /// most this many steps per character of a module name.
+    static let maxPatternInstructions = 4 * ModulePattern.maxInstructions
 
     static let key = "quantization_config"
 
@@ -37,6 +55,19 @@ struct CompressedTensorsConfig {
         guard let any = cfg[Self.key], !(any is NSNull) else { return nil }
         func bad(_ key: String, _ why: String) -> ModelFormatError { .badMetadata(file: file, key: "\(Self.key).\(key)", reason: why) }
         guard let q = any as? [String: Any] else { throw ModelFormatError.badMetadata(file: file, key: Self.key, reason: "expected an object") }
+        var patternBudget = Self.maxPatternInstructions
+        func target(_ text: String, key: String) throws -> Target {
+            guard text.hasPrefix("re:") else { return Target(text: text, pattern: nil) }
+            let p: ModulePattern
+            do { p = try ModulePattern(String(text.dropFirst(3))) } catch let e as ModulePattern.PatternError {
+                throw bad(key, "'\(text)': \(e.reason) (supported: \(ModulePattern.supported))")
+            }
+            patternBudget -= p.program.count
+            guard patternBudget >= 0 else {
+                throw bad(key, "'\(text)': the config's re: patterns together compile to over \(Self.maxPatternInstructions) NFA states; use fewer or simpler patterns")
+            }
+            return Target(text: text, pattern: p)
+        }
         let method = q["quant_method"] as? String ?? "(none)"
         guard method == "compressed-tensors" else {
             throw bad("quant_method", "'\(method)' is not supported (supported: compressed-tensors with format pack-quantized)")
@@ -56,7 +87,8 @@ struct CompressedTensorsConfig {
             let k = "config_groups.\(name)"
             guard let g = groupsAny[name] as? [String: Any] else { throw bad(k, "expected an object") }
             try checkFormat((g["format"] as? String) ?? format, (g["format"] as? String) != nil ? "\(k).format" : "format")
-            guard let targets = g["targets"] as? [String], !targets.isEmpty else { throw bad("\(k).targets", "expected a non-empty list of strings") }
+            guard let names = g["targets"] as? [String], !names.isEmpty else { throw bad("\(k).targets", "expected a non-empty list of strings") }
+            let targets = try names.enumerated().map { try target($1, key: "\(k).targets[\($0)]") }
             for act in ["input_activations", "output_activations"] {
                 if let v = g[act], !(v is NSNull) {
                     throw bad("\(k).\(act)", "activation quantization is not supported (only weight-only schemes load; activations stay float)")
@@ -91,32 +123,20 @@ struct CompressedTensorsConfig {
         self.groups = groups
         if let v = q["ignore"], !(v is NSNull) {
             guard let list = v as? [String] else { throw bad("ignore", "expected a list of module names") }
-            ignore = list
+            ignore = try list.enumerated().map { try target($1, key: "ignore[\($0)]") }
         } else {
             ignore = []
         }
     }
 
-    /// How well `target` names a linear module: 0 exact name, 1 `re:` pattern matching from the
-    /// start, 2 the class `Linear`; nil if it does not.
-    static func match(_ target: String, module: String) -> Int? {
-        if target == module { return 0 }
-        if target.hasPrefix("re:") {
-            guard let re = try? NSRegularExpression(pattern: String(target.dropFirst(3))) else { return nil }
-            let range = NSRange(module.startIndex..., in: module)
-            return re.firstMatch(in: module, options: [.anchored], range: range) != nil ? 1 : nil
-        }
-        return target == "Linear" ? 2 : nil
-    }
-
     /// The group whose targets match `module` most specifically; errors when the module is
     /// ignored, unmatched, or matched equally well by two groups.
     func group(for module: String, tensor: String) throws -> Group {
-        if ignore.contains(where: { Self.match($0, module: module).map { $0 < 2 } ?? false }) {
+        if ignore.contains(where: { $0.rank(module).map { $0 < 2 } ?? false }) {
             throw ModelFormatError.badMetadata(file: file, key: "\(Self.key).ignore",
                 reason: "lists \(module), but the weights store it packed (\(tensor)); remove it from ignore or store it as float")
         }
-        let ranked = groups.compactMap { g in g.targets.compactMap { Self.match($0, module: module) }.min().map { ($0, g) } }
+        let ranked = groups.compactMap { g in g.targets.compactMap { $0.rank(module) }.min().map { ($0, g) } }
         guard let best = ranked.map(\.0).min() else {
             throw ModelFormatError.badMetadata(file: file, key: "\(Self.key).config_groups",
                 reason: "no config group targets \(module), which is stored packed (\(tensor)); add it (or \"Linear\") to a group's targets")

@@ -404,6 +404,24 @@ final class CompressedTensorsTests: XCTestCase {
             qc["ignore"] = ["lm_head", q]
             cfg["quantization_config"] = qc
         }, mentions: ["ignore", q])
+        // a `re:` pattern in ignore naming a packed module; an unsupported one names its key
+        assertLoadError(try corrupted { _, cfg in
+            var qc = cfg["quantization_config"] as! [String: Any]
+            qc["ignore"] = ["lm_head", "re:.*\\.q_pro[j]$"]
+            cfg["quantization_config"] = qc
+        }, mentions: ["ignore", q])
+        assertLoadError(try corrupted { _, cfg in
+            var qc = cfg["quantization_config"] as! [String: Any]
+            qc["ignore"] = ["lm_head", "re:(?=model)x"]
+            cfg["quantization_config"] = qc
+        }, mentions: ["quantization_config.ignore[1]", "re:(?=model)x", "not supported"])
+        // a pattern that takes a backtracking engine exponential time is matched in linear time
+        // (were it not, this test would not finish): it matches no module, so the folder loads
+        XCTAssertNoThrow(try SafetensorsCheckpoint(folder: try corrupted { _, cfg in
+            var qc = cfg["quantization_config"] as! [String: Any]
+            qc["ignore"] = ["lm_head", "re:(.*)*z", "re:(.?){30}.{30}z"]
+            cfg["quantization_config"] = qc
+        }))
         // a non-finite scale is bad data in that tensor when the weight is read
         let nan = try corrupted { w, _ in
             var t = w.tensor("\(q).weight_scale")!
