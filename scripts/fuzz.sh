@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs one libFuzzer target (sources in Tests/Fuzz/) against the package's parsers.
 #
-#   scripts/fuzz.sh TARGET [DURATION]      TARGET: gguf | safetensors | tokenizer_json | tokenizer_model | recipe
+#   scripts/fuzz.sh TARGET [DURATION]      TARGET: gguf | safetensors (compressed-tensors included) |
+#                                          tokenizer_json | tokenizer_model | recipe (run and training recipes)
 #                                          DURATION: 300 or 300s = seconds (default 60), 1000000r = runs
 #   scripts/fuzz.sh build                  only build every target
 #
@@ -112,7 +113,7 @@ if [ "$COVER" = 1 ]; then
     "$PROFDATA" merge -sparse "$OUT/$TARGET"-*.profraw -o "$OUT/$TARGET.profdata"
     rm -f "$OUT/$TARGET"-*.profraw
     case "$TARGET" in
-        gguf) FILES=("$ROOT"/Sources/ModelFormats/GGUF*.swift "$ROOT"/Sources/ModelFormats/MappedFile.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
+        gguf) FILES=("$ROOT"/Sources/ModelFormats/{GGUFCheckpoint,GGUFFile,GGUFValue,MappedFile,Checkpoint}.swift) ;;
         safetensors) FILES=("$ROOT"/Sources/ModelFormats/Safetensors*.swift "$ROOT"/Sources/ModelFormats/CompressedTensors.swift "$ROOT"/Sources/ModelFormats/Checkpoint.swift) ;;
         tokenizer_json) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer+TokenizerJSON.swift" "$ROOT/Sources/ModelFormats/Tokenizer/BPETokenizer.swift") ;;
         tokenizer_model) FILES=("$ROOT/Sources/ModelFormats/Tokenizer/SentencePieceTokenizer.swift") ;;
