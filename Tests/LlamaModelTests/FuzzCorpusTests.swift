@@ -119,6 +119,7 @@ final class FuzzCorpusTests: XCTestCase {
               - gptq: {percdamp: 0.02, block_size: 32, act_order: true, static_groups: true}
             propagation: float_activations
             invariance_tolerance: 0.001
+            engine: simulated
             report: {sites: [layers.0.down, layers.1.qkv]}
             output: {dir: runs/fuzz-every-key, export: compressed-tensors}
             variants:
