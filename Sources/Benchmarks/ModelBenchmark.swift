@@ -144,15 +144,13 @@ public struct ModelBenchmark {
 
             if settings.profile {
                 progress("\(m.name): profiling the prefill and the evaluation's scoring")
-                var fpLP: [Matrix] = []
                 if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
-                fpLP = fpLogProbs
                 let proto = PerplexityProtocol.standard(seqLen: L)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 Profiler.start()
                 for (wi, w) in timed.enumerated() {
                     let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
-                    _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLP[wi], batch: [w], protocol: proto)
+                    _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi], batch: [w], protocol: proto)
                 }
                 let parts = Profiler.stop()
                 let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -223,7 +223,7 @@ public final class Site {
     /// `Y_m = X·W_mᵀ (+ b_m)` for every member, in the arithmetic `arithmetic(…)` picks: shared by
     /// the sites and lm_head. X is tokens × in, after any online transforms.
     public static func multiply(_ input: Matrix, _ linears: [Linear], activations: ActivationScheme, mode: ExecutionMode,
-                                component: String) -> [Matrix] {
+                                component: @autoclosure () -> String) -> [Matrix] {
         var x = input
         switch arithmetic(linears, activations: activations, mode: mode) {
         case .integer:
@@ -231,7 +231,7 @@ public final class Site {
             let qa = Profiler.measure("activation quantization") {
                 x.data.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid) }
             }
-            return Profiler.measure(component) {
+            return Profiler.measure(component()) {
                 linears.map { l in
                     let w = l.packedForIntegerGemm!
                     return Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
@@ -239,10 +239,10 @@ public final class Site {
             }
         case .simulated where mode == .quantized && activations.isQuantized:
             Profiler.measure("activation quantization") { activations.fakeQuantize(&x) }
-            return Profiler.measure(component) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }
+            return Profiler.measure(component()) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }
         default:
             // Float activations (weight-only, or an activation scheme that does not quantize).
-            return Profiler.measure(component) { linears.map { $0.multiply(x, quantized: mode != .float) } }
+            return Profiler.measure(component()) { linears.map { $0.multiply(x, quantized: mode != .float) } }
         }
     }
 
