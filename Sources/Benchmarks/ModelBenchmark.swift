@@ -159,6 +159,21 @@ public struct ModelBenchmark {
                 row.profile.append(.init(component: "other (not in a measured component)",
                                          seconds: max(0, wall - parts.values.reduce(0, +)) / Double(timed.count)))
                 row.profileWallSecondsPerWindow = wall / Double(timed.count)
+
+                // Decode: the same prompt, then the same number of tokens, under the profiler.
+                decoder.reset()
+                logits = try decoder.append(prompt)
+                next = Sampler.greedy
+                let d0 = DispatchTime.now().uptimeNanoseconds
+                Profiler.start()
+                for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
+                let decodeParts = Profiler.stop()
+                let decodeWall = Double(DispatchTime.now().uptimeNanoseconds - d0) / 1e9
+                let n = Double(settings.decodeTokens)
+                row.decodeProfile = decodeParts.map { .init(component: $0.key, seconds: $0.value / n) }
+                row.decodeProfile.append(.init(component: "other (not in a measured component)",
+                                               seconds: max(0, decodeWall - decodeParts.values.reduce(0, +)) / n))
+                row.decodeProfileWallSecondsPerToken = decodeWall / n
             }
             report.rows.append(row)
         }

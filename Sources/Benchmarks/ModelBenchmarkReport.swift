@@ -71,6 +71,9 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         public var residentBytes = 0
         public var profile: [ProfileEntry] = []
         public var profileWallSecondsPerWindow: Double?
+        /// Decode's components, seconds per generated token (`seconds` of each entry is per token).
+        public var decodeProfile: [ProfileEntry] = []
+        public var decodeProfileWallSecondsPerToken: Double?
 
         public init(name: String, scheme: String) { self.name = name; self.scheme = scheme }
     }
@@ -109,21 +112,14 @@ public struct ModelBenchmarkReport: Codable, Sendable {
             + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized); variants keep only the packed codes where they run on the integer or weight-only GEMM. Peak RSS \(mb(peakResidentBytes)) MB.\n"
         let profiled = rows.filter { !$0.profile.isEmpty }
         if !profiled.isEmpty {
-            let components = Set(profiled.flatMap { $0.profile.map(\.component) })
-            let order = components.sorted { a, b in
-                let sa = profiled.reduce(0.0) { $0 + ($1.profile.first { $0.component == a }?.seconds ?? 0) }
-                let sb = profiled.reduce(0.0) { $0 + ($1.profile.first { $0.component == b }?.seconds ?? 0) }
-                return sa > sb
+            out += "\nprofile: one window's prefill forward plus the evaluation's scoring (log-softmax, NLL, KL against FP)\n"
+                + ModelBenchmarkReport.profileTable(profiled, unit: "ms per window", entries: \.profile, wall: \.profileWallSecondsPerWindow) + "\n"
+            let decoded = profiled.filter { !$0.decodeProfile.isEmpty }
+            if !decoded.isEmpty {
+                out += "\nprofile: decode, one generated token after the \(promptTokens)-token prompt\n"
+                    + ModelBenchmarkReport.profileTable(decoded, unit: "ms per token", entries: \.decodeProfile,
+                                                        wall: \.decodeProfileWallSecondsPerToken) + "\n"
             }
-            var p = Table(["component (ms per window, share)"] + profiled.map(\.name))
-            for comp in order {
-                p.add([comp] + profiled.map { r in
-                    guard let e = r.profile.first(where: { $0.component == comp }), let wall = r.profileWallSecondsPerWindow else { return "–" }
-                    return "\(f(e.seconds * 1e3)) (\(f(100 * e.seconds / wall, 1))%)"
-                })
-            }
-            p.add(["wall"] + profiled.map { r in r.profileWallSecondsPerWindow.map { f($0 * 1e3) } ?? "–" })
-            out += "\nprofile: one window's prefill forward plus the evaluation's scoring (log-softmax, NLL, KL against FP)\n" + p.render() + "\n"
             for r in profiled {
                 guard let bound = r.onlineTransformBoundSeconds, bound > 0,
                       let online = r.profile.first(where: { $0.component == "online transforms" }) else { continue }
@@ -132,5 +128,22 @@ public struct ModelBenchmarkReport: Codable, Sendable {
             }
         }
         return out
+    }
+
+    /// Components (rows, by total time over the variants) × variants: time and share of the wall.
+    static func profileTable(_ rows: [Row], unit: String, entries: KeyPath<Row, [ProfileEntry]>,
+                             wall: KeyPath<Row, Double?>) -> String {
+        func f(_ x: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", x) }
+        let components = Set(rows.flatMap { $0[keyPath: entries].map(\.component) })
+        func total(_ c: String) -> Double { rows.reduce(0.0) { $0 + ($1[keyPath: entries].first { $0.component == c }?.seconds ?? 0) } }
+        var p = Table(["component (\(unit), share)"] + rows.map(\.name))
+        for comp in components.sorted(by: { total($0) > total($1) }) {
+            p.add([comp] + rows.map { r in
+                guard let e = r[keyPath: entries].first(where: { $0.component == comp }), let w = r[keyPath: wall] else { return "–" }
+                return "\(f(e.seconds * 1e3, 2)) (\(f(100 * e.seconds / w, 1))%)"
+            })
+        }
+        p.add(["wall"] + rows.map { r in r[keyPath: wall].map { f($0 * 1e3, 2) } ?? "–" })
+        return p.render()
     }
 }

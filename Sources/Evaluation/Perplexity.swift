@@ -196,7 +196,7 @@ public struct Evaluator {
         }
     }
 
-    /// Row-wise log-softmax (rows in parallel; each row's sum accumulated in Double).
+    /// Row-wise log-softmax (rows in parallel; `VectorMath.exp`, each row's sum accumulated in 16 f64 lanes).
     public func logProbabilities(_ logits: Matrix) -> Matrix { logProbabilitiesChecked(logits).0 }
 
     /// `logProbabilities`, and the first row holding a non-finite logit with that value (found in
@@ -215,14 +215,10 @@ public struct Evaluator {
                 Parallel.forEach(logits.rows) { r in
                     let (o, l, fault) = box.value
                     let row = l + r * v
-                    var mx = -Float.infinity
-                    var check: Float = 0
-                    for j in 0..<v { mx = max(mx, row[j]); check += row[j] * 0 }
-                    if check.isNaN { fault[r] = 1 }
-                    var s = 0.0
-                    for j in 0..<v { s += Double(exp(row[j] - mx)) }
-                    let lse = mx + Float(log(s))
-                    for j in 0..<v { o[r * v + j] = row[j] - lse }
+                    let (mx, finite) = VectorMath.maximumChecked(row, v)
+                    if !finite { fault[r] = 1 }
+                    let lse = mx + Float(log(VectorMath.sumExp(row, v, shift: mx)))
+                    VectorMath.subtract(row, lse, into: o + r * v, v)
                 }
             } }
         }

@@ -108,25 +108,15 @@ public final class LlamaDecoder {
                     let (qb, kb, vb) = box.value
                     let t = item / nh, head = item % nh, g = head / group
                     let visible = start + t + 1
-                    var qs = [Float](repeating: 0, count: hd)
-                    for d in 0..<hd { qs[d] = qb[t * q.cols + head * hd + d] * scale }
+                    let qrow = qb + t * q.cols + head * hd
                     var scores = [Float](repeating: 0, count: visible)
-                    var mx = -Float.infinity
-                    qs.withUnsafeBufferPointer { qsp in
-                        for j in 0..<visible {
-                            scores[j] = Gemm.dot(qsp.baseAddress!, kb + (g * cap + j) * hd, hd)
-                            mx = max(mx, scores[j])
-                        }
-                    }
-                    var sum: Float = 0
-                    for j in 0..<visible { let e = exp(scores[j] - mx); scores[j] = e; sum += e }
-                    let inv = 1 / sum
-                    let dst = outBox.value + t * nh * hd + head * hd
-                    for d in 0..<hd { dst[d] = 0 }
-                    for j in 0..<visible {
-                        let p = scores[j] * inv
-                        let v = vb + (g * cap + j) * hd
-                        for d in 0..<hd { dst[d] += p * v[d] }
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        let s = sp.baseAddress!
+                        for j in 0..<visible { s[j] = Gemm.dot(qrow, kb + (g * cap + j) * hd, hd) }
+                        let inv = 1 / VectorMath.exponentiateShifted(s, visible, scale: scale)
+                        let dst = outBox.value + t * nh * hd + head * hd
+                        for d in 0..<hd { dst[d] = 0 }
+                        for j in 0..<visible { VectorMath.axpy(dst, s[j] * inv, vb + (g * cap + j) * hd, hd) }
                     }
                 }
             } } }

@@ -107,18 +107,18 @@ public struct LlamaForward: DecoderRunner {
 
     // MARK: - Pieces
 
-    /// `x / sqrt(mean(x²) + eps) · γ`, per row.
+    /// `x / sqrt(mean(x²) + eps) · γ`, per row (rows in parallel; `VectorMath.rmsNorm`).
     public static func rmsNorm(_ x: Matrix, _ gamma: [Float], eps: Double) -> Matrix {
         var out = x
         let d = x.cols
+        precondition(gamma.count == d, "RMSNorm: \(gamma.count) weights for rows of \(d)")
         out.data.withUnsafeMutableBufferPointer { o in
             x.data.withUnsafeBufferPointer { xp in
                 gamma.withUnsafeBufferPointer { g in
-                    for r in 0..<x.rows {
-                        var ss: Float = 0
-                        for j in 0..<d { let v = xp[r * d + j]; ss += v * v }
-                        let inv = 1 / (ss / Float(d) + Float(eps)).squareRoot()
-                        for j in 0..<d { o[r * d + j] = xp[r * d + j] * inv * g[j] }
+                    let box = UncheckedBox((o.baseAddress!, xp.baseAddress!, g.baseAddress!))
+                    Parallel.forEach(x.rows, threads: x.rows * d < 1 << 15 ? 1 : nil) { r in
+                        let (o, xp, g) = box.value
+                        VectorMath.rmsNorm(xp + r * d, g, o + r * d, d, eps: Float(eps))
                     }
                 }
             }
@@ -126,19 +126,28 @@ public struct LlamaForward: DecoderRunner {
         return out
     }
 
-    /// `silu(gate) ⊙ up`.
+    /// `silu(gate) ⊙ up` (gate and up: tokens × ffn).
     static func swiglu(_ gu: [Matrix]) -> Matrix {
         var out = gu[1]
-        let g = gu[0].data
-        for i in 0..<out.data.count {
-            let x = g[i]
-            out.data[i] *= x / (1 + exp(-x))
+        let n = out.cols, rows = out.rows
+        out.data.withUnsafeMutableBufferPointer { o in
+            gu[0].data.withUnsafeBufferPointer { g in
+                let box = UncheckedBox((o.baseAddress!, g.baseAddress!))
+                Parallel.forEach(rows, threads: rows * n < 1 << 15 ? 1 : nil) { r in
+                    let (o, g) = box.value
+                    VectorMath.siluMultiply(gate: g + r * n, up: o + r * n, n)
+                }
+            }
         }
         return out
     }
 
+    /// `h += y`.
     static func add(_ h: inout Matrix, _ y: Matrix) {
-        for i in 0..<h.data.count { h.data[i] += y.data[i] }
+        precondition(h.data.count == y.data.count)
+        h.data.withUnsafeMutableBufferPointer { hp in
+            y.data.withUnsafeBufferPointer { yp in VectorMath.add(hp.baseAddress!, yp.baseAddress!, hp.count) }
+        }
     }
 
     /// Self-attention of one block from its q/k/v projections: returns the concatenated head
@@ -148,6 +157,14 @@ public struct LlamaForward: DecoderRunner {
         Profiler.measure("attention (QKᵀ, softmax, PV)") { attentionCore(config: c, qkv: qkv, windowLength: L) }
     }
 
+    /// Rows of queries per attention tile.
+    static let attentionTile = 64
+
+    /// Causal attention in query tiles, flash-attention's work split without its online softmax:
+    /// for window w, head h and the tile of query rows i0 ..< i1, `S = Q·K[0..<i1]ᵀ` (only the
+    /// keys a row of the tile can see), `P = softmax(S/√d)` per row over j ≤ i, `O = P·V[0..<i1]`.
+    /// A work item is a (window, head) and a pair of tiles (t, T−1−t), so every item costs the
+    /// same; the GEMMs inside run single-threaded. `attentionReference` is the plain version.
     private func attentionCore(config c: DecoderConfig, qkv: [Matrix], windowLength L: Int) -> Matrix {
         let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount
         let tokens = qkv[0].rows
@@ -157,46 +174,84 @@ public struct LlamaForward: DecoderRunner {
         let windows = tokens / L
         let scale = 1 / Float(hd).squareRoot()
         let group = nh / nkv
-        let qs = q.cols, ks = k.cols
+        let qs = q.cols, ks = k.cols, os = nh * hd
+        let tile = LlamaForward.attentionTile, tiles = (L + tile - 1) / tile, pairs = (tiles + 1) / 2
+        // Vᵀ per (window, KV head): hd × L, the W operand of P·V (`Y = X·Wᵀ`).
+        var vt = [Float](repeating: 0, count: windows * nkv * hd * L)
+        vt.withUnsafeMutableBufferPointer { vtp in
+            v.data.withUnsafeBufferPointer { vp in
+                let box = UncheckedBox((vtp.baseAddress!, vp.baseAddress!))
+                Parallel.forEach(windows * nkv) { item in
+                    let (dst, src) = box.value
+                    let w = item / nkv, g = item % nkv
+                    let base = dst + item * hd * L
+                    for t in 0..<L {
+                        let row = src + (w * L + t) * ks + g * hd
+                        for d in 0..<hd { base[d * L + t] = row[d] }
+                    }
+                }
+            }
+        }
         out.data.withUnsafeMutableBufferPointer { op in
-            let outBox = UncheckedBox(op.baseAddress!)
-            q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
-                let box = UncheckedBox((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
-                // One (window, head) per work item; the GEMMs inside run single-threaded.
-                Parallel.forEach(windows * nh) { item in
-                    let (qb, kb, vb) = box.value
-                    let w = item / nh, head = item % nh, kvh = head / group
-                    // Gather this head's Q (L×hd), K (L×hd) and Vᵀ (hd×L) contiguously.
-                    var qh = [Float](repeating: 0, count: L * hd), kh = qh, vt = qh
-                    for t in 0..<L {
-                        let qrow = qb + (w * L + t) * qs + head * hd
-                        let krow = kb + (w * L + t) * ks + kvh * hd
-                        let vrow = vb + (w * L + t) * ks + kvh * hd
-                        for d in 0..<hd {
-                            qh[t * hd + d] = qrow[d] * scale
-                            kh[t * hd + d] = krow[d]
-                            vt[d * L + t] = vrow[d]
+            q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vtp in
+                let box = UncheckedBox((op.baseAddress!, qp.baseAddress!, kp.baseAddress!, vtp.baseAddress!))
+                Parallel.forEach(windows * nh * pairs) { item in
+                    let (ob, qb, kb, vtb) = box.value
+                    let w = item / (nh * pairs), head = item / pairs % nh, pair = item % pairs, g = head / group
+                    var scores = [Float](repeating: 0, count: tile * L)
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        let s = sp.baseAddress!
+                        for t in pair == tiles - 1 - pair ? [pair] : [pair, tiles - 1 - pair] {
+                            let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
+                            let row0 = w * L + i0
+                            // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
+                            Gemm.multiplyStrided(qb + row0 * qs + head * hd, lda: qs, kb + w * L * ks + g * hd, ldw: ks,
+                                                 into: s, ldy: visible, m: rows, n: visible, k: hd, threads: 1)
+                            for r in 0..<rows {
+                                let sr = s + r * visible, seen = i0 + r + 1
+                                let inv = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
+                                VectorMath.scale(sr, seen, by: inv)
+                                for j in seen..<visible { sr[j] = 0 }
+                            }
+                            // O_tile = P·V[0..<visible] = P·(Vᵀ)ᵀ.
+                            Gemm.multiplyStrided(s, lda: visible, vtb + (w * nkv + g) * hd * L, ldw: L,
+                                                 into: ob + row0 * os + head * hd, ldy: os, m: rows, n: hd, k: visible, threads: 1)
                         }
-                    }
-                    // S = Q·Kᵀ/√d (L×L), causal softmax per row, O = P·V.
-                    var scores = Gemm.multiply(qh, kh, m: L, n: L, k: hd, threads: 1)
-                    for i in 0..<L {
-                        let row = i * L
-                        var mx = -Float.infinity
-                        for j in 0...i { mx = max(mx, scores[row + j]) }
-                        var sum: Float = 0
-                        for j in 0...i { let e = exp(scores[row + j] - mx); scores[row + j] = e; sum += e }
-                        let inv = 1 / sum
-                        for j in 0...i { scores[row + j] *= inv }
-                        for j in (i + 1)..<L { scores[row + j] = 0 }
-                    }
-                    let o = Gemm.multiply(scores, vt, m: L, n: hd, k: L, threads: 1)
-                    for t in 0..<L {
-                        let dst = outBox.value + (w * L + t) * (nh * hd) + head * hd
-                        for d in 0..<hd { dst[d] = o[t * hd + d] }
                     }
                 }
             } } }
+        }
+        return out
+    }
+
+    /// Plain causal attention (one (window, head) at a time, full scores, scalar softmax) — the
+    /// reference the tiled `attention` is tested against.
+    static func attentionReference(config c: DecoderConfig, qkv: [Matrix], windowLength L: Int) -> Matrix {
+        let hd = c.headDim, nh = c.headCount, group = nh / c.kvHeadCount
+        let tokens = qkv[0].rows, scale = 1 / Float(hd).squareRoot()
+        var out = Matrix(zeros: tokens, nh * hd)
+        for w in 0..<(tokens / L) {
+            for head in 0..<nh {
+                let g = head / group
+                for i in 0..<L {
+                    let qi = (w * L + i) * qkv[0].cols + head * hd
+                    var s = [Double](repeating: 0, count: i + 1)
+                    for j in 0...i {
+                        let kj = (w * L + j) * qkv[1].cols + g * hd
+                        var dot = 0.0
+                        for d in 0..<hd { dot += Double(qkv[0].data[qi + d]) * Double(qkv[1].data[kj + d]) }
+                        s[j] = dot * Double(scale)
+                    }
+                    let mx = s.max()!
+                    let e = s.map { Foundation.exp($0 - mx) }
+                    let sum = e.reduce(0, +)
+                    for d in 0..<hd {
+                        var acc = 0.0
+                        for j in 0...i { acc += e[j] / sum * Double(qkv[2].data[(w * L + j) * qkv[2].cols + g * hd + d]) }
+                        out.data[(w * L + i) * nh * hd + head * hd + d] = Float(acc)
+                    }
+                }
+            }
         }
         return out
     }
@@ -208,27 +263,24 @@ public struct LlamaForward: DecoderRunner {
     public static func applyRope(_ x: inout Matrix, heads: Int, headDim hd: Int, windowLength L: Int, startPosition: Int = 0,
                                  theta: Double, layout: DecoderConfig.RopeLayout) {
         let half = hd / 2
-        var cosT = [Float](repeating: 0, count: L * half), sinT = cosT
-        for p in 0..<L {
-            for i in 0..<half {
-                let freq = pow(theta, -Double(2 * i) / Double(hd))
-                let a = Double(startPosition + p) * freq
-                cosT[p * half + i] = Float(cos(a)); sinT[p * half + i] = Float(sin(a))
-            }
-        }
-        let cols = x.cols
-        for t in 0..<x.rows {
-            let p = t % L
-            for h in 0..<heads {
-                let base = t * cols + h * hd
-                for i in 0..<half {
-                    let (a, b) = layout == .interleavedPairs ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + half)
-                    let x0 = x.data[a], x1 = x.data[b]
-                    let c = cosT[p * half + i], s = sinT[p * half + i]
-                    x.data[a] = x0 * c - x1 * s
-                    x.data[b] = x0 * s + x1 * c
+        let table = RopeTables.shared.table(theta: theta, headDim: hd, positions: startPosition + L)
+        let cols = x.cols, interleaved = layout == .interleavedPairs
+        x.data.withUnsafeMutableBufferPointer { xp in
+            table.cos.withUnsafeBufferPointer { cosT in table.sin.withUnsafeBufferPointer { sinT in
+                for t in 0..<x.rows {
+                    let p = startPosition + t % L
+                    for h in 0..<heads {
+                        let base = t * cols + h * hd
+                        for i in 0..<half {
+                            let (a, b) = interleaved ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + half)
+                            let x0 = xp[a], x1 = xp[b]
+                            let c = cosT[p * half + i], s = sinT[p * half + i]
+                            xp[a] = x0 * c - x1 * s
+                            xp[b] = x0 * s + x1 * c
+                        }
+                    }
                 }
-            }
+            } }
         }
     }
 
@@ -245,5 +297,35 @@ public struct LlamaForward: DecoderRunner {
             }
             qkv[i] = m
         }
+    }
+}
+
+/// cos and sin of every (position, frequency) RoPE uses: `θ^(−2i/d)·p` in Double, rounded to f32;
+/// computed once per (θ, head_dim) and grown (doubling) when a longer position is asked for.
+final class RopeTables: @unchecked Sendable {
+    static let shared = RopeTables()
+
+    struct Table { var cos: [Float], sin: [Float], positions: Int }
+    private struct Key: Hashable { var theta: Double, headDim: Int }
+    private var tables: [Key: Table] = [:]
+    private let lock = NSLock()
+
+    /// A table of at least `positions` positions, `[position][headDim/2]` row-major.
+    func table(theta: Double, headDim hd: Int, positions: Int) -> Table {
+        lock.lock(); defer { lock.unlock() }
+        let key = Key(theta: theta, headDim: hd)
+        if let t = tables[key], t.positions >= positions { return t }
+        let count = max(positions, 2 * (tables[key]?.positions ?? 0), 1024), half = hd / 2
+        var cosT = [Float](repeating: 0, count: count * half), sinT = cosT
+        for i in 0..<half {
+            let freq = pow(theta, -Double(2 * i) / Double(hd))
+            for p in 0..<count {
+                let a = Double(p) * freq
+                cosT[p * half + i] = Float(cos(a)); sinT[p * half + i] = Float(sin(a))
+            }
+        }
+        let t = Table(cos: cosT, sin: sinT, positions: count)
+        tables[key] = t
+        return t
     }
 }

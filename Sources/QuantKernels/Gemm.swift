@@ -31,38 +31,36 @@ public enum Gemm {
         }
     }
 
-    /// `Y = X·Wᵀ` with row strides `lda` for X and `ldy` for Y (W contiguous N×K); always packed.
-    public static func multiplyStrided(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>,
+    /// `Y = X·Wᵀ` with row strides `lda` for X, `ldw` for W (default `k`: contiguous) and `ldy`
+    /// for Y; always packed.
+    public static func multiplyStrided(_ x: UnsafePointer<Float>, lda: Int, _ w: UnsafePointer<Float>, ldw: Int? = nil,
                                        into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int,
                                        bias: UnsafePointer<Float>? = nil, threads: Int? = nil) {
         guard m > 0, n > 0 else { return }
         if k == 0 { for i in 0..<m { for j in 0..<n { y[i * ldy + j] = bias?[j] ?? 0 } }; return }
         let t = 2 * m * n * k < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
-        packed(x, lda: lda, w, y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: F32Spec.for(KernelDispatch.active))
+        let s = F32Spec.for(KernelDispatch.active), ldw = ldw ?? k
+        packed(x, lda: lda, packB: { jc, ncur, pc, kcur, dst in s.pack(w + jc * ldw + pc, ldw, ncur, kcur, s.nr, dst) },
+               y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: s)
     }
 
     // MARK: small M (GEMV)
 
-    /// Outputs in blocks of 4 columns; each block reads 4 rows of W once for all `m` tokens.
+    /// Each W row read once, for all `m` tokens; contiguous ranges of rows per work item.
     static func smallM(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                        m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?, threads: Int) {
-        let blocks = (n + 3) / 4
-        let chunks = min(blocks, 64)
+        let chunks = min(n, 64)
         let path = KernelDispatch.active
         Parallel.forEach(chunks, threads: threads) { c in
-            for blk in (c * blocks / chunks)..<((c + 1) * blocks / chunks) {
-                let j0 = blk * 4
-                if j0 + 4 <= n {
-                    #if arch(x86_64)
-                    if path != .portable {
-                        AVX2F32.dots4(x, m, w + j0 * k, k, y + j0, n)
-                        if let bias { for i in 0..<m { for j in j0..<(j0 + 4) { y[i * n + j] += bias[j] } } }
-                        continue
-                    }
-                    #endif
-                }
-                for i in 0..<m { for j in j0..<min(j0 + 4, n) { y[i * n + j] = dot(x + i * k, w + j * k, k) + (bias?[j] ?? 0) } }
+            let j0 = c * n / chunks, j1 = (c + 1) * n / chunks
+            #if arch(x86_64)
+            if path != .portable {
+                AVX2F32.rowDots(x, m, w + j0 * k, k, rows: j1 - j0, y + j0, n)
+                if let bias { for i in 0..<m { for j in j0..<j1 { y[i * n + j] += bias[j] } } }
+                return
             }
+            #endif
+            for j in j0..<j1 { for i in 0..<m { y[i * n + j] = dot(x + i * k, w + j * k, k) + (bias?[j] ?? 0) } }
         }
     }
 

@@ -7,7 +7,7 @@ import QuantKernelsAVX2
 final class GemmTests: XCTestCase {
     func testMatchesReferenceOnRaggedShapes() {
         var rng = TestRNG(1)
-        let shapes = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 33, 70), (3, 19, 17), (4, 5, 100), (5, 17, 33),
+        let shapes = [(1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 33, 70), (3, 19, 17), (4, 5, 100), (2, 130, 203), (1, 65, 576), (5, 17, 33),
                       (7, 33, 1), (13, 47, 300), (37, 29, 513), (100, 70, 64), (150, 160, 260),
                       (9, 1100, 40)]   // more than 1024 columns: two resident column blocks, the last ragged
         forEachPath { path in
@@ -44,6 +44,25 @@ final class GemmTests: XCTestCase {
         } } }
     }
     #endif
+
+    /// Strided X, W and Y (the attention tiles' operands) against the contiguous product.
+    func testStridedOperands() {
+        var rng = TestRNG(8)
+        forEachPath { path in
+            for (m, n, k) in [(5, 7, 3), (64, 150, 64), (13, 64, 200)] {
+                let lda = k + 5, ldw = k + 9, ldy = n + 2
+                let xs = rng.floats(m * lda), ws = rng.floats(n * ldw)
+                let x = (0..<m).flatMap { i in xs[(i * lda)..<(i * lda + k)] }, w = (0..<n).flatMap { j in ws[(j * ldw)..<(j * ldw + k)] }
+                var y = [Float](repeating: .nan, count: m * ldy)
+                xs.withUnsafeBufferPointer { xp in ws.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                    Gemm.multiplyStrided(xp.baseAddress!, lda: lda, wp.baseAddress!, ldw: ldw, into: yp.baseAddress!, ldy: ldy, m: m, n: n, k: k, threads: 1)
+                } } }
+                let got = (0..<m).flatMap { i in y[(i * ldy)..<(i * ldy + n)] }
+                assertClose(got, Reference.gemm(x, w, m: m, n: n, k: k), tol: 1e-5 * Float(k).squareRoot(), "\(path) \(m)×\(n)×\(k)")
+                XCTAssertTrue((0..<m).allSatisfy { i in y[(i * ldy + n)..<(i * ldy + ldy)].allSatisfy(\.isNaN) }, "wrote past n")
+            }
+        }
+    }
 
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
