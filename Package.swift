@@ -33,7 +33,8 @@ var targets: [Target] = [
         name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
         providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
     .target(name: "CQuantCPU", path: "Sources/CQuantCPU"),
-    .target(name: "QuantKernels", dependencies: ["CQuantCPU"] + isaKernelTargets.map { .target(name: $0) },
+    .target(name: "QuantKernelsVector", path: "Sources/QuantKernelsVector", swiftSettings: optimized),
+    .target(name: "QuantKernels", dependencies: ["CQuantCPU", "QuantKernelsVector"] + isaKernelTargets.map { .target(name: $0) },
             path: "Sources/QuantKernels", swiftSettings: optimized),
     .target(name: "QuantCore", dependencies: ["QuantKernels"], path: "Sources/QuantCore",
             swiftSettings: optimized),
@@ -67,9 +68,9 @@ var targets: [Target] = [
             path: "Tests/TestSupport", swiftSettings: optimized),
 ]
 #if arch(x86_64)
-targets.append(.target(name: "QuantKernelsAVX2", path: "Sources/QuantKernelsAVX2",
+targets.append(.target(name: "QuantKernelsAVX2", dependencies: ["QuantKernelsVector"], path: "Sources/QuantKernelsAVX2",
                        swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "haswell"])]))
-targets.append(.target(name: "QuantKernelsAVX512", dependencies: ["QuantKernelsAVX2"], path: "Sources/QuantKernelsAVX512",
+targets.append(.target(name: "QuantKernelsAVX512", dependencies: ["QuantKernelsAVX2", "QuantKernelsVector"], path: "Sources/QuantKernelsAVX512",
                        swiftSettings: optimized + [.unsafeFlags(["-target-cpu", "cascadelake"])]))
 #endif
 for method in methods {

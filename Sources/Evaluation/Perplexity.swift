@@ -196,7 +196,7 @@ public struct Evaluator {
         }
     }
 
-    /// Row-wise log-softmax (rows in parallel; `VectorMath.exp`, each row's sum accumulated in 16 f64 lanes).
+    /// Row-wise log-softmax (rows in parallel; `VectorMath.exp`, `VectorMath.sumExp`).
     public func logProbabilities(_ logits: Matrix) -> Matrix { logProbabilitiesChecked(logits).0 }
 
     /// `logProbabilities`, and the first row holding a non-finite logit with that value (found in

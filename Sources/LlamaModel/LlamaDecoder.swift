@@ -22,7 +22,9 @@ public final class LlamaDecoder {
     public let capacity: Int
     /// Tokens appended so far (the next token's position).
     public private(set) var position = 0
-    /// Per block: keys and values, `[kvHead][position][headDim]` row-major, capacity positions each.
+    /// Per block: keys in blocks of 16 positions, `[kvHead][position/16][headDim][position%16]`, and
+    /// values `[kvHead][position][headDim]` (capacity rounded up to 16 positions): QKᵀ reads 16
+    /// positions' keys as one contiguous block (`VectorMath.dotKeyBlocks`), P·V streams value rows.
     private var keys: [[Float]], values: [[Float]]
 
     /// Which positions' logits `append` returns.
@@ -37,7 +39,7 @@ public final class LlamaDecoder {
         precondition(capacity > 0)
         self.model = model; self.mode = mode; self.capacity = capacity
         let c = model.config
-        let size = c.kvHeadCount * capacity * c.headDim
+        let size = c.kvHeadCount * ((capacity + 15) / 16 * 16) * c.headDim
         keys = model.blocks.map { _ in [Float](repeating: 0, count: size) }
         values = keys
     }
@@ -86,15 +88,20 @@ public final class LlamaDecoder {
         let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount, n = qkv[0].rows
         let group = nh / nkv
         let cap = capacity
-        for t in 0..<n {
-            for g in 0..<nkv {
-                let dst = (g * cap + start + t) * hd
-                for d in 0..<hd {
-                    keys[b][dst + d] = qkv[1].data[t * qkv[1].cols + g * hd + d]
-                    values[b][dst + d] = qkv[2].data[t * qkv[2].cols + g * hd + d]
+        let slots = (cap + 15) / 16 * 16
+        keys[b].withUnsafeMutableBufferPointer { kp in values[b].withUnsafeMutableBufferPointer { vp in
+            for t in 0..<n {
+                let p = start + t
+                for g in 0..<nkv {
+                    let kBlock = kp.baseAddress! + (g * slots + p / 16 * 16) * hd + p % 16
+                    let vRow = vp.baseAddress! + (g * slots + p) * hd
+                    for d in 0..<hd {
+                        kBlock[d * 16] = qkv[1].data[t * qkv[1].cols + g * hd + d]
+                        vRow[d] = qkv[2].data[t * qkv[2].cols + g * hd + d]
+                    }
                 }
             }
-        }
+        } }
         var out = Matrix(zeros: n, nh * hd)
         let scale = 1 / Float(hd).squareRoot()
         let q = qkv[0]
@@ -102,21 +109,19 @@ public final class LlamaDecoder {
             let outBox = UncheckedBox(op.baseAddress!)
             q.data.withUnsafeBufferPointer { qp in keys[b].withUnsafeBufferPointer { kp in values[b].withUnsafeBufferPointer { vp in
                 let box = UncheckedBox((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
-                let work = n * nh
-                // One (token, head) per item; a single token's 9 heads are too little work to share.
-                Parallel.forEach(work, threads: n * (start + n) * nh * hd < 1 << 18 ? 1 : Parallel.threadCount) { item in
+                // One (token, head) per item: s = q·Kᵀ over the visible positions, softmax, o = p·V.
+                Parallel.forEach(n * nh, threads: n * (start + n) * nh * hd < 1 << 16 ? 1 : Parallel.threadCount) { item in
                     let (qb, kb, vb) = box.value
                     let t = item / nh, head = item % nh, g = head / group
                     let visible = start + t + 1
-                    let qrow = qb + t * q.cols + head * hd
                     var scores = [Float](repeating: 0, count: visible)
                     scores.withUnsafeMutableBufferPointer { sp in
                         let s = sp.baseAddress!
-                        for j in 0..<visible { s[j] = Gemm.dot(qrow, kb + (g * cap + j) * hd, hd) }
+                        VectorMath.dotKeyBlocks(qb + t * q.cols + head * hd, kb + g * slots * hd, depth: hd, count: visible, into: s)
                         let inv = 1 / VectorMath.exponentiateShifted(s, visible, scale: scale)
                         let dst = outBox.value + t * nh * hd + head * hd
-                        for d in 0..<hd { dst[d] = 0 }
-                        for j in 0..<visible { VectorMath.axpy(dst, s[j] * inv, vb + (g * cap + j) * hd, hd) }
+                        VectorMath.weightedRowSum(vb + g * slots * hd, ld: hd, weights: s, count: visible, width: hd, into: dst)
+                        VectorMath.scale(dst, hd, by: inv)
                     }
                 }
             } } }

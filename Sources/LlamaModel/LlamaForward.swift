@@ -158,7 +158,7 @@ public struct LlamaForward: DecoderRunner {
     }
 
     /// Rows of queries per attention tile.
-    static let attentionTile = 64
+    nonisolated(unsafe) static var attentionTile = 64
 
     /// Causal attention in query tiles, flash-attention's work split without its online softmax:
     /// for window w, head h and the tile of query rows i0 ..< i1, `S = Q·K[0..<i1]ᵀ` (only the
@@ -198,26 +198,28 @@ public struct LlamaForward: DecoderRunner {
                 Parallel.forEach(windows * nh * pairs) { item in
                     let (ob, qb, kb, vtb) = box.value
                     let w = item / (nh * pairs), head = item / pairs % nh, pair = item % pairs, g = head / group
-                    var scores = [Float](repeating: 0, count: tile * L)
-                    scores.withUnsafeMutableBufferPointer { sp in
-                        let s = sp.baseAddress!
+                    var scores = [Float](repeating: 0, count: tile * L), rowScale = [Float](repeating: 0, count: tile)
+                    scores.withUnsafeMutableBufferPointer { sp in rowScale.withUnsafeMutableBufferPointer { rp in
+                        let s = sp.baseAddress!, inv = rp.baseAddress!
                         for t in pair == tiles - 1 - pair ? [pair] : [pair, tiles - 1 - pair] {
                             let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
                             let row0 = w * L + i0
                             // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
                             Gemm.multiplyStrided(qb + row0 * qs + head * hd, lda: qs, kb + w * L * ks + g * hd, ldw: ks,
                                                  into: s, ldy: visible, m: rows, n: visible, k: hd, threads: 1)
+                            // Unnormalized P = e^(S/√d − max) with the future masked to 0; 1/Σ per row.
                             for r in 0..<rows {
                                 let sr = s + r * visible, seen = i0 + r + 1
-                                let inv = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
-                                VectorMath.scale(sr, seen, by: inv)
+                                inv[r] = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
                                 for j in seen..<visible { sr[j] = 0 }
                             }
-                            // O_tile = P·V[0..<visible] = P·(Vᵀ)ᵀ.
+                            // O_tile = P·V[0..<visible] = P·(Vᵀ)ᵀ, then each row by its 1/Σ.
+                            let o = ob + row0 * os + head * hd
                             Gemm.multiplyStrided(s, lda: visible, vtb + (w * nkv + g) * hd * L, ldw: L,
-                                                 into: ob + row0 * os + head * hd, ldy: os, m: rows, n: hd, k: visible, threads: 1)
+                                                 into: o, ldy: os, m: rows, n: hd, k: visible, threads: 1)
+                            for r in 0..<rows { VectorMath.scale(o + r * os, hd, by: inv[r]) }
                         }
-                    }
+                    } }
                 }
             } } }
         }

@@ -1,175 +1,173 @@
+#if arch(x86_64)
+import QuantKernelsAVX2
+import QuantKernelsAVX512
+#endif
+import QuantKernelsVector
 import Foundation
 
-/// Element-wise f32 math of the forward pass (exp, SiLU, softmax, RMSNorm, adds), 16 lanes at a
-/// time with a scalar tail that runs the same lane function, so every element's value depends only
-/// on its inputs — not on its position, the row length or the thread count.
-///
-/// `VectorMath.exp` is a Cephes-style `expf`: `x = n·ln2 + r` with |r| ≤ ln2/2, `eʳ` by a degree-6
-/// polynomial, `2ⁿ` by building the exponent bits; within 2 ulp of `Foundation.exp` on
-/// [-87.3, 88.7], 0 below, +inf above. `VectorMathReference` holds the plain scalar loops the
-/// tests compare against.
+/// Element-wise f32 math of the forward pass (exp, SiLU, softmax, RMSNorm, adds, the decoder's
+/// attention products), 16 lanes at a time: `VectorLanes` (module QuantKernelsVector) compiled for
+/// the active kernel path — AVX-512, AVX2 + FMA, or baseline (portable, also arm64). Each path
+/// gives an element the same value wherever it sits in a row and on any thread count; paths may
+/// differ in the last bit (FMA). `VectorMathReference` holds the plain scalar loops the tests
+/// compare every path against.
 public enum VectorMath {
     public typealias Lanes = SIMD16<Float>
-    public static let width = 16
 
-    // MARK: exp
-
-    /// `eˣ` per lane. Written with the operations that compile to plain vector instructions on
-    /// every target (`replacing(with:where:)` for clamps, the 1.5·2²³ trick for rounding, integer
-    /// adds and shifts for 2ⁿ); `pointwiseMin`, `rounded` and float-to-int conversions of SIMD
-    /// types compile to per-lane code on baseline x86-64 (measured 15–35 ns per value against 1).
-    @inline(__always)
-    public static func exp(_ x: Lanes) -> Lanes {
-        let lo: Float = -87.33654, hi: Float = 88.72283
-        var c = x.replacing(with: lo, where: x .< lo)
-        c = c.replacing(with: hi, where: c .> hi)
-        // n = round(c·log₂e): adding 1.5·2²³ leaves n in the low mantissa bits of t.
-        let magic: Float = 12_582_912
-        let t = c * 1.442_695_04 + magic
-        let n = t - magic
-        // r = c − n·ln2, ln2 split in two so n·ln2_hi is exact.
-        var r = c - n * 0.693_359_375
-        r = r - n * -2.121_944_4e-4
-        var p = Lanes(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_95e-3
-        p = p * r + 8.333_451_9e-3
-        p = p * r + 4.166_579_59e-2
-        p = p * r + 1.666_666_55e-1
-        p = p * r + 5.000_000_12e-1
-        p = p * (r * r) + r + 1
-        // 2ⁿ = 2^(n/2)·2^(n − n/2), each a valid exponent field for n ∈ [-126, 128].
-        let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let half = ni &>> 1
-        let s1 = unsafeBitCast((half &+ 127) &<< 23, to: Lanes.self)
-        let s2 = unsafeBitCast((ni &- half &+ 127) &<< 23, to: Lanes.self)
-        let e = (p * s1 * s2).replacing(with: 0, where: x .< lo)   // NaN stays NaN through p
-        return e.replacing(with: .infinity, where: x .> hi)
-    }
+    /// `eˣ` per lane (the portable build; every path runs the same polynomial).
+    public static func exp(_ x: Lanes) -> Lanes { VectorLanes.exp(x) }
 
     /// `eˣ` for one value, through the same lane function.
-    @inline(__always)
-    public static func exp(_ x: Float) -> Float { exp(Lanes(repeating: x))[0] }
-
-    // MARK: row kernels
-
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
-
-    @inline(__always)
-    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
-
-    /// Loads `count < 16` values, the other lanes `fill`.
-    @inline(__always)
-    static func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> Lanes {
-        var v = Lanes(repeating: fill)
-        for i in 0..<count { v[i] = p[i] }
-        return v
-    }
-
-    @inline(__always)
-    static func storePartial(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { p[i] = v[i] }
-    }
-
-    /// Applies `f` to `n` values from `src` into `dst` (may alias).
-    @inline(__always)
-    static func map(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ f: (Lanes) -> Lanes) {
-        var i = 0
-        while i + width <= n { store(f(load(src + i)), dst + i); i += width }
-        if i < n { storePartial(f(loadPartial(src + i, n - i)), dst + i, n - i) }
-    }
+    public static func exp(_ x: Float) -> Float { VectorLanes.exp(x) }
 
     /// `up[i] ← silu(gate[i])·up[i] = gate[i]/(1 + e^(−gate[i]))·up[i]` for `n` values.
     public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, _ n: Int) {
-        @inline(__always) func f(_ g: Lanes, _ u: Lanes) -> Lanes { g / (1 + exp(-g)) * u }
-        var i = 0
-        while i + width <= n { store(f(load(gate + i), load(up + i)), up + i); i += width }
-        if i < n { storePartial(f(loadPartial(gate + i, n - i), loadPartial(up + i, n - i)), up + i, n - i) }
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.siluMultiply(gate: gate, up: up, n)
+        case .avx2: return AVX2Vector.siluMultiply(gate: gate, up: up, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.siluMultiply(gate: gate, up: up, n)
     }
 
     /// `y[i] += x[i]` for `n` values.
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
-        var i = 0
-        while i + width <= n { store(load(y + i) + load(x + i), y + i); i += width }
-        while i < n { y[i] += x[i]; i += 1 }
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.add(y, x, n)
+        case .avx2: return AVX2Vector.add(y, x, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.add(y, x, n)
     }
 
     /// `y[i] += a·x[i]` for `n` values.
     public static func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-        var i = 0
-        while i + width <= n { store(load(y + i) + a * load(x + i), y + i); i += width }
-        while i < n { y[i] += a * x[i]; i += 1 }
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.axpy(y, a, x, n)
+        case .avx2: return AVX2Vector.axpy(y, a, x, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.axpy(y, a, x, n)
+    }
+
+    /// `s[j] = Σ_d q[d]·k_j[d]` for `j < count`, keys in blocks of 16 positions, each block
+    /// `depth × 16` (dimension-major): one contiguous read per 16 dot products (the decoder's QKᵀ).
+    public static func dotKeyBlocks(_ q: UnsafePointer<Float>, _ blocks: UnsafePointer<Float>, depth: Int, count: Int,
+                                    into s: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.dotKeyBlocks(q, blocks, depth: depth, count: count, into: s)
+        case .avx2: return AVX2Vector.dotKeyBlocks(q, blocks, depth: depth, count: count, into: s)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.dotKeyBlocks(q, blocks, depth: depth, count: count, into: s)
+    }
+
+    /// `out[c] = Σ_j w[j]·rows[j·ld + c]` for `c < width` (`width` a multiple of 16 runs in
+    /// registers): the weighted sum of `count` rows (the decoder's P·V over cached values).
+    public static func weightedRowSum(_ rows: UnsafePointer<Float>, ld: Int, weights w: UnsafePointer<Float>, count: Int, width n: Int, into out: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.weightedRowSum(rows, ld: ld, weights: w, count: count, width: n, into: out)
+        case .avx2: return AVX2Vector.weightedRowSum(rows, ld: ld, weights: w, count: count, width: n, into: out)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.weightedRowSum(rows, ld: ld, weights: w, count: count, width: n, into: out)
     }
 
     /// RMSNorm of one row: `out = x / sqrt(mean(x²) + eps) · γ` (`n` values; Σx² in 16 f32 lanes).
-    public static func rmsNorm(_ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                               _ n: Int, eps: Float) {
-        var acc = Lanes(repeating: 0)
-        var i = 0
-        while i + width <= n { let v = load(x + i); acc += v * v; i += width }
-        if i < n { let v = loadPartial(x + i, n - i); acc += v * v }
-        let inv = 1 / (acc.sum() / Float(n) + eps).squareRoot()
-        i = 0
-        while i + width <= n { store(load(x + i) * inv * load(gamma + i), out + i); i += width }
-        while i < n { out[i] = x[i] * inv * gamma[i]; i += 1 }
+    public static func rmsNorm(_ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, eps: Float) {
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.rmsNorm(x, gamma, out, n, eps: eps)
+        case .avx2: return AVX2Vector.rmsNorm(x, gamma, out, n, eps: eps)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.rmsNorm(x, gamma, out, n, eps: eps)
     }
-
-    /// Lane-wise max (`pointwiseMax` compiles to per-lane code on baseline x86-64).
-    @inline(__always)
-    static func lanesMax(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: b .> a) }
 
     /// The largest of `n ≥ 1` values.
     public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m = Lanes(repeating: -.infinity)
-        var i = 0
-        while i + width <= n { m = lanesMax(m, load(x + i)); i += width }
-        if i < n { m = lanesMax(m, loadPartial(x + i, n - i, fill: -.infinity)) }
-        return m.max()
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.maximum(x, n)
+        case .avx2: return AVX2Vector.maximum(x, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.maximum(x, n)
     }
 
     /// The largest of `n ≥ 1` values, and whether all are finite (`Σ x·0` is NaN exactly when
     /// some x is NaN or ±inf).
     public static func maximumChecked(_ x: UnsafePointer<Float>, _ n: Int) -> (max: Float, finite: Bool) {
-        var m = Lanes(repeating: -.infinity), check = Lanes(repeating: 0)
-        var i = 0
-        while i + width <= n { let v = load(x + i); m = lanesMax(m, v); check += v * 0; i += width }
-        if i < n { let v = loadPartial(x + i, n - i, fill: -.infinity); m = lanesMax(m, v); check += loadPartial(x + i, n - i) * 0 }
-        return (m.max(), !check.sum().isNaN)
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.maximumChecked(x, n)
+        case .avx2: return AVX2Vector.maximumChecked(x, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.maximumChecked(x, n)
     }
 
     /// In place: `x[i] ← e^(x[i]·scale − max)` for `n` values, where max is the largest `x·scale`;
     /// returns Σ (16 f32 lanes). Dividing by the sum gives softmax(scale·x).
     public static func exponentiateShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
-        let mx = maximum(x, n) * scale
-        var acc = Lanes(repeating: 0)
-        var i = 0
-        while i + width <= n { let e = exp(load(x + i) * scale - mx); store(e, x + i); acc += e; i += width }
-        if i < n {
-            var e = exp(loadPartial(x + i, n - i) * scale - mx)
-            for j in (n - i)..<width { e[j] = 0 }
-            storePartial(e, x + i, n - i); acc += e
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.exponentiateShifted(x, n, scale: scale)
+        case .avx2: return AVX2Vector.exponentiateShifted(x, n, scale: scale)
+        case .portable: break
         }
-        return acc.sum()
+        #endif
+        return VectorLanes.exponentiateShifted(x, n, scale: scale)
     }
 
-    /// `Σ e^(x[i] − shift)` over `n` values, accumulated in 16 f64 lanes.
+    /// `Σ e^(x[i] − shift)` over `n` values: 16 f32 lanes over blocks of 1,024 values, each block's
+    /// lanes added into f64 (a per-vector f32→f64 conversion compiles to per-lane code).
     public static func sumExp(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> Double {
-        var acc = SIMD16<Double>(repeating: 0)
-        var i = 0
-        while i + width <= n { acc += SIMD16<Double>(exp(load(x + i) - shift)); i += width }
-        var s = acc.sum()
-        while i < n { s += Double(exp(x[i] - shift)); i += 1 }
-        return s
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.sumExp(x, n, shift: shift)
+        case .avx2: return AVX2Vector.sumExp(x, n, shift: shift)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.sumExp(x, n, shift: shift)
     }
 
     /// `y[i] = x[i] − c` for `n` values.
     public static func subtract(_ x: UnsafePointer<Float>, _ c: Float, into y: UnsafeMutablePointer<Float>, _ n: Int) {
-        map(x, y, n) { $0 - c }
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.subtract(x, c, into: y, n)
+        case .avx2: return AVX2Vector.subtract(x, c, into: y, n)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.subtract(x, c, into: y, n)
     }
 
     /// `y[i] *= c` for `n` values.
     public static func scale(_ y: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) {
-        map(y, y, n) { $0 * c }
+        #if arch(x86_64)
+        switch KernelDispatch.active {
+        case .vnni: return AVX512Vector.scale(y, n, by: c)
+        case .avx2: return AVX2Vector.scale(y, n, by: c)
+        case .portable: break
+        }
+        #endif
+        return VectorLanes.scale(y, n, by: c)
     }
 }
 
@@ -182,6 +180,16 @@ public enum VectorMathReference {
         for v in x { ss += Double(v) * Double(v) }
         let inv = Float(1 / (ss / Double(x.count) + Double(eps)).squareRoot())
         return zip(x, gamma).map { $0 * inv * $1 }
+    }
+
+    /// `s[j] = Σ_d q[d]·keys[j][d]` (keys: count × depth, row-major).
+    public static func dots(_ q: [Float], keys: [Float]) -> [Float] {
+        (0..<(keys.count / q.count)).map { j in Float(q.indices.reduce(0.0) { $0 + Double(q[$1]) * Double(keys[j * q.count + $1]) }) }
+    }
+
+    /// `out[c] = Σ_j w[j]·rows[j][c]` (rows: count × width, row-major).
+    public static func weightedRowSum(_ rows: [Float], weights w: [Float], width: Int) -> [Float] {
+        (0..<width).map { c in Float(w.indices.reduce(0.0) { $0 + Double(w[$1]) * Double(rows[$1 * width + c]) }) }
     }
 
     public static func softmax(_ x: [Float], scale: Float) -> [Float] {

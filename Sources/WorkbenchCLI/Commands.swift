@@ -31,6 +31,7 @@ public enum WorkbenchMain {
             FileHandle.standardError.write(Data((Workbench.helpMessage() + "\n").utf8))
             exit(usageExitCode)
         }
+        ProcessMemory.keepFreedMemory()
         Workbench.main()
         exit(0)
     }

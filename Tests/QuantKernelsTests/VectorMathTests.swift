@@ -1,8 +1,9 @@
 import XCTest
 import Foundation
 @testable import QuantKernels
+import QuantKernelsVector
 
-/// `VectorMath` against Foundation and the scalar loops of `VectorMathReference`.
+/// `VectorMath` on every kernel path against Foundation and the scalar loops of `VectorMathReference`.
 final class VectorMathTests: XCTestCase {
     func ulps(_ a: Float, _ b: Float) -> Float { abs(a - b) / b.ulp }
 
@@ -28,60 +29,94 @@ final class VectorMathTests: XCTestCase {
         var rng = TestRNG(3)
         let x = rng.floats(37, -20, 20)
         var a = x, b = [Float](repeating: 0, count: 37)
-        VectorMath.map(x, &a, 37) { VectorMath.exp($0) }
+        VectorLanes.map(x, &a, 37) { VectorLanes.exp($0) }
         for i in 0..<37 { b[i] = VectorMath.exp(x[i]) }
         XCTAssertEqual(a, b)
     }
 
     func testSiluMultiplyAgainstReference() {
-        var rng = TestRNG(1)
-        for n in [1, 15, 16, 17, 100] {
-            let g = rng.floats(n, -12, 12), u = rng.floats(n)
-            var got = u
-            g.withUnsafeBufferPointer { gp in got.withUnsafeMutableBufferPointer { VectorMath.siluMultiply(gate: gp.baseAddress!, up: $0.baseAddress!, n) } }
-            let want = zip(g, u).map { VectorMathReference.silu($0) * $1 }
-            assertClose(got, want, tol: 1e-6, "n = \(n)")
+        forEachPath { path in
+            var rng = TestRNG(1)
+            for n in [1, 15, 16, 17, 100] {
+                let g = rng.floats(n, -12, 12), u = rng.floats(n)
+                var got = u
+                g.withUnsafeBufferPointer { gp in got.withUnsafeMutableBufferPointer { VectorMath.siluMultiply(gate: gp.baseAddress!, up: $0.baseAddress!, n) } }
+                let want = zip(g, u).map { VectorMathReference.silu($0) * $1 }
+                assertClose(got, want, tol: 1e-6, "\(path) n = \(n)")
+            }
         }
     }
 
     func testRMSNormAgainstReference() {
-        var rng = TestRNG(2)
-        for n in [3, 16, 576, 579] {
-            let x = rng.floats(n, -4, 4), g = rng.floats(n)
-            var got = [Float](repeating: 0, count: n)
-            x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in got.withUnsafeMutableBufferPointer {
-                VectorMath.rmsNorm(xp.baseAddress!, gp.baseAddress!, $0.baseAddress!, n, eps: 1e-5)
-            } } }
-            assertClose(got, VectorMathReference.rmsNorm(x, g, eps: 1e-5), tol: 1e-5, "n = \(n)")
+        forEachPath { path in
+            var rng = TestRNG(2)
+            for n in [3, 16, 576, 579] {
+                let x = rng.floats(n, -4, 4), g = rng.floats(n)
+                var got = [Float](repeating: 0, count: n)
+                x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in got.withUnsafeMutableBufferPointer {
+                    VectorMath.rmsNorm(xp.baseAddress!, gp.baseAddress!, $0.baseAddress!, n, eps: 1e-5)
+                } } }
+                assertClose(got, VectorMathReference.rmsNorm(x, g, eps: 1e-5), tol: 1e-5, "\(path) n = \(n)")
+            }
         }
     }
 
     func testSoftmaxAndLogSumExpAgainstReference() {
-        var rng = TestRNG(4)
-        for n in [1, 7, 16, 33, 513] {
-            let x = rng.floats(n, -30, 30)
-            var p = x
-            let sum = VectorMath.exponentiateShifted(&p, n, scale: 0.125)
-            VectorMath.scale(&p, n, by: 1 / sum)
-            assertClose(p, VectorMathReference.softmax(x, scale: 0.125), tol: 1e-6, "n = \(n)")
-            let mx = x.max()!
-            let (m, finite) = VectorMath.maximumChecked(x, n)
-            XCTAssertEqual(m, mx); XCTAssertTrue(finite)
-            let want = x.reduce(0.0) { $0 + Foundation.exp(Double($1 - mx)) }
-            XCTAssertEqual(VectorMath.sumExp(x, n, shift: mx), want, accuracy: want * 1e-6)
+        forEachPath { path in
+            var rng = TestRNG(4)
+            for n in [1, 7, 16, 33, 513] {
+                let x = rng.floats(n, -30, 30)
+                var p = x
+                let sum = VectorMath.exponentiateShifted(&p, n, scale: 0.125)
+                VectorMath.scale(&p, n, by: 1 / sum)
+                assertClose(p, VectorMathReference.softmax(x, scale: 0.125), tol: 1e-6, "\(path) n = \(n)")
+                let mx = x.max()!
+                let (m, finite) = VectorMath.maximumChecked(x, n)
+                XCTAssertEqual(m, mx); XCTAssertTrue(finite)
+                let want = x.reduce(0.0) { $0 + Foundation.exp(Double($1 - mx)) }
+                XCTAssertEqual(VectorMath.sumExp(x, n, shift: mx), want, accuracy: want * 1e-6)
+            }
+            var bad = [Float](repeating: 1, count: 40)
+            bad[33] = .nan
+            XCTAssertFalse(VectorMath.maximumChecked(bad, 40).finite)
+            bad[33] = -.infinity
+            XCTAssertFalse(VectorMath.maximumChecked(bad, 40).finite)
         }
-        var bad = [Float](repeating: 1, count: 40)
-        bad[33] = .nan
-        XCTAssertFalse(VectorMath.maximumChecked(bad, 40).finite)
-        bad[33] = -.infinity
-        XCTAssertFalse(VectorMath.maximumChecked(bad, 40).finite)
     }
 
     func testAdd() {
-        var rng = TestRNG(5)
-        let x = rng.floats(35), y0 = rng.floats(35)
-        var y = y0
-        VectorMath.add(&y, x, 35)
-        XCTAssertEqual(y, zip(y0, x).map { $0 + $1 })
+        forEachPath { path in
+            var rng = TestRNG(5)
+            let x = rng.floats(35), y0 = rng.floats(35)
+            var y = y0
+            VectorMath.add(&y, x, 35)
+            XCTAssertEqual(y, zip(y0, x).map { $0 + $1 })
+        }
+    }
+
+    func testDecoderAttentionKernelsAgainstReference() {
+        forEachPath { path in
+            var rng = TestRNG(6)
+            for (depth, count) in [(64, 1), (64, 63), (64, 64), (64, 130), (7, 17)] {
+                let q = rng.floats(depth), keys = rng.floats(count * depth)
+                // Blocks of 16 positions, dimension-major; the slack past `count` holds garbage.
+                let blocks = (count + 15) / 16
+                var blocked = rng.floats(blocks * depth * 16, 100, 200)
+                for j in 0..<count { for d in 0..<depth { blocked[(j / 16) * depth * 16 + d * 16 + j % 16] = keys[j * depth + d] } }
+                var s = [Float](repeating: .nan, count: count + 1)
+                q.withUnsafeBufferPointer { qp in blocked.withUnsafeBufferPointer { kp in s.withUnsafeMutableBufferPointer {
+                    VectorMath.dotKeyBlocks(qp.baseAddress!, kp.baseAddress!, depth: depth, count: count, into: $0.baseAddress!)
+                } } }
+                XCTAssertTrue(s[count].isNaN, "wrote past count")
+                assertClose(Array(s[..<count]), VectorMathReference.dots(q, keys: keys), tol: 1e-5, "\(path) dotKeyBlocks \(depth)×\(count)")
+                let kt = keys
+                let w = rng.floats(count)
+                var out = [Float](repeating: .nan, count: depth)
+                kt.withUnsafeBufferPointer { rp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
+                    VectorMath.weightedRowSum(rp.baseAddress!, ld: depth, weights: wp.baseAddress!, count: count, width: depth, into: $0.baseAddress!)
+                } } }
+                assertClose(out, VectorMathReference.weightedRowSum(kt, weights: w, width: depth), tol: 1e-5, "weightedRowSum \(count)×\(depth)")
+            }
+        }
     }
 }

@@ -9,6 +9,10 @@ typedef struct {
 
 qwb_cpu_features qwb_detect_cpu(void);
 
+/// glibc: serve large allocations from the heap and keep freed memory (no mmap/munmap and page
+/// faults per large array). Returns 1 when applied, 0 elsewhere.
+int qwb_keep_freed_memory(void);
+
 /// A spin-wait hint (`pause` on x86, `yield` on arm64).
 static inline void qwb_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
