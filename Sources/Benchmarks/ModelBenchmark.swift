@@ -211,6 +211,7 @@ public struct ModelBenchmark {
                 if mode != .float {
                     for t in site.transforms where t.placement == .online {
                         w.transformFLOPs += Double(L) * Work.flopsPerRow(t.transform, features: site.inFeatures)
+                        w.weightBytesReadPerToken += Work.parameterBytes(t.transform)
                     }
                 }
             }
@@ -222,6 +223,18 @@ public struct ModelBenchmark {
             w.flops.append((.f32, attnShape, attention))
             w.flops.append((.f32, MachineLimits.Shape(m: L, k: c.hiddenSize, n: c.hiddenSize), w.transformFLOPs))
             return w
+        }
+
+        /// Bytes an online transform reads per token besides the activations: its matrices
+        /// (DuQuant's rotations are about two thirds of a W4 model's block weights), scales, indices.
+        static func parameterBytes(_ t: Transform) -> Int {
+            switch t {
+            case .scale(let s): return 4 * s.count
+            case .permutation(let p): return MemoryLayout<Int>.size * p.count
+            case .blockOrthogonal(_, let blocks): return 4 * blocks.reduce(0) { $0 + $1.count }
+            case .hadamard(_, _, let signs): return 4 * (signs?.count ?? 0)
+            case .orthogonal(let m): return 4 * m.data.count
+            }
         }
 
         /// Arithmetic of one online transform per token row of `features` values.

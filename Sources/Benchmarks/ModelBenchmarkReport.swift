@@ -108,7 +108,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         }
         out += t.render() + "\n"
         out += "bounds: prefill = the forward's FLOPs (causal attention counted) at the GEMM rates above, integer sites at the integer rate; "
-            + "decode = (weight bytes read per token + KV cache at the mean context) / read bandwidth. "
+            + "decode = (weight bytes + online transforms' matrices read per token + KV cache at the mean context) / read bandwidth. "
             + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized); variants keep only the packed codes where they run on the integer or weight-only GEMM. Peak RSS \(mb(peakResidentBytes)) MB.\n"
         let profiled = rows.filter { !$0.profile.isEmpty }
         if !profiled.isEmpty {

@@ -44,6 +44,30 @@ public enum Gemm {
                y, ldy: ldy, m: m, n: n, k: k, bias: bias, threads: t, spec: s)
     }
 
+    /// `Y = X·R` with R given K×N row-major (stride `ldr`), X and Y strided: the product with the
+    /// weights' transpose without transposing them. R's panels are packed by plain row copies (a
+    /// K×N row already holds `nr` consecutive columns of one reduction step); always packed.
+    public static func multiplyKN(_ x: UnsafePointer<Float>, lda: Int, _ r: UnsafePointer<Float>, ldr: Int,
+                                  into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int, threads: Int? = nil) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 { for i in 0..<m { for j in 0..<n { y[i * ldy + j] = 0 } }; return }
+        let t = 2 * m * n * k < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
+        let s = F32Spec.for(KernelDispatch.active)
+        packed(x, lda: lda, packB: { jc, ncur, pc, kcur, dst in
+            var d = dst
+            var j = 0
+            while j < ncur {
+                let w = min(s.nr, ncur - j)
+                for step in 0..<kcur {
+                    (d + step * s.nr).update(from: r + (pc + step) * ldr + jc + j, count: w)
+                    if w < s.nr { (d + step * s.nr + w).update(repeating: 0, count: s.nr - w) }
+                }
+                d += kcur * s.nr
+                j += s.nr
+            }
+        }, y, ldy: ldy, m: m, n: n, k: k, bias: nil, threads: t, spec: s)
+    }
+
     // MARK: small M (GEMV)
 
     /// Each W row read once, for all `m` tokens; contiguous ranges of rows per work item.

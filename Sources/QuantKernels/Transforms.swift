@@ -31,35 +31,55 @@ public enum RowOps {
     /// Block-diagonal multiply `x ← x·blockdiag(R_0, R_1, …)`: `blocks` holds one b×b row-major
     /// matrix per block of b columns, or a single matrix shared by every block
     /// (`transposeBlocks`: use `R_iᵀ`). Rows go in chunks of `chunkRows` (fixed, so results do not
-    /// depend on the thread count), one chunk per work item; inside a chunk every block is a
-    /// single-threaded packed f32 GEMM. One parallel pass per call, not one per block.
+    /// depend on the thread count), one chunk per work item. Inside a chunk every block is a
+    /// single-threaded packed GEMM (`x·R` as `multiplyKN`, `x·Rᵀ` as `multiplyStrided`: neither
+    /// transposes R). At most 4 rows (decoding) skip packing — `x·R` as weighted sums of R's rows,
+    /// `x·Rᵀ` as dot products with them — and spread the blocks over the threads instead (what
+    /// costs is reading the matrices). One parallel pass per call.
     public static func blockMultiply(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
                                      blockSize b: Int, blocks: [[Float]], transposeBlocks: Bool = false, threads: Int? = nil) {
         precondition(b > 0 && cols % b == 0 && (blocks.count == 1 || blocks.count == cols / b))
         precondition(blocks.allSatisfy { $0.count == b * b }, "blockMultiply: each block must be b×b")
         guard rows > 0 else { return }
-        // Gemm computes Y = X·Wᵀ, so W = R_iᵀ for x·R_i and W = R_i for x·R_iᵀ.
-        let ws: [Float] = transposeBlocks ? blocks.flatMap { $0 } : blocks.flatMap { r in
-            var t = [Float](repeating: 0, count: b * b)
-            for i in 0..<b { for j in 0..<b { t[j * b + i] = r[i * b + j] } }
-            return t
-        }
-        let chunkRows = 32
-        let chunks = (rows + chunkRows - 1) / chunkRows
+        let chunkRows = 128, blockCount = cols / b
         let t = 2 * rows * cols * b < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
         let xb = UncheckedBox(x)
-        ws.withUnsafeBufferPointer { wp in
-            let w = wp.baseAddress!
-            Parallel.forEach(chunks, threads: t) { c in
-                let r0 = c * chunkRows, n = min(chunkRows, rows - r0)
-                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: n * b)
+        @inline(__always) func matrix<R>(_ blk: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+            blocks[blocks.count == 1 ? 0 : blk].withUnsafeBufferPointer { body($0.baseAddress!) }
+        }
+        if rows <= 4 {
+            // Decoding: no packing, and the blocks (their matrices are what is read) over the threads.
+            Parallel.forEach(blockCount, threads: t) { blk in
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rows * b)
                 defer { tmp.deallocate() }
-                let xc = xb.value + r0 * cols
-                for blk in 0..<(cols / b) {
-                    let wblk = w + (blocks.count == 1 ? 0 : blk * b * b)
-                    Gemm.multiplyStrided(xc + blk * b, lda: cols, wblk, into: tmp, ldy: b, m: n, n: b, k: b, threads: 1)
-                    for r in 0..<n { (xc + r * cols + blk * b).update(from: tmp + r * b, count: b) }
+                let xc = xb.value + blk * b, input = tmp + rows * b
+                for i in 0..<rows { (input + i * b).update(from: xc + i * cols, count: b) }
+                matrix(blk) { r in
+                    if transposeBlocks {
+                        Gemm.multiply(input, r, into: tmp, m: rows, n: b, k: b, threads: 1)
+                    } else {
+                        for i in 0..<rows { VectorMath.weightedRowSum(r, ld: b, weights: input + i * b, count: b, width: b, into: tmp + i * b) }
+                    }
                 }
+                for i in 0..<rows { (xc + i * cols).update(from: tmp + i * b, count: b) }
+            }
+            return
+        }
+        let chunks = (rows + chunkRows - 1) / chunkRows
+        Parallel.forEach(chunks, threads: t) { c in
+            let r0 = c * chunkRows, n = min(chunkRows, rows - r0)
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: n * b)
+            defer { tmp.deallocate() }
+            let xc = xb.value + r0 * cols
+            for blk in 0..<blockCount {
+                matrix(blk) { r in
+                    if transposeBlocks {
+                        Gemm.multiplyStrided(xc + blk * b, lda: cols, r, into: tmp, ldy: b, m: n, n: b, k: b, threads: 1)
+                    } else {
+                        Gemm.multiplyKN(xc + blk * b, lda: cols, r, ldr: b, into: tmp, ldy: b, m: n, n: b, k: b, threads: 1)
+                    }
+                }
+                for i in 0..<n { (xc + i * cols + blk * b).update(from: tmp + i * b, count: b) }
             }
         }
     }

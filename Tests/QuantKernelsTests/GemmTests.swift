@@ -64,6 +64,24 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// `Y = X·R` with R given K×N (`multiplyKN`) against the reference on Rᵀ, ragged panels.
+    func testMultiplyKNMatchesReference() {
+        var rng = TestRNG(9)
+        forEachPath { path in
+            for (m, n, k) in [(5, 7, 3), (64, 64, 64), (37, 70, 33), (130, 40, 300)] {
+                let lda = k + 3, ldr = n + 5
+                let xs = rng.floats(m * lda), rs = rng.floats(k * ldr)
+                let x = (0..<m).flatMap { i in xs[(i * lda)..<(i * lda + k)] }
+                let wT = (0..<n).flatMap { j in (0..<k).map { p in rs[p * ldr + j] } }   // N×K: W = Rᵀ
+                var y = [Float](repeating: .nan, count: m * n)
+                xs.withUnsafeBufferPointer { xp in rs.withUnsafeBufferPointer { rp in y.withUnsafeMutableBufferPointer { yp in
+                    Gemm.multiplyKN(xp.baseAddress!, lda: lda, rp.baseAddress!, ldr: ldr, into: yp.baseAddress!, ldy: n, m: m, n: n, k: k, threads: 2)
+                } } }
+                assertClose(y, Reference.gemm(x, wT, m: m, n: n, k: k), tol: 1e-5 * Float(k).squareRoot(), "\(path) \(m)×\(n)×\(k)")
+            }
+        }
+    }
+
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
         XCTAssertEqual(Gemm.multiply([], [], m: 2, n: 3, k: 0, bias: [1, 2, 3]), [1, 2, 3, 1, 2, 3])

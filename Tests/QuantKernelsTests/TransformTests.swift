@@ -113,8 +113,9 @@ final class TransformTests: XCTestCase {
         } }
     }
 
-    /// Several row chunks: 1 and 2 threads give the same bits, and a row multiplied on its own (a
-    /// decode step) gives the bits it gets inside a batch (a prefill).
+    /// Several row chunks: 1 and 2 threads give the same bits; a row multiplied on its own (a
+    /// decode step, the unpacked small-row path) agrees with the batch (a prefill) up to f32
+    /// summation order, both ways (`x·R` and `x·Rᵀ`).
     func testBlockMultiplyIsIndependentOfThreadsAndBatch() {
         var rng = TestRNG(11)
         let rows = 101, cols = 192, b = 64
@@ -125,10 +126,15 @@ final class TransformTests: XCTestCase {
         two.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: rows, cols: cols, blockSize: b, blocks: blocks, threads: 2) }
         XCTAssertEqual(one, two)
         assertClose(one, RowOps.blockMultiplyReference(x, rows: rows, cols: cols, blockSize: b, blocks: blocks), tol: 1e-5, "chunks")
-        for r in [0, 40, 100] {
-            var row = Array(x[(r * cols)..<((r + 1) * cols)])
-            row.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: 1, cols: cols, blockSize: b, blocks: blocks) }
-            XCTAssertEqual(row, Array(one[(r * cols)..<((r + 1) * cols)]), "row \(r)")
+        for tr in [false, true] {
+            var batch = x
+            batch.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: rows, cols: cols, blockSize: b, blocks: blocks, transposeBlocks: tr) }
+            for r in [0, 40, 100] {
+                var row = Array(x[(r * cols)..<((r + 1) * cols)])
+                row.withUnsafeMutableBufferPointer { RowOps.blockMultiply($0.baseAddress!, rows: 1, cols: cols, blockSize: b, blocks: blocks, transposeBlocks: tr) }
+                assertClose(row, Array(batch[(r * cols)..<((r + 1) * cols)]), tol: 1e-5, "row \(r) transpose \(tr)")
+                XCTAssertNotEqual(row, Array(x[(r * cols)..<((r + 1) * cols)]))
+            }
         }
     }
 }
