@@ -101,8 +101,12 @@ public enum DuQuantMath {
     /// Cost per step: `paper` touches only the rotated block (T·b² MACs + T·b to refresh that
     /// block's max/min); `code` rotates every block (T·D·b). The accumulated b×b products are
     /// replayed once at the end for the kept prefix only.
+    ///
+    /// `reference`: the plain path (each step as per-row axpys, the replay as row-by-row products)
+    /// instead of the f32 GEMM per step and the f64 GEMM per replayed step; the two differ only in
+    /// summation order (tests compare them).
     public static func greedyRotation(_ z: inout Matrix, blockSize b: Int, steps: Int, variant: Variant,
-                                      rng: inout SeededGenerator) -> GreedyResult {
+                                      rng: inout SeededGenerator, reference: Bool = false) -> GreedyResult {
         let (t, d) = (z.rows, z.cols)
         precondition(d % b == 0, "block size \(b) does not divide \(d)")
         let k = d / b
@@ -111,23 +115,16 @@ public enum DuQuantMath {
         var history: [(block: Int, e: Int)] = []
         var best = Float.infinity, bestK = 0, first: Float = 0
 
-        let rotF = rot.map { Float($0) }
+        let rotator = StepRotator(rot: rot, b: b, maxRows: variant == .paper ? t : t * k, reference: reference)
+        defer { rotator.deallocate() }
         w.withUnsafeMutableBufferPointer { wb in
             let wp = wb.baseAddress!
             // Per-block extremes: value and flat index into w.
             var bmax = [Float](repeating: 0, count: k), bmaxAt = [Int](repeating: 0, count: k)
             var bmin = [Float](repeating: 0, count: k), bminAt = [Int](repeating: 0, count: k)
             func refresh(_ blk: Int) {
-                var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
-                for r in 0..<t {
-                    let base = r * d + blk * b
-                    for j in base..<(base + b) {
-                        let v = wp[j]
-                        if v > mx { mx = v; ia = j }
-                        if v < mn { mn = v; ib = j }
-                    }
-                }
-                bmax[blk] = mx; bmaxAt[blk] = ia; bmin[blk] = mn; bminAt[blk] = ib
+                let (mx, ia, mn, ib) = DuQuantMath.extremes(wp + blk * b, rows: t, stride: d, b: b)
+                bmax[blk] = mx; bmaxAt[blk] = ia + blk * b; bmin[blk] = mn; bminAt[blk] = ib + blk * b
             }
             for blk in 0..<k { refresh(blk) }
 
@@ -147,13 +144,13 @@ public enum DuQuantMath {
                 case .paper:
                     // Only the outlier's block: its T rows of b, with row stride D.
                     let blk = col / b, e = col % b
-                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp + blk * b, rows: t, stride: d, b: b, e: e, rot: $0.baseAddress!) }
+                    rotator.rotate(wp + blk * b, rows: t, stride: d, e: e)
                     refresh(blk)
                     history.append((blk, e))
                 case .code:
                     // Stacked view: row r·k + blk of a (T·k) × b matrix; every block rotates.
                     let e = (row * k + col / b) % b
-                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp, rows: t * k, stride: b, b: b, e: e, rot: $0.baseAddress!) }
+                    rotator.rotate(wp, rows: t * k, stride: b, e: e)
                     for blk in 0..<k { refresh(blk) }
                     history.append((0, e))
                 }
@@ -162,8 +159,30 @@ public enum DuQuantMath {
         // Replay the kept prefix on the b×b matrices (Double): R ← R·E_e·Rot·E_e.
         let count = variant == .paper ? k : 1
         var acc = [[Double]](repeating: identity(b), count: count)
+        if reference {
+            replayReference(&acc, history.prefix(bestK), rot: rot, b: b)
+        } else {
+            var next = [Double](repeating: 0, count: b * b), step = next
+            for (blk, e) in history.prefix(bestK) {
+                // R̂ = E_e·Rot·E_e: Rot with rows and columns 0 and e swapped; acc ← acc·R̂.
+                for i in 0..<b { for j in 0..<b { step[i * b + j] = rot[swapped(i, e) * b + swapped(j, e)] } }
+                for i in 0..<(b * b) { next[i] = 0 }
+                acc[blk].withUnsafeBufferPointer { ap in step.withUnsafeBufferPointer { sp in next.withUnsafeMutableBufferPointer { np in
+                    Gemm64.multiplyAdd(ap.baseAddress!, lda: b, sp.baseAddress!, ldb: b, .kByN, into: np.baseAddress!, ldc: b, m: b, n: b, k: b)
+                } } }
+                swap(&acc[blk], &next)
+            }
+        }
+        let blocks = acc.map { $0.map { Float($0) } }
+        if bestK > 0 { Transform.blockOrthogonal(blockSize: b, blocks: blocks).applyToActivations(&z) }
+        return GreedyResult(blocks: blocks, keptSteps: bestK, evaluatedSteps: history.count + 1,
+                            rangeBefore: first, rangeAfter: best)
+    }
+
+    /// The plain replay: for every row of the block's matrix, `row ← row·E_e·Rot·E_e` as axpys.
+    static func replayReference(_ acc: inout [[Double]], _ history: ArraySlice<(block: Int, e: Int)>, rot: [Double], b: Int) {
         var row = [Double](repeating: 0, count: b)
-        for (blk, e) in history.prefix(bestK) {
+        for (blk, e) in history {
             var m = acc[blk]
             m.withUnsafeMutableBufferPointer { mp in rot.withUnsafeBufferPointer { rp in row.withUnsafeMutableBufferPointer { yp in
                 for i in 0..<b {
@@ -181,10 +200,79 @@ public enum DuQuantMath {
             } } }
             acc[blk] = m
         }
-        let blocks = acc.map { $0.map { Float($0) } }
-        if bestK > 0 { Transform.blockOrthogonal(blockSize: b, blocks: blocks).applyToActivations(&z) }
-        return GreedyResult(blocks: blocks, keptSteps: bestK, evaluatedSteps: history.count + 1,
-                            rangeBefore: first, rangeAfter: best)
+    }
+
+    /// The index `i` after swapping coordinates 0 and e.
+    @inline(__always) static func swapped(_ i: Int, _ e: Int) -> Int { i == 0 ? e : i == e ? 0 : i }
+
+    /// Largest and smallest value of `rows` rows of `b` values starting `stride` apart, with the
+    /// offset (row·stride + column) of the first occurrence of each in row-major order.
+    static func extremes(_ x: UnsafePointer<Float>, rows: Int, stride: Int, b: Int) -> (Float, Int, Float, Int) {
+        var mx = -Float.infinity, mn = Float.infinity, maxRow = 0, minRow = 0
+        for r in 0..<rows {
+            let p = x + r * stride
+            var rmx = -Float.infinity, rmn = Float.infinity
+            var j = 0
+            if b >= 16 {
+                var vmx = SIMD16<Float>(repeating: -.infinity), vmn = SIMD16<Float>(repeating: .infinity)
+                while j + 16 <= b {
+                    let v = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD16<Float>.self)
+                    vmx = pointwiseMax(vmx, v); vmn = pointwiseMin(vmn, v)
+                    j += 16
+                }
+                rmx = vmx.max(); rmn = vmn.min()
+            }
+            while j < b { rmx = max(rmx, p[j]); rmn = min(rmn, p[j]); j += 1 }
+            if rmx > mx { mx = rmx; maxRow = r }
+            if rmn < mn { mn = rmn; minRow = r }
+        }
+        var ia = maxRow * stride, ib = minRow * stride
+        if rows > 0 {
+            let pa = x + maxRow * stride, pb = x + minRow * stride
+            for j in 0..<b where pa[j] == mx { ia = maxRow * stride + j; break }
+            for j in 0..<b where pb[j] == mn { ib = minRow * stride + j; break }
+        }
+        return (mx, ia, mn, ib)
+    }
+
+    /// One greedy step's rotation `x ← x·E_e·Rot·E_e` on `rows` rows of b values starting `stride`
+    /// apart: one f32 GEMM `Y = X·R̂` (`Gemm.multiplyStrided`, W = R̂ᵀ rebuilt per step from Rotᵀ)
+    /// into a scratch buffer, copied back; or, `reference`, per-row axpys (`rotateRows`).
+    final class StepRotator {
+        let b: Int, reference: Bool
+        let rotF: [Float]
+        let rotT: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>
+
+        init(rot: [Double], b: Int, maxRows: Int, reference: Bool) {
+            self.b = b; self.reference = reference
+            rotF = rot.map { Float($0) }
+            rotT = .allocate(capacity: b * b)
+            for i in 0..<b { for j in 0..<b { rotT[j * b + i] = Float(rot[i * b + j]) } }
+            w = .allocate(capacity: b * b)
+            y = .allocate(capacity: max(1, maxRows * b))
+        }
+
+        func deallocate() { rotT.deallocate(); w.deallocate(); y.deallocate() }
+
+        func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, e: Int) {
+            if reference {
+                rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(x, rows: rows, stride: stride, b: b, e: e, rot: $0.baseAddress!) }
+                return
+            }
+            // W[j][i] = R̂[i][j] = Rot[σ(i)][σ(j)] = Rotᵀ[σ(j)][σ(i)], σ swapping 0 and e.
+            for j in 0..<b {
+                let src = rotT + DuQuantMath.swapped(j, e) * b
+                let dst = w + j * b
+                dst.update(from: src, count: b)
+                if e != 0 { let v = dst[0]; dst[0] = dst[e]; dst[e] = v }
+            }
+            Gemm.multiplyStrided(UnsafePointer(x), lda: stride, UnsafePointer(w), into: y, ldy: b, m: rows, n: b, k: b)
+            if stride == b {
+                x.update(from: y, count: rows * b)
+            } else {
+                for r in 0..<rows { (x + r * stride).update(from: y + r * b, count: b) }
+            }
+        }
     }
 
     static func identity(_ b: Int) -> [Double] {

@@ -1,5 +1,6 @@
 import XCTest
 import QuantCore
+import QuantKernels
 import RTN
 import LlamaModel
 import TestSupport
@@ -108,6 +109,35 @@ final class DuQuantTests: XCTestCase {
             Transform.blockOrthogonal(blockSize: 128, blocks: r.blocks).applyToActivations(&y)
             XCTAssertLessThan(y.relativeError(to: z), 1e-6)
             XCTAssertEqual(z.norm, x.norm, accuracy: 1e-4 * x.norm)
+        }
+    }
+
+    /// The GEMM path (one f32 GEMM per step, one f64 GEMM per replayed step) against the plain
+    /// per-row path: the same steps are kept and the rotations agree to rounding; 1 and 2 threads
+    /// give identical bits.
+    func testFastGreedyRotationMatchesReferenceAndIsThreadIndependent() {
+        for (variant, tokens, channels, b) in [(DuQuantMath.Variant.paper, 200, 512, 128), (.paper, 96, 576, 64), (.code, 64, 256, 64)] {
+            let x = toy(tokens: tokens, channels: channels)
+            func rotate(_ reference: Bool, threads: Int) -> (DuQuantMath.GreedyResult, Matrix) {
+                let saved = Parallel.threadCount
+                defer { Parallel.threadCount = saved }
+                Parallel.threadCount = threads
+                var z = x
+                var g = SeededGenerator(seed: 5)
+                return (DuQuantMath.greedyRotation(&z, blockSize: b, steps: 64, variant: variant, rng: &g, reference: reference), z)
+            }
+            let (ref, zr) = rotate(true, threads: 2)
+            let (fast, zf) = rotate(false, threads: 2)
+            XCTAssertEqual(fast.keptSteps, ref.keptSteps, "\(variant)")
+            XCTAssertEqual(fast.evaluatedSteps, ref.evaluatedSteps)
+            XCTAssertEqual(fast.rangeAfter, ref.rangeAfter, accuracy: 1e-4 * ref.rangeAfter)
+            var worst: Float = 0
+            for (p, q) in zip(fast.blocks.joined(), ref.blocks.joined()) { worst = max(worst, abs(p - q)) }
+            XCTAssertLessThan(worst, 1e-5, "\(variant)")
+            XCTAssertLessThan(zf.relativeError(to: zr), 1e-5)
+            let (one, z1) = rotate(false, threads: 1)
+            XCTAssertEqual(one.blocks, fast.blocks, "\(variant)")
+            XCTAssertEqual(z1.data, zf.data)
         }
     }
 
