@@ -103,8 +103,9 @@ public enum DuQuantMath {
     /// replayed once at the end for the kept prefix only.
     ///
     /// `reference`: the plain path (each step as per-row axpys, the replay as row-by-row products)
-    /// instead of the f32 GEMM per step and the f64 GEMM per replayed step; the two differ only in
-    /// summation order (tests compare them).
+    /// instead of one f32 GEMM per step and one f64 GEMM per replayed step. Both run the same
+    /// multiplies and adds in the same order (GEMMs without fused multiply-add), so they give the
+    /// same rotations (tests compare them; only the sign of an exact zero may differ).
     public static func greedyRotation(_ z: inout Matrix, blockSize b: Int, steps: Int, variant: Variant,
                                       rng: inout SeededGenerator, reference: Bool = false) -> GreedyResult {
         let (t, d) = (z.rows, z.cols)
@@ -159,16 +160,19 @@ public enum DuQuantMath {
         // Replay the kept prefix on the b×b matrices (Double): R ← R·E_e·Rot·E_e.
         let count = variant == .paper ? k : 1
         var acc = [[Double]](repeating: identity(b), count: count)
-        if reference {
+        if reference || b > 128 {
             replayReference(&acc, history.prefix(bestK), rot: rot, b: b)
         } else {
-            var next = [Double](repeating: 0, count: b * b), step = next
+            // As the reference, a matrix at a time: swap columns 0 and e, multiply by Rot (one f64
+            // GEMM without fused multiply-add, one slab: the reference's sums in its order), swap back.
+            var next = [Double](repeating: 0, count: b * b)
             for (blk, e) in history.prefix(bestK) {
-                // R̂ = E_e·Rot·E_e: Rot with rows and columns 0 and e swapped; acc ← acc·R̂.
-                for i in 0..<b { for j in 0..<b { step[i * b + j] = rot[swapped(i, e) * b + swapped(j, e)] } }
-                for i in 0..<(b * b) { next[i] = 0 }
-                acc[blk].withUnsafeBufferPointer { ap in step.withUnsafeBufferPointer { sp in next.withUnsafeMutableBufferPointer { np in
-                    Gemm64.multiplyAdd(ap.baseAddress!, lda: b, sp.baseAddress!, ldb: b, .kByN, into: np.baseAddress!, ldc: b, m: b, n: b, k: b)
+                acc[blk].withUnsafeMutableBufferPointer { ap in rot.withUnsafeBufferPointer { rp in next.withUnsafeMutableBufferPointer { np in
+                    let a = ap.baseAddress!, n = np.baseAddress!
+                    for i in 0..<b { (a + i * b).swapAt0(e) }
+                    n.update(repeating: 0, count: b * b)
+                    Gemm64.multiplyAdd(a, lda: b, rp.baseAddress!, ldb: b, .kByN, into: n, ldc: b, m: b, n: b, k: b, fused: false)
+                    for i in 0..<b { (n + i * b).swapAt0(e) }
                 } } }
                 swap(&acc[blk], &next)
             }
@@ -202,75 +206,87 @@ public enum DuQuantMath {
         }
     }
 
-    /// The index `i` after swapping coordinates 0 and e.
-    @inline(__always) static func swapped(_ i: Int, _ e: Int) -> Int { i == 0 ? e : i == e ? 0 : i }
-
     /// Largest and smallest value of `rows` rows of `b` values starting `stride` apart, with the
-    /// offset (row·stride + column) of the first occurrence of each in row-major order.
+    /// offset (row·stride + column) of the first occurrence of each in row-major order — what
+    /// `extremesReference` returns, in two vector passes: the extremes, then their first occurrences.
     static func extremes(_ x: UnsafePointer<Float>, rows: Int, stride: Int, b: Int) -> (Float, Int, Float, Int) {
-        var mx = -Float.infinity, mn = Float.infinity, maxRow = 0, minRow = 0
+        guard b % 8 == 0, rows > 0 else { return extremesReference(x, rows: rows, stride: stride, b: b) }
+        typealias V = SIMD8<Float>
+        var vmx = V(repeating: -.infinity), vmn = V(repeating: .infinity)
         for r in 0..<rows {
-            let p = x + r * stride
-            var rmx = -Float.infinity, rmn = Float.infinity
+            let p = UnsafeRawPointer(x + r * stride)
             var j = 0
-            if b >= 16 {
-                var vmx = SIMD16<Float>(repeating: -.infinity), vmn = SIMD16<Float>(repeating: .infinity)
-                while j + 16 <= b {
-                    let v = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD16<Float>.self)
-                    vmx = pointwiseMax(vmx, v); vmn = pointwiseMin(vmn, v)
-                    j += 16
-                }
-                rmx = vmx.max(); rmn = vmn.min()
+            while j < b {
+                let v = p.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+                vmx.replace(with: v, where: v .> vmx)
+                vmn.replace(with: v, where: v .< vmn)
+                j += 8
             }
-            while j < b { rmx = max(rmx, p[j]); rmn = min(rmn, p[j]); j += 1 }
-            if rmx > mx { mx = rmx; maxRow = r }
-            if rmn < mn { mn = rmn; minRow = r }
         }
-        var ia = maxRow * stride, ib = minRow * stride
-        if rows > 0 {
-            let pa = x + maxRow * stride, pb = x + minRow * stride
-            for j in 0..<b where pa[j] == mx { ia = maxRow * stride + j; break }
-            for j in 0..<b where pb[j] == mn { ib = minRow * stride + j; break }
+        var mx = -Float.infinity, mn = Float.infinity
+        for l in 0..<8 { if vmx[l] > mx { mx = vmx[l] }; if vmn[l] < mn { mn = vmn[l] } }
+        func first(_ target: Float) -> Int {
+            let t = V(repeating: target)
+            for r in 0..<rows {
+                let p = x + r * stride
+                var j = 0
+                while j < b {
+                    if any(UnsafeRawPointer(p + j).loadUnaligned(as: V.self) .== t) {
+                        for q in j..<(j + 8) where p[q] == target { return r * stride + q }
+                    }
+                    j += 8
+                }
+            }
+            return 0
+        }
+        return (mx, mx > -.infinity ? first(mx) : 0, mn, mn < .infinity ? first(mn) : 0)
+    }
+
+    /// The plain scan `extremes` replaces (the greedy loop's original per-block refresh).
+    static func extremesReference(_ x: UnsafePointer<Float>, rows: Int, stride: Int, b: Int) -> (Float, Int, Float, Int) {
+        var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
+        for r in 0..<rows {
+            for j in 0..<b {
+                let v = x[r * stride + j]
+                if v > mx { mx = v; ia = r * stride + j }
+                if v < mn { mn = v; ib = r * stride + j }
+            }
         }
         return (mx, ia, mn, ib)
     }
 
     /// One greedy step's rotation `x ← x·E_e·Rot·E_e` on `rows` rows of b values starting `stride`
-    /// apart: one f32 GEMM `Y = X·R̂` (`Gemm.multiplyStrided`, W = R̂ᵀ rebuilt per step from Rotᵀ)
-    /// into a scratch buffer, copied back; or, `reference`, per-row axpys (`rotateRows`).
+    /// apart, computed as the reference does — swap coordinates 0 and e, multiply by Rot, swap
+    /// back — with the product as one f32 GEMM without fused multiply-add
+    /// (`Gemm.multiplyStridedUnfused`, W = Rotᵀ): the same sums as `rotateRows`' axpys in the same
+    /// order, so the greedy choices do not move. `reference` (or b > 256, more than one GEMM
+    /// slab) runs `rotateRows` itself.
     final class StepRotator {
         let b: Int, reference: Bool
         let rotF: [Float]
-        let rotT: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>
+        let rotT: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>
 
         init(rot: [Double], b: Int, maxRows: Int, reference: Bool) {
-            self.b = b; self.reference = reference
+            self.b = b; self.reference = reference || b > 256
             rotF = rot.map { Float($0) }
             rotT = .allocate(capacity: b * b)
             for i in 0..<b { for j in 0..<b { rotT[j * b + i] = Float(rot[i * b + j]) } }
-            w = .allocate(capacity: b * b)
             y = .allocate(capacity: max(1, maxRows * b))
         }
 
-        func deallocate() { rotT.deallocate(); w.deallocate(); y.deallocate() }
+        func deallocate() { rotT.deallocate(); y.deallocate() }
 
         func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, e: Int) {
             if reference {
                 rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(x, rows: rows, stride: stride, b: b, e: e, rot: $0.baseAddress!) }
                 return
             }
-            // W[j][i] = R̂[i][j] = Rot[σ(i)][σ(j)] = Rotᵀ[σ(j)][σ(i)], σ swapping 0 and e.
-            for j in 0..<b {
-                let src = rotT + DuQuantMath.swapped(j, e) * b
-                let dst = w + j * b
-                dst.update(from: src, count: b)
-                if e != 0 { let v = dst[0]; dst[0] = dst[e]; dst[e] = v }
-            }
-            Gemm.multiplyStrided(UnsafePointer(x), lda: stride, UnsafePointer(w), into: y, ldy: b, m: rows, n: b, k: b)
-            if stride == b {
-                x.update(from: y, count: rows * b)
-            } else {
-                for r in 0..<rows { (x + r * stride).update(from: y + r * b, count: b) }
+            if e != 0 { for r in 0..<rows { let p = x + r * stride; let v = p[0]; p[0] = p[e]; p[e] = v } }
+            Gemm.multiplyStridedUnfused(UnsafePointer(x), lda: stride, UnsafePointer(rotT), into: y, ldy: b, m: rows, n: b, k: b)
+            for r in 0..<rows {
+                let p = x + r * stride
+                p.update(from: y + r * b, count: b)
+                if e != 0 { let v = p[0]; p[0] = p[e]; p[e] = v }
             }
         }
     }

@@ -34,11 +34,11 @@ public enum Gemm64 {
         var mr: Int, nr: Int
         var kernel: MicroKernel
 
-        static func `for`(_ path: KernelPath) -> Spec {
+        static func `for`(_ path: KernelPath, fused: Bool = true) -> Spec {
             #if arch(x86_64)
             switch path {
-            case .vnni: return Spec(mr: AVX512F64.mr, nr: AVX512F64.nr, kernel: AVX512F64.kernel)
-            case .avx2: return Spec(mr: AVX2F64.mr, nr: AVX2F64.nr, kernel: AVX2F64.kernel)
+            case .vnni: return Spec(mr: AVX512F64.mr, nr: AVX512F64.nr, kernel: fused ? AVX512F64.kernel : AVX512F64.kernelUnfused)
+            case .avx2: return Spec(mr: AVX2F64.mr, nr: AVX2F64.nr, kernel: fused ? AVX2F64.kernel : AVX2F64.kernelUnfused)
             case .portable: break
             }
             #endif
@@ -46,12 +46,14 @@ public enum Gemm64 {
         }
     }
 
-    /// `C += alpha·A·op(B)`; see the type's documentation for the layouts.
+    /// `C += alpha·A·op(B)`; see the type's documentation for the layouts. `fused: false` runs
+    /// micro-kernels without fused multiply-add: with `k ≤ 128` (one slab), C = 0 and alpha = 1,
+    /// every element is then the plain loop `c += a·b` in index order, bit for bit.
     public static func multiplyAdd(_ a: UnsafePointer<Double>, lda: Int, _ b: UnsafePointer<Double>, ldb: Int, _ layout: BLayout,
                                    into c: UnsafeMutablePointer<Double>, ldc: Int, m: Int, n: Int, k: Int,
-                                   alpha: Double = 1, threads: Int? = nil) {
+                                   alpha: Double = 1, fused: Bool = true, threads: Int? = nil) {
         guard m > 0, n > 0, k > 0 else { return }
-        let s = Spec.for(KernelDispatch.active)
+        let s = Spec.for(KernelDispatch.active, fused: fused)
         let t = 2 * m * n * k < 1 << 20 ? 1 : max(1, threads ?? Parallel.threadCount)
         let panelsN = (n + s.nr - 1) / s.nr, panelsM = (m + s.mr - 1) / s.mr
         let splitN = panelsN >= t || panelsN >= panelsM

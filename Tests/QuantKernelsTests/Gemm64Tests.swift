@@ -56,3 +56,23 @@ final class Gemm64Tests: XCTestCase {
         }
     }
 }
+
+extension Gemm64Tests {
+    /// `fused: false`, one slab, C = 0: the plain loop `c += a·b` in index order, bit for bit.
+    func testUnfusedEqualsThePlainLoopBitForBit() {
+        var rng = TestRNG(24)
+        forEachPath { path in
+            for (m, n, k) in [(3, 5, 7), (64, 64, 64), (128, 128, 128), (9, 50, 100)] {
+                let a = doubles(&rng, m * k), b = doubles(&rng, k * n)
+                var want = [Double](repeating: 0, count: m * n)
+                for i in 0..<m { for j in 0..<n { var s = 0.0; for p in 0..<k { s = s + a[i * k + p] * b[p * n + j] }; want[i * n + j] = s } }
+                var c = [Double](repeating: 0, count: m * n)
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    Gemm64.multiplyAdd(ap.baseAddress!, lda: k, bp.baseAddress!, ldb: n, .kByN, into: cp.baseAddress!, ldc: n,
+                                       m: m, n: n, k: k, fused: false)
+                } } }
+                XCTAssertEqual(c, want, "\(path) \(m)×\(n)×\(k)")
+            }
+        }
+    }
+}
