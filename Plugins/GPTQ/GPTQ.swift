@@ -271,8 +271,8 @@ public final class GPTQ: QuantMethod {
     /// In place: the lower Cholesky factor of the symmetric `a` (k×k row-major; the strict upper
     /// triangle is zeroed), or false when a pivot is not positive and finite. Right-looking, in
     /// panels of `factorBlock` columns: factor the diagonal block, solve the rows below it
-    /// (`L₂₁ = A₂₁·L₁₁⁻ᵀ`, rows in parallel), then `A₂₂ −= L₂₁·L₂₁ᵀ` on and below the diagonal as
-    /// f64 GEMMs over fixed row blocks.
+    /// (`L₂₁ = A₂₁·L₁₁⁻ᵀ`), then `A₂₂ −= L₂₁·L₂₁ᵀ` on and below the diagonal, both as f64 GEMMs
+    /// over fixed row blocks.
     public static func blockedCholesky(_ a: inout [Double], _ k: Int) -> Bool {
         let nb = factorBlock
         return a.withUnsafeMutableBufferPointer { ap -> Bool in
@@ -294,13 +294,33 @@ public final class GPTQ: QuantMethod {
                     }
                 }
                 guard j1 < k else { break }
-                // Panel below: each row a forward substitution against L₁₁.
-                let below = k - j1, chunk = 16
-                Parallel.forEach((below + chunk - 1) / chunk) { c in
-                    let a = box.value
-                    for i in (j1 + c * chunk)..<min(k, j1 + (c + 1) * chunk) {
-                        for j in j0..<j1 {
-                            a[i * k + j] = (a[i * k + j] - fastDot(a + i * k + j0, a + j * k + j0, j - j0)) / a[j * k + j]
+                // Panel below: L₂₁ = A₂₁·L₁₁⁻ᵀ, with L₁₁⁻¹ by substitution and the product as one f64
+                // GEMM per fixed row chunk (into a scratch copy of A₂₁).
+                let below = k - j1, chunk = 96
+                var inv = [Double](repeating: 0, count: jb * jb)
+                for i in 0..<jb {
+                    let d = 1 / a[(j0 + i) * k + j0 + i]
+                    inv[i * jb + i] = d
+                    for j in 0..<i {
+                        var s = 0.0
+                        for p in j..<i { s += a[(j0 + i) * k + j0 + p] * inv[p * jb + j] }
+                        inv[i * jb + j] = -s * d
+                    }
+                }
+                inv.withUnsafeBufferPointer { ip in
+                    let ib = UncheckedBox(ip.baseAddress!)
+                    Parallel.forEach((below + chunk - 1) / chunk) { c in
+                        let a = box.value, inv = ib.value
+                        let r0 = j1 + c * chunk, r1 = min(k, r0 + chunk)
+                        var a21 = [Double](repeating: 0, count: (r1 - r0) * jb)
+                        a21.withUnsafeMutableBufferPointer { tp in
+                            let t = tp.baseAddress!
+                            for i in r0..<r1 {
+                                (t + (i - r0) * jb).update(from: a + i * k + j0, count: jb)
+                                (a + i * k + j0).update(repeating: 0, count: jb)
+                            }
+                            Gemm64.multiplyAdd(t, lda: jb, inv, ldb: jb, .nByK, into: a + r0 * k + j0, ldc: k,
+                                               m: r1 - r0, n: jb, k: jb, threads: 1)
                         }
                     }
                 }
