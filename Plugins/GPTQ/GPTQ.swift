@@ -12,7 +12,9 @@ import QuantKernels
 ///                                                w_j −= e·U_ij  for the columns j after i
 ///
 /// with the updates to later column blocks applied lazily, `block_size` columns at a time. Rows
-/// are independent given U, so they run in parallel. Inputs that are always zero (`H_jj = 0`)
+/// are independent given U, so they run in parallel. The fast paths: H from one triangle
+/// (`Gram`), U by blocked f64 factorizations and each lazy update as one f64 GEMM (`Gemm64`);
+/// `upperCholeskyOfInverseReference` and `quantizeReference` keep the plain loops beside them. Inputs that are always zero (`H_jj = 0`)
 /// get `H_jj = 1` and zero weights. When the Cholesky factorization fails, λ is raised ×10 (up to
 /// 4 times) and the run log says so. With groups, each group's (scale, zero) is computed from the
 /// already error-updated weights when its first column comes up, or from the original weights
