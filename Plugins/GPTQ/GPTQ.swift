@@ -70,8 +70,8 @@ public final class GPTQ: QuantMethod {
         var dead = [Bool](repeating: false, count: k)
         for j in 0..<k where h[j * k + j] == 0 { h[j * k + j] = 1; dead[j] = true }
         let perm = actOrder ? (0..<k).sorted { h[$0 * k + $0] > h[$1 * k + $1] } : Array(0..<k)
-        var hp = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in 0..<k { hp[i * k + j] = h[perm[i] * k + perm[j]] } }
+        var hp = h
+        if actOrder { for i in 0..<k { for j in 0..<k { hp[i * k + j] = h[perm[i] * k + perm[j]] } } }
         let meanDiag = (0..<k).reduce(0.0) { $0 + hp[$1 * k + $1] } / Double(k)
         var damp = percdamp * meanDiag
         var u: [Double]?
@@ -98,9 +98,10 @@ public final class GPTQ: QuantMethod {
     ///
     /// The fast path of `quantizeReference` (same arithmetic up to summation order): all rows at
     /// once as one f64 matrix `X` (rows × k, permuted columns). Inside a block of `blockSize`
-    /// columns every row runs the column loop on its own (fixed row chunks over threads); after the
-    /// block, the accumulated errors `E` (rows × block) update the remaining columns in one f64
-    /// GEMM, `X[:, i2:] −= E·U[i1:i2, i2:]`.
+    /// columns every row runs the column loop on its own (fixed row chunks over threads), 32
+    /// columns at a time with one GEMM for the rest of the block after each 32; after the block,
+    /// the accumulated errors `E` (rows × block) update the remaining columns in one f64 GEMM,
+    /// `X[:, i2:] −= E·U[i1:i2, i2:]`.
     public static func quantize(_ w: Matrix, scheme: WeightScheme, u: [Double], perm: [Int], dead: [Bool],
                                 blockSize: Int, staticGroups: Bool) -> QuantizedWeight {
         let rows = w.rows, k = w.cols
@@ -121,6 +122,10 @@ public final class GPTQ: QuantMethod {
         var x = [Double](repeating: 0, count: rows * k)
         var errs = [Double](repeating: 0, count: rows * bs)
         let chunk = 8, chunks = (rows + chunk - 1) / chunk
+        // Sub-blocks of 32 columns inside a block: the column loop updates only its sub-block, one
+        // GEMM the rest of the block. With dynamic groups only when every group starts a sub-block
+        // or lies inside one (so a group's parameters see the same updated weights as without).
+        let sub = bs % 32 == 0 && (!dynamicGroups || g % 32 == 0 || 32 % g == 0) ? 32 : bs
         let isTensor: Bool = { if case .tensor = scheme.granularity { return true }; return false }()
         w.data.withUnsafeBufferPointer { wp in u.withUnsafeBufferPointer { up in
         x.withUnsafeMutableBufferPointer { xp in errs.withUnsafeMutableBufferPointer { ep in
@@ -144,11 +149,14 @@ public final class GPTQ: QuantMethod {
             var i1 = 0
             while i1 < k {
                 let i2 = min(k, i1 + bs)
+                var s1 = i1
+                while s1 < i2 {
+                let s2 = min(i2, s1 + sub)
                 Parallel.forEach(chunks) { c in
                     let (_, u, x, errs, codesOut, params) = box.value
                     for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
                         let xr = x + r * k
-                        for i in i1..<i2 {
+                        for i in s1..<s2 {
                             let col = perm[i], gi = col / g
                             if dynamicGroups && i % g == 0 {
                                 // No act-order here (plan forbids it), so columns i..<i+g are group gi.
@@ -161,9 +169,17 @@ public final class GPTQ: QuantMethod {
                             codesOut[r * k + col] = q
                             let e = (xr[i] - Double(grid.dequantize(q, scale: s, zero: z))) / u[i * k + i]
                             errs[r * bs + (i - i1)] = e
-                            if e != 0 { let ui = u + i * k; for j in (i + 1)..<i2 { xr[j] -= e * ui[j] } }
+                            if e != 0 { let ui = u + i * k; for j in (i + 1)..<s2 { xr[j] -= e * ui[j] } }
                         }
                     }
+                }
+                // The rest of the block from this sub-block: X[:, s2:i2] −= E_sub·U[s1:s2, s2:i2].
+                if s2 < i2 {
+                    let (_, u, x, errs, _, _) = box.value
+                    Gemm64.multiplyAdd(errs + (s1 - i1), lda: bs, u + s1 * k + s2, ldb: k, .kByN, into: x + s2, ldc: k,
+                                       m: rows, n: i2 - s2, k: s2 - s1, alpha: -1)
+                }
+                s1 = s2
                 }
                 // Lazy batch update of the remaining columns: X[:, i2:] −= E·U[i1:i2, i2:].
                 if i2 < k {
@@ -258,13 +274,22 @@ public final class GPTQ: QuantMethod {
     /// (`blockedCholesky`) gives `H = R·Rᵀ` with `R = J·L′·J` upper triangular, so `U = R⁻¹ =
     /// J·L′⁻¹·J`, and `L′⁻¹` comes from `blockedLowerInverse`. Both run their bulk as f64 GEMMs.
     public static func upperCholeskyOfInverse(_ h: [Double], _ k: Int) -> [Double]? {
-        var a = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in 0..<k { a[i * k + j] = h[(k - 1 - i) * k + (k - 1 - j)] } }
+        var a = reversed(h, k)
         guard blockedCholesky(&a, k) else { return nil }
-        let m = blockedLowerInverse(a, k)
-        var u = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in i..<k { u[i * k + j] = m[(k - 1 - i) * k + (k - 1 - j)] } }
-        return u
+        return reversed(blockedLowerInverse(a, k), k)
+    }
+
+    /// `J·m·J` (k×k): rows and columns in reverse order (lower triangular ↔ upper triangular).
+    static func reversed(_ m: [Double], _ k: Int) -> [Double] {
+        [Double](unsafeUninitializedCapacity: k * k) { out, count in
+            m.withUnsafeBufferPointer { src in
+                for i in 0..<k {
+                    let s = src.baseAddress! + (k - 1 - i) * k, o = out.baseAddress! + i * k
+                    for j in 0..<k { o[j] = s[k - 1 - j] }
+                }
+            }
+            count = k * k
+        }
     }
 
     /// Panel width of the blocked factorizations.
