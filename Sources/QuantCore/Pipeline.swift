@@ -154,9 +154,7 @@ public struct Pipeline {
                     let t = Date()
                     var calib: SiteCalibration?
                     if !method.needs.isEmpty {
-                        var x = raw
-                        site.applyAllTransforms(&x)
-                        calib = SiteCalibration(inputs: x, windowLength: windowLength)
+                        calib = SiteCalibration(inputs: site.applyingAllTransforms(to: raw), windowLength: windowLength)
                     }
                     let ctx = MethodContext(model: model, block: block,
                                             seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),

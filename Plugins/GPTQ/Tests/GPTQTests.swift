@@ -154,6 +154,22 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// Large enough that the Hessian, the factorization and the lazy-update GEMMs all split over
+    /// threads: 1 and 2 threads give the same codes and scales.
+    func testThreadCountsBitIdenticalAtSizesThatSplit() throws {
+        let x = correlatedInputs(1024, 256, seed: 41), w = randomMatrix(300, 256, seed: 42)
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        for scheme in [WeightScheme(bits: 4), WeightScheme(bits: 4, granularity: .group(64), symmetric: false)] {
+            Parallel.threadCount = 1
+            let one = try run(try gptq(), w: w, x: x, scheme: scheme)
+            Parallel.threadCount = 2
+            let two = try run(try gptq(), w: w, x: x, scheme: scheme)
+            XCTAssertEqual(one.codes, two.codes, "\(scheme)")
+            XCTAssertEqual(one.scales, two.scales, "\(scheme)")
+        }
+    }
+
     func testActOrderWithDynamicGroupsIsRejectedInPlan() throws {
         let site = Site(name: "layers.0.down", kind: .down, block: 0,
                         linears: [Linear(name: "d", weight: randomMatrix(4, 32, seed: 1), scheme: WeightScheme(bits: 4, granularity: .group(8)))])
