@@ -154,7 +154,9 @@ public struct Pipeline {
                     let t = Date()
                     var calib: SiteCalibration?
                     if !method.needs.isEmpty {
-                        calib = SiteCalibration(inputs: site.applyingAllTransforms(to: raw), windowLength: windowLength)
+                        var x = raw
+                        site.applyAllTransforms(&x)
+                        calib = SiteCalibration(inputs: x, windowLength: windowLength)
                     }
                     let ctx = MethodContext(model: model, block: block,
                                             seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),

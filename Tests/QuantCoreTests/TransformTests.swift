@@ -1,6 +1,5 @@
 import XCTest
 import QuantCore
-import QuantKernels
 import TestSupport
 
 /// Each transform kind, and a composed chain, leaves `X·Wᵀ` unchanged before quantization.
@@ -35,24 +34,6 @@ final class TransformTests: XCTestCase {
     func testHadamardNonPowerOfTwo() { invariance([hadamard]); invariance([blockHadamard]) }
     func testDenseOrthogonal() { invariance([dense]) }
     func testComposedChain() { invariance([scale, blocks, permutation, shared, hadamard, dense]) }
-
-    /// The chunked application (the pipeline's calibration inputs) is the whole-matrix one bit for
-    /// bit: every transform kind, row counts around the chunk size and with a short tail, 1 and 2 threads.
-    func testChunkedApplicationEqualsWholeMatrixBitForBit() {
-        let site = Site(name: "layers.0.gate_up", kind: .gateUp, block: 0, linears: [Linear(name: "a", weight: w)])
-        for t in [scale, blocks, permutation, shared, hadamard, blockHadamard, dense] { site.addTransform(t, addedBy: "test") }
-        let saved = Parallel.threadCount
-        defer { Parallel.threadCount = saved }
-        for rows in [5, 140, 300, 389] {
-            let big = randomMatrix(rows, 96, seed: UInt64(rows))
-            var whole = big
-            site.applyAllTransforms(&whole)
-            for threads in [1, 2] {
-                Parallel.threadCount = threads
-                XCTAssertEqual(site.applyingAllTransforms(to: big, chunkRows: 64).data, whole.data, "\(rows) rows, \(threads) threads")
-            }
-        }
-    }
 
     func testSiteForwardIsInvariantInFloatMode() {
         let site = Site(name: "layers.0.gate_up", kind: .gateUp, block: 0,
