@@ -101,8 +101,13 @@ public enum DuQuantMath {
     /// Cost per step: `paper` touches only the rotated block (T·b² MACs + T·b to refresh that
     /// block's max/min); `code` rotates every block (T·D·b). The accumulated b×b products are
     /// replayed once at the end for the kept prefix only.
+    ///
+    /// `reference`: the plain path (each step as per-row axpys, the replay as row-by-row products)
+    /// instead of one f32 GEMM per step and one f64 GEMM per replayed step. Both run the same
+    /// multiplies and adds in the same order (GEMMs without fused multiply-add), so they give the
+    /// same rotations (tests compare them; only the sign of an exact zero may differ).
     public static func greedyRotation(_ z: inout Matrix, blockSize b: Int, steps: Int, variant: Variant,
-                                      rng: inout SeededGenerator) -> GreedyResult {
+                                      rng: inout SeededGenerator, reference: Bool = false) -> GreedyResult {
         let (t, d) = (z.rows, z.cols)
         precondition(d % b == 0, "block size \(b) does not divide \(d)")
         let k = d / b
@@ -111,23 +116,16 @@ public enum DuQuantMath {
         var history: [(block: Int, e: Int)] = []
         var best = Float.infinity, bestK = 0, first: Float = 0
 
-        let rotF = rot.map { Float($0) }
+        let rotator = StepRotator(rot: rot, b: b, maxRows: variant == .paper ? t : t * k, reference: reference)
+        defer { rotator.deallocate() }
         w.withUnsafeMutableBufferPointer { wb in
             let wp = wb.baseAddress!
             // Per-block extremes: value and flat index into w.
             var bmax = [Float](repeating: 0, count: k), bmaxAt = [Int](repeating: 0, count: k)
             var bmin = [Float](repeating: 0, count: k), bminAt = [Int](repeating: 0, count: k)
             func refresh(_ blk: Int) {
-                var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
-                for r in 0..<t {
-                    let base = r * d + blk * b
-                    for j in base..<(base + b) {
-                        let v = wp[j]
-                        if v > mx { mx = v; ia = j }
-                        if v < mn { mn = v; ib = j }
-                    }
-                }
-                bmax[blk] = mx; bmaxAt[blk] = ia; bmin[blk] = mn; bminAt[blk] = ib
+                let (mx, ia, mn, ib) = DuQuantMath.extremes(wp + blk * b, rows: t, stride: d, b: b)
+                bmax[blk] = mx; bmaxAt[blk] = ia + blk * b; bmin[blk] = mn; bminAt[blk] = ib + blk * b
             }
             for blk in 0..<k { refresh(blk) }
 
@@ -147,13 +145,13 @@ public enum DuQuantMath {
                 case .paper:
                     // Only the outlier's block: its T rows of b, with row stride D.
                     let blk = col / b, e = col % b
-                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp + blk * b, rows: t, stride: d, b: b, e: e, rot: $0.baseAddress!) }
+                    rotator.rotate(wp + blk * b, rows: t, stride: d, e: e)
                     refresh(blk)
                     history.append((blk, e))
                 case .code:
                     // Stacked view: row r·k + blk of a (T·k) × b matrix; every block rotates.
                     let e = (row * k + col / b) % b
-                    rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(wp, rows: t * k, stride: b, b: b, e: e, rot: $0.baseAddress!) }
+                    rotator.rotate(wp, rows: t * k, stride: b, e: e)
                     for blk in 0..<k { refresh(blk) }
                     history.append((0, e))
                 }
@@ -162,8 +160,33 @@ public enum DuQuantMath {
         // Replay the kept prefix on the b×b matrices (Double): R ← R·E_e·Rot·E_e.
         let count = variant == .paper ? k : 1
         var acc = [[Double]](repeating: identity(b), count: count)
+        if reference || b > 128 {
+            replayReference(&acc, history.prefix(bestK), rot: rot, b: b)
+        } else {
+            // As the reference, a matrix at a time: swap columns 0 and e, multiply by Rot (one f64
+            // GEMM without fused multiply-add, one slab: the reference's sums in its order), swap back.
+            var next = [Double](repeating: 0, count: b * b)
+            for (blk, e) in history.prefix(bestK) {
+                acc[blk].withUnsafeMutableBufferPointer { ap in rot.withUnsafeBufferPointer { rp in next.withUnsafeMutableBufferPointer { np in
+                    let a = ap.baseAddress!, n = np.baseAddress!
+                    for i in 0..<b { (a + i * b).swapAt0(e) }
+                    n.update(repeating: 0, count: b * b)
+                    Gemm64.multiplyAdd(a, lda: b, rp.baseAddress!, ldb: b, .kByN, into: n, ldc: b, m: b, n: b, k: b, fused: false)
+                    for i in 0..<b { (n + i * b).swapAt0(e) }
+                } } }
+                swap(&acc[blk], &next)
+            }
+        }
+        let blocks = acc.map { $0.map { Float($0) } }
+        if bestK > 0 { Transform.blockOrthogonal(blockSize: b, blocks: blocks).applyToActivations(&z) }
+        return GreedyResult(blocks: blocks, keptSteps: bestK, evaluatedSteps: history.count + 1,
+                            rangeBefore: first, rangeAfter: best)
+    }
+
+    /// The plain replay: for every row of the block's matrix, `row ← row·E_e·Rot·E_e` as axpys.
+    static func replayReference(_ acc: inout [[Double]], _ history: ArraySlice<(block: Int, e: Int)>, rot: [Double], b: Int) {
         var row = [Double](repeating: 0, count: b)
-        for (blk, e) in history.prefix(bestK) {
+        for (blk, e) in history {
             var m = acc[blk]
             m.withUnsafeMutableBufferPointer { mp in rot.withUnsafeBufferPointer { rp in row.withUnsafeMutableBufferPointer { yp in
                 for i in 0..<b {
@@ -181,10 +204,91 @@ public enum DuQuantMath {
             } } }
             acc[blk] = m
         }
-        let blocks = acc.map { $0.map { Float($0) } }
-        if bestK > 0 { Transform.blockOrthogonal(blockSize: b, blocks: blocks).applyToActivations(&z) }
-        return GreedyResult(blocks: blocks, keptSteps: bestK, evaluatedSteps: history.count + 1,
-                            rangeBefore: first, rangeAfter: best)
+    }
+
+    /// Largest and smallest value of `rows` rows of `b` values starting `stride` apart, with the
+    /// offset (row·stride + column) of the first occurrence of each in row-major order — what
+    /// `extremesReference` returns, in two vector passes: the extremes, then their first occurrences.
+    static func extremes(_ x: UnsafePointer<Float>, rows: Int, stride: Int, b: Int) -> (Float, Int, Float, Int) {
+        guard b % 8 == 0, rows > 0 else { return extremesReference(x, rows: rows, stride: stride, b: b) }
+        typealias V = SIMD8<Float>
+        var vmx = V(repeating: -.infinity), vmn = V(repeating: .infinity)
+        for r in 0..<rows {
+            let p = UnsafeRawPointer(x + r * stride)
+            var j = 0
+            while j < b {
+                let v = p.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+                vmx.replace(with: v, where: v .> vmx)
+                vmn.replace(with: v, where: v .< vmn)
+                j += 8
+            }
+        }
+        var mx = -Float.infinity, mn = Float.infinity
+        for l in 0..<8 { if vmx[l] > mx { mx = vmx[l] }; if vmn[l] < mn { mn = vmn[l] } }
+        func first(_ target: Float) -> Int {
+            let t = V(repeating: target)
+            for r in 0..<rows {
+                let p = x + r * stride
+                var j = 0
+                while j < b {
+                    if any(UnsafeRawPointer(p + j).loadUnaligned(as: V.self) .== t) {
+                        for q in j..<(j + 8) where p[q] == target { return r * stride + q }
+                    }
+                    j += 8
+                }
+            }
+            return 0
+        }
+        return (mx, mx > -.infinity ? first(mx) : 0, mn, mn < .infinity ? first(mn) : 0)
+    }
+
+    /// The plain scan `extremes` replaces (the greedy loop's original per-block refresh).
+    static func extremesReference(_ x: UnsafePointer<Float>, rows: Int, stride: Int, b: Int) -> (Float, Int, Float, Int) {
+        var mx = -Float.infinity, mn = Float.infinity, ia = 0, ib = 0
+        for r in 0..<rows {
+            for j in 0..<b {
+                let v = x[r * stride + j]
+                if v > mx { mx = v; ia = r * stride + j }
+                if v < mn { mn = v; ib = r * stride + j }
+            }
+        }
+        return (mx, ia, mn, ib)
+    }
+
+    /// One greedy step's rotation `x ← x·E_e·Rot·E_e` on `rows` rows of b values starting `stride`
+    /// apart, computed as the reference does — swap coordinates 0 and e, multiply by Rot, swap
+    /// back — with the product as one f32 GEMM without fused multiply-add
+    /// (`Gemm.multiplyStridedUnfused`, W = Rotᵀ): the same sums as `rotateRows`' axpys in the same
+    /// order, so the greedy choices do not move. `reference` (or b > 256, more than one GEMM
+    /// slab) runs `rotateRows` itself.
+    final class StepRotator {
+        let b: Int, reference: Bool
+        let rotF: [Float]
+        let rotT: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>
+
+        init(rot: [Double], b: Int, maxRows: Int, reference: Bool) {
+            self.b = b; self.reference = reference || b > 256
+            rotF = rot.map { Float($0) }
+            rotT = .allocate(capacity: b * b)
+            for i in 0..<b { for j in 0..<b { rotT[j * b + i] = Float(rot[i * b + j]) } }
+            y = .allocate(capacity: max(1, maxRows * b))
+        }
+
+        func deallocate() { rotT.deallocate(); y.deallocate() }
+
+        func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, e: Int) {
+            if reference {
+                rotF.withUnsafeBufferPointer { DuQuantMath.rotateRows(x, rows: rows, stride: stride, b: b, e: e, rot: $0.baseAddress!) }
+                return
+            }
+            if e != 0 { for r in 0..<rows { let p = x + r * stride; let v = p[0]; p[0] = p[e]; p[e] = v } }
+            Gemm.multiplyStridedUnfused(UnsafePointer(x), lda: stride, UnsafePointer(rotT), into: y, ldy: b, m: rows, n: b, k: b)
+            for r in 0..<rows {
+                let p = x + r * stride
+                p.update(from: y + r * b, count: b)
+                if e != 0 { let v = p[0]; p[0] = p[e]; p[e] = v }
+            }
+        }
     }
 
     static func identity(_ b: Int) -> [Double] {

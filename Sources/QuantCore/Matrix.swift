@@ -69,14 +69,44 @@ public struct Matrix: Equatable, Sendable {
     /// Per-column max |x|. A NaN in a column makes that column's entry NaN (NaN is not skipped),
     /// an infinity makes it +inf, so callers see non-finite input in the statistic itself.
     public func columnAbsMax() -> [Float] {
-        var m = [Float](repeating: 0, count: cols)
-        for r in 0..<rows {
-            for c in 0..<cols {
-                let a = abs(data[r * cols + c])
-                if a > m[c] || a.isNaN { m[c] = a }  // once NaN, nothing compares greater: it stays
+        let rows = rows, cols = cols
+        guard cols > 0 else { return [] }
+        // Fixed row chunks (any thread count gives the same maxima), merged by the same rule.
+        let chunk = max(1, (1 << 16) / cols)
+        let chunks = (rows + chunk - 1) / chunk
+        var partial = [Float](repeating: 0, count: max(1, chunks) * cols)
+        data.withUnsafeBufferPointer { src in partial.withUnsafeMutableBufferPointer { dst in
+            let box = UncheckedBox((src.baseAddress!, dst.baseAddress!))
+            Parallel.forEach(chunks) { ch in
+                let (x, out) = box.value
+                let m = out + ch * cols
+                for r in (ch * chunk)..<min(rows, (ch + 1) * chunk) { Matrix.absMaxUpdate(m, x + r * cols, cols) }
             }
-        }
+        } }
+        var m = [Float](repeating: 0, count: cols)
+        m.withUnsafeMutableBufferPointer { mp in partial.withUnsafeBufferPointer { pp in
+            for ch in 0..<chunks { Matrix.absMaxUpdate(mp.baseAddress!, pp.baseAddress! + ch * cols, cols) }
+        } }
         return m
+    }
+
+    /// `m[c] = |x[c]|` where `|x[c]| > m[c]` or `x[c]` is NaN (once NaN, nothing compares greater: it stays).
+    @inline(__always)
+    static func absMaxUpdate(_ m: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+        var c = 0
+        while c + 8 <= n {
+            let bits = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<UInt32>.self) & SIMD8(repeating: 0x7FFF_FFFF)
+            let a = unsafeBitCast(bits, to: SIMD8<Float>.self)   // |x|: the sign bit cleared, as `abs`
+            var v = UnsafeRawPointer(m + c).loadUnaligned(as: SIMD8<Float>.self)
+            v.replace(with: a, where: (a .> v) .| (a .!= a))
+            UnsafeMutableRawPointer(m + c).storeBytes(of: v, as: SIMD8<Float>.self)
+            c += 8
+        }
+        while c < n {
+            let a = abs(x[c])
+            if a > m[c] || a.isNaN { m[c] = a }
+            c += 1
+        }
     }
 
     /// Rows of `self` followed by rows of `other`.

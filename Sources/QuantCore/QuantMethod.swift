@@ -1,4 +1,5 @@
 import Foundation
+import QuantKernels
 
 /// What a method needs the pipeline to collect at each site before it runs.
 public struct CalibrationNeeds: OptionSet, Sendable {
@@ -22,12 +23,21 @@ public final class SiteCalibration {
     public lazy var channelAbsMax: [Float] = inputs.columnAbsMax()
 
     /// The position-wise mean of the windows: windowLength × in (DuQuant's calibration input).
+    /// Every element sums the windows in window order, then divides (fixed element ranges over threads).
     public lazy var positionwiseMean: Matrix = {
         var m = Matrix(zeros: windowLength, inputs.cols)
         let n = windowCount
         guard n > 0 else { return m }
-        for w in 0..<n { for i in 0..<(windowLength * inputs.cols) { m.data[i] += inputs.data[w * windowLength * inputs.cols + i] } }
-        for i in 0..<m.data.count { m.data[i] /= Float(n) }
+        let width = windowLength * inputs.cols, chunk = 4096
+        inputs.data.withUnsafeBufferPointer { src in m.data.withUnsafeMutableBufferPointer { dst in
+            let box = UncheckedBox((src.baseAddress!, dst.baseAddress!))
+            Parallel.forEach((width + chunk - 1) / chunk) { c in
+                let (s, d) = box.value
+                let lo = c * chunk, hi = min(width, lo + chunk)
+                for w in 0..<n { let sw = s + w * width; for i in lo..<hi { d[i] += sw[i] } }
+                for i in lo..<hi { d[i] /= Float(n) }
+            }
+        } }
         return m
     }()
 
@@ -42,10 +52,10 @@ public final class SiteCalibration {
         return h
     }
 
-    /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM kernel.
+    /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM micro-kernels, one triangle
+    /// computed (`Gram`: bit for bit `Xᵀ·(Xᵀ)ᵀ` of the f32 GEMM).
     public lazy var hessian: Matrix = {
-        let xt = inputs.transposed
-        var h = xt.timesTransposed(xt)
+        var h = Matrix(rows: inputs.cols, cols: inputs.cols, data: Gram.multiply(inputs.data, rows: inputs.rows, cols: inputs.cols))
         let n = Float(max(1, inputs.rows))
         for i in 0..<h.data.count { h.data[i] /= n }
         return h

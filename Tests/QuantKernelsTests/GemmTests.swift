@@ -100,3 +100,29 @@ final class GemmTests: XCTestCase {
         }
     }
 }
+
+final class GemmUnfusedTests: XCTestCase {
+    /// Without fused multiply-add and within one slab (k ≤ 256), the GEMM is the plain f32 loop bit
+    /// for bit, on every path and thread count; strided X and Y.
+    func testEqualsThePlainLoopBitForBit() {
+        var rng = TestRNG(31)
+        forEachPath { path in
+            for (m, n, k) in [(1, 1, 1), (5, 7, 3), (13, 33, 64), (512, 64, 64), (100, 128, 128), (40, 50, 256)] {
+                let x = rng.floats(m * k), w = rng.floats(n * k)
+                let want = Reference.gemmUnfused(x, w, m: m, n: n, k: k)
+                for threads in [1, 2] {
+                    // X rows stride k + 3, Y rows stride n + 2.
+                    var xs = [Float](repeating: .nan, count: m * (k + 3))
+                    for i in 0..<m { for p in 0..<k { xs[i * (k + 3) + p] = x[i * k + p] } }
+                    var y = [Float](repeating: .nan, count: m * (n + 2))
+                    xs.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+                        Gemm.multiplyStridedUnfused(xp.baseAddress!, lda: k + 3, wp.baseAddress!, into: yp.baseAddress!, ldy: n + 2,
+                                                    m: m, n: n, k: k, threads: threads)
+                    } } }
+                    for i in 0..<m { XCTAssertEqual(Array(y[(i * (n + 2))..<(i * (n + 2) + n)]), Array(want[(i * n)..<(i * n + n)]),
+                                                    "\(path) \(m)×\(n)×\(k) threads \(threads) row \(i)") }
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import XCTest
 import QuantCore
+import QuantKernels
 import RTN
 import LlamaModel
 import TestSupport
@@ -108,6 +109,46 @@ final class DuQuantTests: XCTestCase {
             Transform.blockOrthogonal(blockSize: 128, blocks: r.blocks).applyToActivations(&y)
             XCTAssertLessThan(y.relativeError(to: z), 1e-6)
             XCTAssertEqual(z.norm, x.norm, accuracy: 1e-4 * x.norm)
+        }
+    }
+
+    /// The GEMM path (one f32 GEMM per step, one f64 GEMM per replayed step, both without fused
+    /// multiply-add) against the plain per-row path: the same multiplies and adds in the same order,
+    /// so the same steps are kept and the rotations are equal; 1 and 2 threads give the same bits.
+    func testFastGreedyRotationEqualsReferenceAndIsThreadIndependent() {
+        for (variant, tokens, channels, b) in [(DuQuantMath.Variant.paper, 200, 512, 128), (.paper, 96, 576, 64), (.code, 64, 256, 64)] {
+            let x = toy(tokens: tokens, channels: channels)
+            func rotate(_ reference: Bool, threads: Int) -> (DuQuantMath.GreedyResult, Matrix) {
+                let saved = Parallel.threadCount
+                defer { Parallel.threadCount = saved }
+                Parallel.threadCount = threads
+                var z = x
+                var g = SeededGenerator(seed: 5)
+                return (DuQuantMath.greedyRotation(&z, blockSize: b, steps: 64, variant: variant, rng: &g, reference: reference), z)
+            }
+            let (ref, zr) = rotate(true, threads: 2)
+            let (fast, zf) = rotate(false, threads: 2)
+            XCTAssertGreaterThan(ref.keptSteps, 1, "\(variant)")
+            XCTAssertEqual(fast.keptSteps, ref.keptSteps, "\(variant)")
+            XCTAssertEqual(fast.evaluatedSteps, ref.evaluatedSteps)
+            XCTAssertEqual(fast.rangeAfter, ref.rangeAfter)
+            XCTAssertEqual(fast.blocks, ref.blocks, "\(variant)")
+            XCTAssertEqual(zf.data, zr.data)
+            let (one, z1) = rotate(false, threads: 1)
+            XCTAssertEqual(one.blocks, fast.blocks, "\(variant)")
+            XCTAssertEqual(z1.data, zf.data)
+        }
+    }
+
+    /// The vectorized block extremes against the plain scan, ties and strides included.
+    func testExtremesMatchThePlainScan() {
+        var g = SeededGenerator(seed: 9)
+        for (rows, b, stride) in [(1, 8, 8), (7, 16, 40), (50, 64, 200), (33, 4, 12)] {
+            var x = (0..<(rows * stride)).map { _ in Float(Int(g.nextUnit() * 21) - 10) }   // many ties
+            x.withUnsafeMutableBufferPointer { xp in
+                XCTAssertTrue(DuQuantMath.extremes(xp.baseAddress!, rows: rows, stride: stride, b: b)
+                              == DuQuantMath.extremesReference(xp.baseAddress!, rows: rows, stride: stride, b: b), "\(rows)×\(b)")
+            }
         }
     }
 

@@ -97,6 +97,79 @@ final class GPTQTests: XCTestCase {
         XCTAssertEqual(one.codes, two.codes)
     }
 
+    /// The blocked f64 factorization equals the plain one within rounding, on sizes that leave a
+    /// ragged last panel, and 1 and 2 threads give the same bits.
+    func testBlockedFactorMatchesReference() {
+        for k in [5, 64, 150] {
+            let x = correlatedInputs(400, k, seed: UInt64(k))
+            var h = [Double](repeating: 0, count: k * k)
+            let g = Gram.multiply(x.data, rows: x.rows, cols: k)
+            for i in 0..<(k * k) { h[i] = Double(g[i]) / 400 }
+            for i in 0..<k { h[i * k + i] += 0.01 }
+            let fast = GPTQ.upperCholeskyOfInverse(h, k)!, ref = GPTQ.upperCholeskyOfInverseReference(h, k)!
+            var worst = 0.0, scale = 0.0
+            for i in 0..<(k * k) { worst = max(worst, abs(fast[i] - ref[i])); scale = max(scale, abs(ref[i])) }
+            XCTAssertLessThan(worst, 1e-10 * scale, "k = \(k)")
+            for i in 0..<k { for j in 0..<i { XCTAssertEqual(fast[i * k + j], 0) } }
+            let saved = Parallel.threadCount
+            defer { Parallel.threadCount = saved }
+            Parallel.threadCount = 1
+            let one = GPTQ.upperCholeskyOfInverse(h, k)!
+            Parallel.threadCount = 2
+            XCTAssertEqual(one, GPTQ.upperCholeskyOfInverse(h, k)!, "k = \(k)")
+        }
+        XCTAssertNil(GPTQ.upperCholeskyOfInverse([1, 2, 2, 1], 2))
+    }
+
+    /// The fast quantizer (one f64 GEMM per lazy batch) against the row-by-row reference with the
+    /// same factor: the codes agree except for rare rounding ties, over every grouping option.
+    func testFastQuantizeMatchesReference() throws {
+        let k = 160, rows = 50
+        let x = correlatedInputs(600, k, seed: 31), w = randomMatrix(rows, k, seed: 32)
+        var h = Gram.multiply(x.data, rows: x.rows, cols: k).map { Double($0) / 600 }
+        for i in 0..<k { h[i * k + i] += 0.01 * 1 }
+        let order = (0..<k).sorted { h[$0 * k + $0] > h[$1 * k + $1] }
+        for (scheme, actOrder, staticGroups, block) in [(WeightScheme(bits: 4), false, false, 128), (WeightScheme(bits: 4), true, false, 64),
+                                                        (WeightScheme(bits: 3, granularity: .group(32), symmetric: false), false, false, 48),
+                                                        (WeightScheme(bits: 4, granularity: .group(16)), true, true, 128),
+                                                        (WeightScheme(bits: 4, granularity: .tensor), false, false, 100)] {
+            let perm = actOrder ? order : Array(0..<k)
+            var hp = [Double](repeating: 0, count: k * k)
+            for i in 0..<k { for j in 0..<k { hp[i * k + j] = h[perm[i] * k + perm[j]] } }
+            let u = GPTQ.upperCholeskyOfInverse(hp, k)!
+            let dead = [Bool](repeating: false, count: k)
+            let fast = GPTQ.quantize(w, scheme: scheme, u: u, perm: perm, dead: dead, blockSize: block, staticGroups: staticGroups)
+            let ref = GPTQ.quantizeReference(w, scheme: scheme, u: u, perm: perm, dead: dead, blockSize: block, staticGroups: staticGroups)
+            let mismatches = zip(fast.codes, ref.codes).filter { $0 != $1 }.count
+            XCTAssertLessThanOrEqual(mismatches, 3, "\(scheme) act-order \(actOrder) block \(block): \(mismatches) of \(rows * k) codes differ")
+            XCTAssertGreaterThan(zip(fast.scales, ref.scales).filter { $0 == $1 }.count, fast.scales.count * 9 / 10)
+            let saved = Parallel.threadCount
+            defer { Parallel.threadCount = saved }
+            Parallel.threadCount = 1
+            let one = GPTQ.quantize(w, scheme: scheme, u: u, perm: perm, dead: dead, blockSize: block, staticGroups: staticGroups)
+            Parallel.threadCount = 2
+            let two = GPTQ.quantize(w, scheme: scheme, u: u, perm: perm, dead: dead, blockSize: block, staticGroups: staticGroups)
+            XCTAssertEqual(one.codes, two.codes)
+            XCTAssertEqual(one.scales, two.scales)
+        }
+    }
+
+    /// Large enough that the Hessian, the factorization and the lazy-update GEMMs all split over
+    /// threads: 1 and 2 threads give the same codes and scales.
+    func testThreadCountsBitIdenticalAtSizesThatSplit() throws {
+        let x = correlatedInputs(1024, 256, seed: 41), w = randomMatrix(300, 256, seed: 42)
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        for scheme in [WeightScheme(bits: 4), WeightScheme(bits: 4, granularity: .group(64), symmetric: false)] {
+            Parallel.threadCount = 1
+            let one = try run(try gptq(), w: w, x: x, scheme: scheme)
+            Parallel.threadCount = 2
+            let two = try run(try gptq(), w: w, x: x, scheme: scheme)
+            XCTAssertEqual(one.codes, two.codes, "\(scheme)")
+            XCTAssertEqual(one.scales, two.scales, "\(scheme)")
+        }
+    }
+
     func testActOrderWithDynamicGroupsIsRejectedInPlan() throws {
         let site = Site(name: "layers.0.down", kind: .down, block: 0,
                         linears: [Linear(name: "d", weight: randomMatrix(4, 32, seed: 1), scheme: WeightScheme(bits: 4, granularity: .group(8)))])
