@@ -154,9 +154,9 @@ public struct Pipeline {
                     let t = Date()
                     var calib: SiteCalibration?
                     if !method.needs.isEmpty {
-                        // The site's basis applied to the inputs only if the method reads them (a
-                        // Hessian alone is rotated as a k × k matrix).
-                        calib = SiteCalibration(raw: raw, basis: site.transforms, windowLength: windowLength)
+                        var x = raw
+                        site.applyAllTransforms(&x)
+                        calib = SiteCalibration(inputs: x, windowLength: windowLength)
                     }
                     let ctx = MethodContext(model: model, block: block,
                                             seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),
@@ -167,7 +167,7 @@ public struct Pipeline {
                         fault.step = "calibration block \(block.index), pipeline step \(mi + 1) (\(type(of: method).name))" + (fault.step.isEmpty ? "" : ", \(fault.step)")
                         throw fault
                     }
-                    let bytes = (calib?.byteCount ?? 0) + method.estimate(site: site, tokens: raw.rows).bytes
+                    let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
                 report.sites.append(Pipeline.measure(site: site, sample: sample, before: before, originals: originals,

@@ -12,43 +12,12 @@ public struct CalibrationNeeds: OptionSet, Sendable {
 /// Calibration data arriving at one site, in the site's current basis (every transform added so
 /// far applied). Statistics are computed on first use.
 public final class SiteCalibration {
+    /// Inputs of all calibration windows stacked: (windows·windowLength) × in.
+    public let inputs: Matrix
     public let windowLength: Int
-    /// The captured inputs before the site's transforms, and those transforms (x ↦ x·T, linear),
-    /// when the inputs in the site's basis are only computed on first use.
-    private var raw: Matrix?
-    private let basis: [TransformStep]
-    private var materialized: Matrix?
+    public init(inputs: Matrix, windowLength: Int) { self.inputs = inputs; self.windowLength = windowLength }
 
-    public init(inputs: Matrix, windowLength: Int) {
-        materialized = inputs; raw = nil; basis = []; self.windowLength = windowLength
-    }
-
-    /// Inputs captured before the site's transforms `basis` (a snapshot: later transforms of the
-    /// site do not apply). `inputs` applies them on first use; `hessian` without them, when the
-    /// inputs were not needed, as `Tᵀ(XᵀX)T` — k rows through the transforms instead of every token.
-    public init(raw: Matrix, basis: [TransformStep], windowLength: Int) {
-        self.windowLength = windowLength
-        if basis.isEmpty { materialized = raw; self.raw = nil } else { self.raw = raw }
-        self.basis = basis
-    }
-
-    /// Inputs of all calibration windows stacked: (windows·windowLength) × in, in the site's basis.
-    public var inputs: Matrix {
-        if let m = materialized { return m }
-        var x = raw!
-        for step in basis { step.transform.applyToActivations(&x) }
-        materialized = x
-        raw = nil
-        return x
-    }
-
-    public var windowCount: Int { windowLength > 0 ? (materialized ?? raw!).rows / windowLength : 0 }
-
-    /// Calibration tokens (rows of `inputs`, without materializing them).
-    public var rows: Int { (materialized ?? raw!).rows }
-
-    /// Bytes of the captured inputs (without materializing them).
-    public var byteCount: Int { (materialized ?? raw!).data.count * 4 }
+    public var windowCount: Int { windowLength > 0 ? inputs.rows / windowLength : 0 }
 
     /// Per-channel max |x| over all calibration tokens.
     public lazy var channelAbsMax: [Float] = inputs.columnAbsMax()
@@ -85,22 +54,9 @@ public final class SiteCalibration {
 
     /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM micro-kernels, one triangle
     /// computed (`Gram`: bit for bit `Xᵀ·(Xᵀ)ᵀ` of the f32 GEMM).
-    ///
-    /// Built from raw inputs and not yet materialized: `H = Tᵀ(X_rawᵀX_raw)T / tokens`, the
-    /// transforms applied to the rows of the raw Gram matrix, then to the rows of its transpose
-    /// (equal to the Gram of the transformed inputs up to rounding), symmetrized.
     public lazy var hessian: Matrix = {
-        let fromRaw = materialized == nil
-        let x = materialized ?? raw!
-        var h = Matrix(rows: x.cols, cols: x.cols, data: Gram.multiply(x.data, rows: x.rows, cols: x.cols))
-        if fromRaw {
-            for step in basis { step.transform.applyToActivations(&h) }
-            h = h.transposed
-            for step in basis { step.transform.applyToActivations(&h) }
-            let k = h.cols
-            for i in 0..<k { for j in 0..<i { let v = (h.data[i * k + j] + h.data[j * k + i]) / 2; h.data[i * k + j] = v; h.data[j * k + i] = v } }
-        }
-        let n = Float(max(1, x.rows))
+        var h = Matrix(rows: inputs.cols, cols: inputs.cols, data: Gram.multiply(inputs.data, rows: inputs.rows, cols: inputs.cols))
+        let n = Float(max(1, inputs.rows))
         for i in 0..<h.data.count { h.data[i] /= n }
         return h
     }()

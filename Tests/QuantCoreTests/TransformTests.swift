@@ -54,25 +54,3 @@ final class TransformTests: XCTestCase {
         XCTAssertTrue(globMatch("*", "lm_head"))
     }
 }
-
-extension TransformTests {
-    /// A calibration built from raw inputs and the site's transforms: `inputs` applies them, and
-    /// the Hessian taken without the inputs (`Tᵀ(XᵀX)T`) equals the Gram of the transformed
-    /// inputs to rounding; transforms added to the site afterwards do not apply.
-    func testCalibrationFromRawInputs() {
-        let site = Site(name: "layers.0.gate_up", kind: .gateUp, block: 0, linears: [Linear(name: "a", weight: w)])
-        for t in [scale, blocks, permutation, hadamard, dense] { site.addTransform(t, addedBy: "test") }
-        let raw = randomMatrix(300, 96, seed: 21)
-        var x = raw
-        site.applyAllTransforms(&x)
-        let lazy = SiteCalibration(raw: raw, basis: site.transforms, windowLength: 100)
-        site.addTransform(blockHadamard, addedBy: "later")
-        XCTAssertEqual(lazy.rows, 300)
-        XCTAssertEqual(lazy.windowCount, 3)
-        let h = lazy.hessian, want = SiteCalibration(inputs: x, windowLength: 100).hessian
-        XCTAssertLessThan(h.relativeError(to: want), 1e-5)
-        for i in 0..<96 { for j in 0..<i { XCTAssertEqual(h[i, j], h[j, i]) } }
-        XCTAssertEqual(lazy.inputs.data, x.data)
-        XCTAssertEqual(SiteCalibration(raw: raw, basis: [], windowLength: 100).inputs.data, raw.data)
-    }
-}
