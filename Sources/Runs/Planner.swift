@@ -2,9 +2,12 @@ import Foundation
 import QuantCore
 import Recipes
 import Reporting
+import LlamaModel
+import Evaluation
 
 /// The resolved plan of a recipe: every site with its transform chain, schemes, and which method
-/// produces what, plus cost estimates — computed from the model's shapes only.
+/// produces what, plus cost estimates: each method's from the model's shapes, the forward passes
+/// (calibration propagation, evaluation) from one float window timed on this machine.
 public struct Planner {
     public var recipe: Recipe
     public init(recipe: Recipe) { self.recipe = recipe }
@@ -23,7 +26,9 @@ public struct Planner {
         out += "engine: \((recipe.engine ?? ExecutionEngine.current).rawValue)" + (recipe.engine == nil ? " (no `engine:` in the recipe)" : "") + "\n"
         let tokens = recipe.calibration.windows * recipe.calibration.seqLen
         let modelBytes = fp.parameterCount * 4
-        var totalSeconds = 0.0
+        var totalSeconds = 0.0, passSeconds = 0.0
+        let inputs = try RecipeRunner(recipe: recipe).resolveInputs(loaded)
+        let rate = ForwardCost.measure(fp, length: min(512, recipe.calibration.seqLen, max(1, inputs.evaluation.first?.count ?? 512)))
         for v in recipe.variants {
             let model = fp.copy()
             let (head, embed) = try wrap { try model.assignSchemes(v.scheme, overrides: v.overrides) }
@@ -59,11 +64,25 @@ public struct Planner {
             out += String(format: "  estimate: methods %.0f s, peak memory while quantizing ≈ %.2f GiB (%d calibration tokens)\n",
                           seconds, Double(modelBytes + variantBytes + peak + tokens * c.hiddenSize * 4) / Double(1 << 30), tokens)
             totalSeconds += seconds
+            // Calibration passes: every window through every block when a method needs the inputs,
+            // else only the windows the per-site statistics read.
+            let needsInputs = Pipeline(methods: methods).needsCalibration
+            let propagated = needsInputs ? inputs.calibration.count
+                : Pipeline.measuredWindowIndices(windows: inputs.calibration.count, windowLength: recipe.calibration.seqLen).count
+            passSeconds += Double(propagated * recipe.calibration.seqLen) * rate.blocksPerToken
         }
+        // Evaluation: FP and every variant on every window (at the float rate: an upper bound for
+        // variants on the integer kernels), with lm_head and scoring.
+        let evalTokens = inputs.evaluation.reduce(0) { $0 + $1.count }
+        let evalSeconds = Double((1 + recipe.variants.count) * evalTokens) * rate.evaluationPerToken
+        let whole = totalSeconds + passSeconds + evalSeconds
         // Every variant stays in memory until the joint evaluation.
         let evalBytes = modelBytes + recipe.variants.count * modelBytes * 2
-        out += String(format: "\nwhole run: methods ≈ %.0f s; evaluation holds FP and %d variant(s) ≈ %.2f GiB\n",
-                      totalSeconds, recipe.variants.count, Double(evalBytes) / Double(1 << 30))
+        out += "\nwhole run ≈ \(ForwardCost.duration(whole)): " + String(format: "methods %.0f s, calibration passes %.0f s, evaluation %.0f s (%d tokens × %d models); "
+                      + "forward timed here: %.0f tok/s through the blocks, %.0f tok/s with lm_head and scoring\n",
+                      totalSeconds, passSeconds, evalSeconds, evalTokens, 1 + recipe.variants.count,
+                      1 / rate.blocksPerToken, 1 / rate.evaluationPerToken)
+        out += String(format: "evaluation holds FP and %d variant(s) ≈ %.2f GiB\n", recipe.variants.count, Double(evalBytes) / Double(1 << 30))
         return out
     }
 
@@ -71,5 +90,28 @@ public struct Planner {
         do { return try body() }
         catch let e as SchemeError { throw WorkbenchFailure.badInput((loc.map { "\($0): " } ?? "\(recipe.file): ") + e.description) }
         catch let e as MethodError { throw WorkbenchFailure.badInput((loc.map { "\($0): " } ?? "\(recipe.file): ") + e.description) }
+    }
+}
+
+/// The float forward's cost per token on this machine, from one timed window.
+struct ForwardCost {
+    /// Through the decoder blocks (a calibration pass).
+    var blocksPerToken: Double
+    /// Blocks, lm_head and log-softmax (an evaluation pass).
+    var evaluationPerToken: Double
+
+    static func measure(_ model: DecoderModel, length: Int) -> ForwardCost {
+        let window = (0..<length).map { $0 % model.config.vocabSize }
+        let runner = LlamaForward()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let h = runner.finalHidden(model, windows: [window], mode: .float)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        _ = Evaluator().logProbabilities(LlamaForward.lmHead(model, h, mode: .float))
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        return ForwardCost(blocksPerToken: Double(t1 - t0) / 1e9 / Double(length), evaluationPerToken: Double(t2 - t0) / 1e9 / Double(length))
+    }
+
+    static func duration(_ s: Double) -> String {
+        s < 120 ? String(format: "%.0f s", s) : String(format: "%.0f min", s / 60)
     }
 }
