@@ -21,8 +21,8 @@ final class QuickstartTests: XCTestCase {
     func testGoldenQuickstartRun() throws {
         let report = try RecipeRunner(recipe: try recipe("quickstart.yaml")).run()
         let golden: [(String, Double, Double)] = [
-            ("RTN W8A8", 77.9323, 0.02910), ("RTN W4A8", 160.899, 0.7577), ("RTN W4A16", 158.684, 0.7488),
-            ("RTN W4A4", 320.229, 1.4993), ("RTN W4A4 down@8", 289.737, 1.3884),
+            ("RTN W8A8", 77.915, 0.02910), ("RTN W4A8", 160.947, 0.7574), ("RTN W4A16", 158.684, 0.7488),
+            ("RTN W4A4", 320.229, 1.4993), ("RTN W4A4 down@8", 289.841, 1.3885),
         ]
         XCTAssertEqual(report.float?.perplexity ?? 0, 76.1989, accuracy: 76.1989 * 1e-3)
         XCTAssertEqual(report.variants.map(\.name), golden.map(\.0))
