@@ -143,7 +143,7 @@ public struct ModelBenchmark {
             row.residentBytes = PeakMemory.currentResidentBytes()
 
             if settings.profile {
-                progress("\(m.name): profiling the prefill and the evaluation's scoring")
+                progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
                 if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
                 let proto = PerplexityProtocol.standard(seqLen: L)
                 let t0 = DispatchTime.now().uptimeNanoseconds

@@ -44,18 +44,6 @@ public enum VectorMath {
         return VectorLanes.add(y, x, n)
     }
 
-    /// `y[i] += a·x[i]` for `n` values.
-    public static func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-        #if arch(x86_64)
-        switch KernelDispatch.active {
-        case .vnni: return AVX512Vector.axpy(y, a, x, n)
-        case .avx2: return AVX2Vector.axpy(y, a, x, n)
-        case .portable: break
-        }
-        #endif
-        return VectorLanes.axpy(y, a, x, n)
-    }
-
     /// `s[j] = Σ_d q[d]·k_j[d]` for `j < count`, keys in blocks of 16 positions, each block
     /// `depth × 16` (dimension-major): one contiguous read per 16 dot products (the decoder's QKᵀ).
     public static func dotKeyBlocks(_ q: UnsafePointer<Float>, _ blocks: UnsafePointer<Float>, depth: Int, count: Int,

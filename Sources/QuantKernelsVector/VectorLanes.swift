@@ -102,14 +102,6 @@ public enum VectorLanes {
         while i < n { y[i] += x[i]; i += 1 }
     }
 
-    /// `y[i] += a·x[i]` for `n` values.
-    @inlinable @inline(__always)
-    public static func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-        var i = 0
-        while i + width <= n { store(load(y + i) + a * load(x + i), y + i); i += width }
-        while i < n { y[i] += a * x[i]; i += 1 }
-    }
-
     /// `s[j] = Σ_d q[d]·k_j[d]` for `j < count`: one query against `count` keys stored in blocks of
     /// 16 positions, each block `depth × 16` (dimension-major: `blocks[(j/16)·depth·16 + d·16 + j%16]`).
     /// Every block is one contiguous read and gives 16 dot products with no horizontal sums (the
