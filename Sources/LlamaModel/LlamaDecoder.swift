@@ -26,6 +26,8 @@ public final class LlamaDecoder {
     /// values `[kvHead][position][headDim]` (capacity rounded up to 16 positions): QKᵀ reads 16
     /// positions' keys as one contiguous block (`VectorMath.dotKeyBlocks`), P·V streams value rows.
     private var keys: [[Float]], values: [[Float]]
+    /// Positions one attention work item covers (a multiple of the key blocks' 16).
+    static let positionsPerItem = 128
 
     /// Which positions' logits `append` returns.
     public enum LogitRows: Sendable { case last, all, none }
@@ -102,30 +104,58 @@ public final class LlamaDecoder {
                 }
             }
         } }
-        var out = Matrix(zeros: n, nh * hd)
+        // Work items are (token, KV head, range of `positionsPerItem` positions): an item reads its
+        // range's keys and values once (then L1-resident) for all the query heads sharing the KV
+        // head, and keeps per head the range's largest scaled score m, Σ e^(s−m) and Σ e^(s−m)·v.
+        // The ranges are then merged in order, rescaled to the overall maximum. The partition does
+        // not depend on the thread count.
+        let span = Self.positionsPerItem
+        let ranges = (start + n + span - 1) / span
+        let stride = hd + 2
+        var partials = [Float](repeating: 0, count: n * nh * ranges * stride)
         let scale = 1 / Float(hd).squareRoot()
         let q = qkv[0]
-        out.data.withUnsafeMutableBufferPointer { op in
-            let outBox = UncheckedBox(op.baseAddress!)
+        let threads = n * (start + n) * nh * hd < 1 << 15 ? 1 : Parallel.threadCount
+        partials.withUnsafeMutableBufferPointer { pp in
+            let partialBox = UncheckedBox(pp.baseAddress!)
             q.data.withUnsafeBufferPointer { qp in keys[b].withUnsafeBufferPointer { kp in values[b].withUnsafeBufferPointer { vp in
                 let box = UncheckedBox((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
-                // One (token, head) per item: s = q·Kᵀ over the visible positions, softmax, o = p·V.
-                Parallel.forEach(n * nh, threads: n * (start + n) * nh * hd < 1 << 16 ? 1 : Parallel.threadCount) { item in
+                Parallel.forEach(n * nkv * ranges, threads: threads) { item in
                     let (qb, kb, vb) = box.value
-                    let t = item / nh, head = item % nh, g = head / group
-                    let visible = start + t + 1
-                    var scores = [Float](repeating: 0, count: visible)
-                    scores.withUnsafeMutableBufferPointer { sp in
+                    let t = item / (nkv * ranges), g = item / ranges % nkv, r = item % ranges
+                    let lo = r * span, hi = min(start + t + 1, lo + span)
+                    guard hi > lo else { return }
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { sp in
                         let s = sp.baseAddress!
-                        VectorMath.dotKeyBlocks(qb + t * q.cols + head * hd, kb + g * slots * hd, depth: hd, count: visible, into: s)
-                        let inv = 1 / VectorMath.exponentiateShifted(s, visible, scale: scale)
-                        let dst = outBox.value + t * nh * hd + head * hd
-                        VectorMath.weightedRowSum(vb + g * slots * hd, ld: hd, weights: s, count: visible, width: hd, into: dst)
-                        VectorMath.scale(dst, hd, by: inv)
+                        for head in (g * group)..<((g + 1) * group) {
+                            VectorMath.dotKeyBlocks(qb + t * q.cols + head * hd, kb + (g * slots + lo) * hd, depth: hd, count: hi - lo, into: s)
+                            let dst = partialBox.value + ((t * nh + head) * ranges + r) * stride
+                            dst[0] = VectorMath.maximum(s, hi - lo) * scale
+                            dst[1] = VectorMath.exponentiateShifted(s, hi - lo, scale: scale)
+                            VectorMath.weightedRowSum(vb + (g * slots + lo) * hd, ld: hd, weights: s, count: hi - lo, width: hd, into: dst + 2)
+                        }
                     }
                 }
             } } }
         }
+        var out = Matrix(zeros: n, nh * hd)
+        out.data.withUnsafeMutableBufferPointer { op in partials.withUnsafeBufferPointer { pp in
+            let box = UncheckedBox((op.baseAddress!, pp.baseAddress!))
+            Parallel.forEach(n * nh, threads: n < 8 ? 1 : Parallel.threadCount) { item in
+                let (o, p) = box.value
+                let t = item / nh, used = (start + t + span) / span
+                let first = p + item * ranges * stride, dst = o + item * hd
+                var m = -Float.infinity
+                for r in 0..<used { m = max(m, first[r * stride]) }
+                var total: Float = 0
+                for r in 0..<used {
+                    let part = first + r * stride, f = VectorMath.exp(part[0] - m)
+                    total += f * part[1]
+                    for d in 0..<hd { dst[d] += f * part[2 + d] }
+                }
+                VectorMath.scale(dst, hd, by: 1 / total)
+            }
+        } }
         return out
     }
 }

@@ -75,12 +75,15 @@ public enum MachineLimits {
     }
 
     /// Memory read bandwidth in bytes/s: the best of a few passes summing a `bytes`-byte buffer
-    /// (default 512 MiB, far beyond any last-level cache) split over `threads` threads.
+    /// (default 512 MiB, far beyond any last-level cache) split over `threads` threads. Every 4 KiB
+    /// page holds different values: pages of identical content can be merged by the host (KSM on a
+    /// virtual machine), and reading one physical page over and over measures the cache (a buffer
+    /// of ones measured 34–62 GB/s here from run to run, against the ~33 GB/s float decode reads).
     public static func readBandwidth(bytes: Int = 512 << 20, threads: Int, passes: Int = 4) -> Double {
         let count = bytes / MemoryLayout<SIMD16<Float>>.size
         let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: count)
         defer { buffer.deallocate() }
-        buffer.initialize(repeating: SIMD16<Float>(repeating: 1), count: count)
+        for i in 0..<count { (buffer + i).initialize(to: SIMD16<Float>(repeating: Float(i & 0xFFFFF))) }
         let box = UncheckedBox(UnsafePointer(buffer))
         var best = Double.infinity
         var sink: Float = 0

@@ -36,6 +36,18 @@ final class LlamaDecoderTests: XCTestCase {
         XCTAssertGreaterThan(maxError(other, prefill.rows(1..<40)), 1e-2)
     }
 
+    /// Contexts longer than one attention work item's positions (128): the ranges' partial softmaxes
+    /// are merged, for prompts that end inside, on and across range boundaries.
+    func testDecodeAcrossAttentionRangesEqualsPrefill() throws {
+        let model = SyntheticModel.make(seed: 2)
+        let w = SyntheticModel.tokens(seed: 6, windows: 1, length: 300)[0]
+        let prefill = runner.logits(model, windows: [w], mode: .float)
+        for prompt in [1, 128, 200] {
+            let decoded = try decodeOneByOne(model, w, mode: .float, prompt: prompt)
+            XCTAssertLessThan(maxError(decoded, prefill), 1e-4, "prompt \(prompt)")
+        }
+    }
+
     /// W8A8 on the integer kernels, an online Hadamard at the down sites, 8-bit attention inputs with
     /// a Hadamard on head_dim: every quantizer is per token, so the decoder sees what the prefill sees.
     func testQuantizedDecodeEqualsPrefill() throws {
