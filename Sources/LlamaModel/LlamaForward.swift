@@ -176,50 +176,33 @@ public struct LlamaForward: DecoderRunner {
         let group = nh / nkv
         let qs = q.cols, ks = k.cols, os = nh * hd
         let tile = LlamaForward.attentionTile, tiles = (L + tile - 1) / tile, pairs = (tiles + 1) / 2
-        // Vᵀ per (window, KV head): hd × L, the W operand of P·V (`Y = X·Wᵀ`).
-        var vt = [Float](repeating: 0, count: windows * nkv * hd * L)
-        vt.withUnsafeMutableBufferPointer { vtp in
-            v.data.withUnsafeBufferPointer { vp in
-                let box = UncheckedBox((vtp.baseAddress!, vp.baseAddress!))
-                Parallel.forEach(windows * nkv) { item in
-                    let (dst, src) = box.value
-                    let w = item / nkv, g = item % nkv
-                    let base = dst + item * hd * L
-                    for t in 0..<L {
-                        let row = src + (w * L + t) * ks + g * hd
-                        for d in 0..<hd { base[d * L + t] = row[d] }
-                    }
-                }
-            }
-        }
         out.data.withUnsafeMutableBufferPointer { op in
-            q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vtp in
-                let box = UncheckedBox((op.baseAddress!, qp.baseAddress!, kp.baseAddress!, vtp.baseAddress!))
+            q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
+                let box = UncheckedBox((op.baseAddress!, qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
                 Parallel.forEach(windows * nh * pairs) { item in
-                    let (ob, qb, kb, vtb) = box.value
+                    let (ob, qb, kb, vb) = box.value
                     let w = item / (nh * pairs), head = item / pairs % nh, pair = item % pairs, g = head / group
-                    var scores = [Float](repeating: 0, count: tile * L), rowScale = [Float](repeating: 0, count: tile)
-                    scores.withUnsafeMutableBufferPointer { sp in rowScale.withUnsafeMutableBufferPointer { rp in
-                        let s = sp.baseAddress!, inv = rp.baseAddress!
-                        for t in pair == tiles - 1 - pair ? [pair] : [pair, tiles - 1 - pair] {
-                            let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
-                            let row0 = w * L + i0
-                            // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
-                            Gemm.multiplyStrided(qb + row0 * qs + head * hd, lda: qs, kb + w * L * ks + g * hd, ldw: ks,
-                                                 into: s, ldy: visible, m: rows, n: visible, k: hd, threads: 1)
-                            // Unnormalized P = e^(S/√d − max) with the future masked to 0; 1/Σ per row.
-                            for r in 0..<rows {
-                                let sr = s + r * visible, seen = i0 + r + 1
-                                inv[r] = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
-                                for j in seen..<visible { sr[j] = 0 }
-                            }
-                            // O_tile = P·V[0..<visible] = P·(Vᵀ)ᵀ, then each row by its 1/Σ.
-                            let o = ob + row0 * os + head * hd
-                            Gemm.multiplyStrided(s, lda: visible, vtb + (w * nkv + g) * hd * L, ldw: L,
-                                                 into: o, ldy: os, m: rows, n: hd, k: visible, threads: 1)
-                            for r in 0..<rows { VectorMath.scale(o + r * os, hd, by: inv[r]) }
+                    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * (L + 1))
+                    defer { buffer.deallocate() }
+                    let s = buffer, inv = buffer + tile * L
+                    for t in pair == tiles - 1 - pair ? [pair] : [pair, tiles - 1 - pair] {
+                        let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
+                        let row0 = w * L + i0
+                        // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
+                        Gemm.multiplyStrided(qb + row0 * qs + head * hd, lda: qs, kb + w * L * ks + g * hd, ldw: ks,
+                                             into: s, ldy: visible, m: rows, n: visible, k: hd, threads: 1)
+                        // Unnormalized P = e^(S/√d − max) with the future masked to 0; 1/Σ per row.
+                        for r in 0..<rows {
+                            let sr = s + r * visible, seen = i0 + r + 1
+                            inv[r] = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
+                            (sr + seen).update(repeating: 0, count: visible - seen)
                         }
-                    } }
+                        // O_tile = P·V[0..<visible] (V is visible × hd: the K×N operand), then each row by its 1/Σ.
+                        let o = ob + row0 * os + head * hd
+                        Gemm.multiplyKN(s, lda: visible, vb + w * L * ks + g * hd, ldr: ks,
+                                        into: o, ldy: os, m: rows, n: hd, k: visible, threads: 1)
+                        for r in 0..<rows { VectorMath.scale(o + r * os, hd, by: inv[r]) }
+                    }
                 }
             } } }
         }
