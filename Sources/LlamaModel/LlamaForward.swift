@@ -247,25 +247,59 @@ public struct LlamaForward: DecoderRunner {
     /// (i, i+headDim/2) — Hugging Face's.
     public static func applyRope(_ x: inout Matrix, heads: Int, headDim hd: Int, windowLength L: Int, startPosition: Int = 0,
                                  theta: Double, layout: DecoderConfig.RopeLayout) {
-        let half = hd / 2
         let table = RopeTables.shared.table(theta: theta, headDim: hd, positions: startPosition + L)
-        let cols = x.cols, interleaved = layout == .interleavedPairs
+        let cols = x.cols, rows = x.rows, interleaved = layout == .interleavedPairs
+        let (cosT, sinT) = interleaved ? (table.pairCos, table.pairSin) : (table.halfCos, table.halfSin)
         x.data.withUnsafeMutableBufferPointer { xp in
-            table.cos.withUnsafeBufferPointer { cosT in table.sin.withUnsafeBufferPointer { sinT in
-                for t in 0..<x.rows {
+            cosT.withUnsafeBufferPointer { cp in sinT.withUnsafeBufferPointer { sp in
+                let box = UncheckedBox((xp.baseAddress!, cp.baseAddress!, sp.baseAddress!))
+                Parallel.forEach(rows, threads: rows * cols < 1 << 15 ? 1 : Parallel.threadCount) { t in
+                    let (x, c, s) = box.value
                     let p = startPosition + t % L
                     for h in 0..<heads {
-                        let base = t * cols + h * hd
-                        for i in 0..<half {
-                            let (a, b) = interleaved ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + half)
-                            let x0 = xp[a], x1 = xp[b]
-                            let c = cosT[p * half + i], s = sinT[p * half + i]
-                            xp[a] = x0 * c - x1 * s
-                            xp[b] = x0 * s + x1 * c
-                        }
+                        rotate(x + t * cols + h * hd, cos: c + p * hd, sin: s + p * hd, headDim: hd, interleaved: interleaved)
                     }
                 }
             } }
+        }
+    }
+
+    /// One head's rotation `y = x∘C + partner(x)∘S` with the expanded tables (`RopeTables.Table`):
+    /// the partner of element j is j ^ 1 (interleaved pairs) or j ± hd/2 (rotate-half), and S holds
+    /// −sin on the first element of a pair and +sin on the second — the same f32 operations as
+    /// `x₀·cos − x₁·sin`, `x₀·sin + x₁·cos`, so the same bits.
+    @inline(__always)
+    static func rotate(_ x: UnsafeMutablePointer<Float>, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>,
+                       headDim hd: Int, interleaved: Bool) {
+        typealias V = SIMD16<Float>
+        let raw = UnsafeMutableRawPointer(x), half = hd / 2
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        if interleaved && hd % 16 == 0 {
+            var j = 0
+            while j < hd {
+                let v = raw.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+                // Swap neighbouring floats: rotate each 64-bit lane by 32 bits.
+                let w = unsafeBitCast(v, to: SIMD8<UInt64>.self)
+                let partner = unsafeBitCast((w &<< 32) | (w &>> 32), to: V.self)
+                raw.storeBytes(of: v * load(c + j) + partner * load(s + j), toByteOffset: 4 * j, as: V.self)
+                j += 16
+            }
+        } else if !interleaved && half % 16 == 0 {
+            var j = 0
+            while j < half {
+                let lo = raw.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+                let hi = raw.loadUnaligned(fromByteOffset: 4 * (j + half), as: V.self)
+                raw.storeBytes(of: lo * load(c + j) + hi * load(s + j), toByteOffset: 4 * j, as: V.self)
+                raw.storeBytes(of: hi * load(c + j + half) + lo * load(s + j + half), toByteOffset: 4 * (j + half), as: V.self)
+                j += 16
+            }
+        } else {
+            for i in 0..<half {
+                let (a, b) = interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
+                let x0 = x[a], x1 = x[b]
+                x[a] = x0 * c[a] + x1 * s[a]
+                x[b] = x1 * c[b] + x0 * s[b]
+            }
         }
     }
 
@@ -290,26 +324,32 @@ public struct LlamaForward: DecoderRunner {
 final class RopeTables: @unchecked Sendable {
     static let shared = RopeTables()
 
-    struct Table { var cos: [Float], sin: [Float], positions: Int }
+    /// `[position][headDim]` row-major, expanded per layout for `LlamaForward.rotate`: C holds
+    /// cos θᵢp on both elements of pair i, S holds −sin θᵢp on the first and +sin θᵢp on the second
+    /// (pairs (2i, 2i+1) in `pair…`, (i, i+hd/2) in `half…`).
+    struct Table { var pairCos: [Float], pairSin: [Float], halfCos: [Float], halfSin: [Float], positions: Int }
     private struct Key: Hashable { var theta: Double, headDim: Int }
     private var tables: [Key: Table] = [:]
     private let lock = NSLock()
 
-    /// A table of at least `positions` positions, `[position][headDim/2]` row-major.
+    /// A table of at least `positions` positions.
     func table(theta: Double, headDim hd: Int, positions: Int) -> Table {
         lock.lock(); defer { lock.unlock() }
         let key = Key(theta: theta, headDim: hd)
         if let t = tables[key], t.positions >= positions { return t }
         let count = max(positions, 2 * (tables[key]?.positions ?? 0), 1024), half = hd / 2
-        var cosT = [Float](repeating: 0, count: count * half), sinT = cosT
+        var t = Table(pairCos: [Float](repeating: 0, count: count * hd), pairSin: [], halfCos: [], halfSin: [], positions: count)
+        t.pairSin = t.pairCos; t.halfCos = t.pairCos; t.halfSin = t.pairCos
         for i in 0..<half {
             let freq = pow(theta, -Double(2 * i) / Double(hd))
             for p in 0..<count {
-                let a = Double(p) * freq
-                cosT[p * half + i] = Float(cos(a)); sinT[p * half + i] = Float(sin(a))
+                let a = Double(p) * freq, c = Float(cos(a)), s = Float(sin(a)), row = p * hd
+                t.pairCos[row + 2 * i] = c; t.pairCos[row + 2 * i + 1] = c
+                t.pairSin[row + 2 * i] = -s; t.pairSin[row + 2 * i + 1] = s
+                t.halfCos[row + i] = c; t.halfCos[row + i + half] = c
+                t.halfSin[row + i] = -s; t.halfSin[row + i + half] = s
             }
         }
-        let t = Table(cos: cosT, sin: sinT, positions: count)
         tables[key] = t
         return t
     }
