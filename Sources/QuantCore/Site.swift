@@ -1,5 +1,6 @@
 import Foundation
 import QuantKernels
+import Synchronization
 
 /// A linear layer `Y = X·Wᵀ (+ b)`, `W` out × in, inside a site.
 public final class Linear {
@@ -160,8 +161,11 @@ public final class Site {
     public let kind: SiteKind
     public let block: Int
     public var linears: [Linear]
-    public var transforms: [TransformStep] = []
+    public var transforms: [TransformStep] = [] { didSet { plans.withLock { $0 = (nil, nil) } } }
     public var activationScheme: ActivationScheme
+    /// The compiled online and all-transforms chains (`TransformPlan`), built on first use and
+    /// dropped whenever `transforms` changes.
+    private let plans = Mutex<(online: TransformPlan?, all: TransformPlan?)>((nil, nil))
 
     public init(name: String, kind: SiteKind, block: Int, linears: [Linear], activationScheme: ActivationScheme = .init()) {
         self.name = name; self.kind = kind; self.block = block; self.linears = linears
@@ -184,7 +188,16 @@ public final class Site {
     /// site had before any transform was added. Used to bring captured calibration inputs
     /// into the current basis.
     public func applyAllTransforms(_ x: inout Matrix) {
-        for step in transforms { step.transform.applyToActivations(&x) }
+        guard !transforms.isEmpty else { return }
+        plan(online: false).apply(&x)
+    }
+
+    /// The compiled chain of the online transforms (`online`) or of all of them.
+    public func plan(online: Bool) -> TransformPlan {
+        if let p = plans.withLock({ online ? $0.online : $0.all }) { return p }
+        let p = TransformPlan(transforms.filter { !online || $0.placement == .online }.map(\.transform), features: inFeatures)
+        plans.withLock { if online { $0.online = p } else { $0.all = p } }
+        return p
     }
 
     /// `x` with the folded (not online) transforms from index `start` on applied: what the site's
@@ -199,7 +212,8 @@ public final class Site {
 
     /// Applies the online transforms to a run-time input.
     public func applyOnlineTransforms(_ x: inout Matrix) {
-        for step in transforms where step.placement == .online { step.transform.applyToActivations(&x) }
+        guard transforms.contains(where: { $0.placement == .online }) else { return }
+        plan(online: true).apply(&x)
     }
 
     /// The forward pass of the site: one output per member linear. Fully quantized sites whose
