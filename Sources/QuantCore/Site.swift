@@ -161,11 +161,11 @@ public final class Site {
     public let kind: SiteKind
     public let block: Int
     public var linears: [Linear]
-    public var transforms: [TransformStep] = [] { didSet { plans.withLock { $0 = (nil, nil) } } }
+    public var transforms: [TransformStep] = [] { didSet { onlinePlan.withLock { $0 = nil } } }
     public var activationScheme: ActivationScheme
-    /// The compiled online and all-transforms chains (`TransformPlan`), built on first use and
-    /// dropped whenever `transforms` changes.
-    private let plans = Mutex<(online: TransformPlan?, all: TransformPlan?)>((nil, nil))
+    /// The compiled online chain (`TransformPlan`), built on first use and dropped whenever
+    /// `transforms` changes.
+    private let onlinePlan = Mutex<TransformPlan?>(nil)
 
     public init(name: String, kind: SiteKind, block: Int, linears: [Linear], activationScheme: ActivationScheme = .init()) {
         self.name = name; self.kind = kind; self.block = block; self.linears = linears
@@ -187,16 +187,18 @@ public final class Site {
     /// Applies every transform of the chain (online and folded) to `x`, taken in the basis the
     /// site had before any transform was added. Used to bring captured calibration inputs
     /// into the current basis.
+    /// Compiled per call (calibration runs it once per method on all captured rows; caching it
+    /// would keep a second packed copy of every rotation for the model's lifetime).
     public func applyAllTransforms(_ x: inout Matrix) {
         guard !transforms.isEmpty else { return }
-        plan(online: false).apply(&x)
+        TransformPlan(transforms.map(\.transform), features: inFeatures).apply(&x)
     }
 
-    /// The compiled chain of the online transforms (`online`) or of all of them.
-    public func plan(online: Bool) -> TransformPlan {
-        if let p = plans.withLock({ online ? $0.online : $0.all }) { return p }
-        let p = TransformPlan(transforms.filter { !online || $0.placement == .online }.map(\.transform), features: inFeatures)
-        plans.withLock { if online { $0.online = p } else { $0.all = p } }
+    /// The compiled chain of the online transforms, cached until `transforms` changes.
+    public var onlineTransformPlan: TransformPlan {
+        if let p = onlinePlan.withLock({ $0 }) { return p }
+        let p = TransformPlan(transforms.filter { $0.placement == .online }.map(\.transform), features: inFeatures)
+        onlinePlan.withLock { $0 = p }
         return p
     }
 
@@ -213,7 +215,7 @@ public final class Site {
     /// Applies the online transforms to a run-time input.
     public func applyOnlineTransforms(_ x: inout Matrix) {
         guard transforms.contains(where: { $0.placement == .online }) else { return }
-        plan(online: true).apply(&x)
+        onlineTransformPlan.apply(&x)
     }
 
     /// The forward pass of the site: one output per member linear. Fully quantized sites whose

@@ -64,8 +64,17 @@ public final class FusedRotationChain: @unchecked Sendable {
     /// Decode scratch: scaled input, R₁ output, gathered input (each `decodeRows` × cols).
     private let scratch: UnsafeMutablePointer<Float>
     /// R₁'s blocks then R₂'s, b×b row-major each, in one contiguous buffer: a thread's share of
-    /// the blocks is one sequential read when decoding.
-    private let matrices: UnsafeMutablePointer<Float>
+    /// the blocks is one sequential read when decoding. Made on the first decode call.
+    final class Contiguous: @unchecked Sendable {
+        let buffer: UnsafeMutablePointer<Float>
+        init(_ all: [[Float]], b: Int) {
+            buffer = UnsafeMutableRawPointer.allocate(byteCount: all.count * b * b * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: all.count * b * b)
+            for (i, m) in all.enumerated() { (buffer + i * b * b).initialize(from: m, count: b * b) }
+        }
+        deinit { buffer.deallocate() }
+    }
+    private let contiguousCache = Mutex<Contiguous?>(nil)
     private let scratchBusy = Atomic<Bool>(false)
 
     /// nil when the shapes do not fit the fused pass (b > 256, b not dividing cols, a block not
@@ -78,18 +87,14 @@ public final class FusedRotationChain: @unchecked Sendable {
         self.cols = cols; blockSize = b
         self.scale = scale; self.first = first; self.permutation = permutation; self.second = second
         scratch = .allocate(capacity: 3 * Self.decodeRows * cols)
-        let all = first + (second ?? [])
-        matrices = UnsafeMutableRawPointer.allocate(byteCount: all.count * b * b * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: all.count * b * b)
-        for (i, m) in all.enumerated() { (matrices + i * b * b).initialize(from: m, count: b * b) }
     }
 
-    deinit { scratch.deallocate(); matrices.deallocate() }
+    deinit { scratch.deallocate() }
 
-    /// Block `blk`'s matrix of R₁ (`second`: R₂), b×b row-major.
-    private func matrix(second isSecond: Bool, _ blk: Int) -> UnsafePointer<Float> {
+    /// Block `blk`'s matrix of R₁ (`second`: R₂), b×b row-major, in `matrices`.
+    private func matrix(_ matrices: Contiguous, second isSecond: Bool, _ blk: Int) -> UnsafePointer<Float> {
         let b = blockSize, m = isSecond ? second! : first
-        return UnsafePointer(matrices + ((isSecond ? first.count : 0) + (m.count == 1 ? 0 : blk)) * b * b)
+        return UnsafePointer(matrices.buffer + ((isSecond ? first.count : 0) + (m.count == 1 ? 0 : blk)) * b * b)
     }
 
     private func packed(nr: Int) -> Packed {
@@ -195,6 +200,12 @@ public final class FusedRotationChain: @unchecked Sendable {
         defer { if owned { scratchBusy.store(false, ordering: .releasing) } else { buf.deallocate() } }
         let b = blockSize, nb = cols / b, cols = cols
         let xb = UncheckedBox(x), sb = UncheckedBox(buf)
+        let matrices = contiguousCache.withLock { cache in
+            if let c = cache { return c }
+            let c = Contiguous(first + (second ?? []), b: b)
+            cache = c
+            return c
+        }
         Parallel.forEach(nb, threads: t) { blk in
             let c0 = blk * b, scaled = sb.value, out = sb.value + rows * cols
             for i in 0..<rows {
@@ -204,7 +215,7 @@ public final class FusedRotationChain: @unchecked Sendable {
                     scale.withUnsafeBufferPointer { RowOps.multiply(scaled + i * cols + c0, $0.baseAddress! + c0, b) }
                     w = UnsafePointer(scaled + i * cols + c0)
                 }
-                VectorMath.weightedRowSum(matrix(second: false, blk), ld: b, weights: w, count: b, width: b, into: out + i * cols + c0)
+                VectorMath.weightedRowSum(matrix(matrices, second: false, blk), ld: b, weights: w, count: b, width: b, into: out + i * cols + c0)
                 if second == nil { (xb.value + i * cols + c0).update(from: out + i * cols + c0, count: b) }
             }
         }
@@ -218,7 +229,7 @@ public final class FusedRotationChain: @unchecked Sendable {
                     permutation.withUnsafeBufferPointer { p in for j in 0..<b { dst[j] = src[p[c0 + j]] } }
                     w = UnsafePointer(dst)
                 }
-                VectorMath.weightedRowSum(matrix(second: true, blk), ld: b, weights: w, count: b, width: b, into: xb.value + i * cols + c0)
+                VectorMath.weightedRowSum(matrix(matrices, second: true, blk), ld: b, weights: w, count: b, width: b, into: xb.value + i * cols + c0)
             }
         }
     }
