@@ -1,5 +1,6 @@
 import Foundation
 import QuantKernels
+import Synchronization
 
 /// A linear layer `Y = X·Wᵀ (+ b)`, `W` out × in, inside a site.
 public final class Linear {
@@ -160,8 +161,11 @@ public final class Site {
     public let kind: SiteKind
     public let block: Int
     public var linears: [Linear]
-    public var transforms: [TransformStep] = []
+    public var transforms: [TransformStep] = [] { didSet { onlinePlan.withLock { $0 = nil } } }
     public var activationScheme: ActivationScheme
+    /// The compiled online chain (`TransformPlan`), built on first use and dropped whenever
+    /// `transforms` changes.
+    private let onlinePlan = Mutex<TransformPlan?>(nil)
 
     public init(name: String, kind: SiteKind, block: Int, linears: [Linear], activationScheme: ActivationScheme = .init()) {
         self.name = name; self.kind = kind; self.block = block; self.linears = linears
@@ -183,8 +187,19 @@ public final class Site {
     /// Applies every transform of the chain (online and folded) to `x`, taken in the basis the
     /// site had before any transform was added. Used to bring captured calibration inputs
     /// into the current basis.
+    /// Compiled per call (calibration runs it once per method on all captured rows; caching it
+    /// would keep a second packed copy of every rotation for the model's lifetime).
     public func applyAllTransforms(_ x: inout Matrix) {
-        for step in transforms { step.transform.applyToActivations(&x) }
+        guard !transforms.isEmpty else { return }
+        TransformPlan(transforms.map(\.transform), features: inFeatures).apply(&x)
+    }
+
+    /// The compiled chain of the online transforms, cached until `transforms` changes.
+    public var onlineTransformPlan: TransformPlan {
+        if let p = onlinePlan.withLock({ $0 }) { return p }
+        let p = TransformPlan(transforms.filter { $0.placement == .online }.map(\.transform), features: inFeatures)
+        onlinePlan.withLock { $0 = p }
+        return p
     }
 
     /// `x` with the folded (not online) transforms from index `start` on applied: what the site's
@@ -199,7 +214,8 @@ public final class Site {
 
     /// Applies the online transforms to a run-time input.
     public func applyOnlineTransforms(_ x: inout Matrix) {
-        for step in transforms where step.placement == .online { step.transform.applyToActivations(&x) }
+        guard transforms.contains(where: { $0.placement == .online }) else { return }
+        onlineTransformPlan.apply(&x)
     }
 
     /// The forward pass of the site: one output per member linear. Fully quantized sites whose

@@ -53,19 +53,25 @@ public enum Gemm {
         if k == 0 { for i in 0..<m { for j in 0..<n { y[i * ldy + j] = 0 } }; return }
         let t = 2 * m * n * k < 1 << 18 ? 1 : (threads ?? Parallel.threadCount)
         let s = F32Spec.for(KernelDispatch.active)
-        packed(x, lda: lda, packB: { jc, ncur, pc, kcur, dst in
-            var d = dst
-            var j = 0
-            while j < ncur {
-                let w = min(s.nr, ncur - j)
-                for step in 0..<kcur {
-                    (d + step * s.nr).update(from: r + (pc + step) * ldr + jc + j, count: w)
-                    if w < s.nr { (d + step * s.nr + w).update(repeating: 0, count: s.nr - w) }
-                }
-                d += kcur * s.nr
-                j += s.nr
+        packed(x, lda: lda, packB: { jc, ncur, pc, kcur, dst in packKN(r, ldr: ldr, jc, ncur, pc, kcur, nr: s.nr, into: dst) },
+               y, ldy: ldy, m: m, n: n, k: k, bias: nil, threads: t, spec: s)
+    }
+
+    /// The `PackB` of a K×N row-major R (stride `ldr`): columns `jc ..< jc + ncur`, reduction
+    /// steps `pc ..< pc + kcur`, as `⌈ncur/nr⌉` panels of `kcur` rows of `nr` floats (zero-padded).
+    static func packKN(_ r: UnsafePointer<Float>, ldr: Int, _ jc: Int, _ ncur: Int, _ pc: Int, _ kcur: Int, nr: Int,
+                       into dst: UnsafeMutablePointer<Float>) {
+        var d = dst
+        var j = 0
+        while j < ncur {
+            let w = min(nr, ncur - j)
+            for step in 0..<kcur {
+                (d + step * nr).update(from: r + (pc + step) * ldr + jc + j, count: w)
+                if w < nr { (d + step * nr + w).update(repeating: 0, count: nr - w) }
             }
-        }, y, ldy: ldy, m: m, n: n, k: k, bias: nil, threads: t, spec: s)
+            d += kcur * nr
+            j += nr
+        }
     }
 
     // MARK: small M (GEMV)

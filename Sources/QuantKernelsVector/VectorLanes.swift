@@ -137,6 +137,20 @@ public enum VectorLanes {
     public static func weightedRowSum(_ rows: UnsafePointer<Float>, ld: Int, weights w: UnsafePointer<Float>, count: Int,
                                       width n: Int, into out: UnsafeMutablePointer<Float>) {
         var c = 0
+        // 128 columns at a time (eight accumulators): each row's 512 contiguous bytes in one
+        // sweep, so reading a wide matrix (a 128×128 rotation block) streams. Every output is
+        // the same sum in the same order as in the narrower loops below.
+        while c + 8 * width <= n {
+            var a0 = Lanes(), a1 = Lanes(), a2 = Lanes(), a3 = Lanes(), a4 = Lanes(), a5 = Lanes(), a6 = Lanes(), a7 = Lanes()
+            for j in 0..<count {
+                let r = rows + j * ld + c, wj = Lanes(repeating: w[j])
+                a0 += wj * load(r); a1 += wj * load(r + 16); a2 += wj * load(r + 32); a3 += wj * load(r + 48)
+                a4 += wj * load(r + 64); a5 += wj * load(r + 80); a6 += wj * load(r + 96); a7 += wj * load(r + 112)
+            }
+            store(a0, out + c); store(a1, out + c + 16); store(a2, out + c + 32); store(a3, out + c + 48)
+            store(a4, out + c + 64); store(a5, out + c + 80); store(a6, out + c + 96); store(a7, out + c + 112)
+            c += 8 * width
+        }
         while c + 4 * width <= n {
             var a0 = Lanes(), a1 = Lanes(), a2 = Lanes(), a3 = Lanes()
             for j in 0..<count {

@@ -97,7 +97,7 @@ final class VectorMathTests: XCTestCase {
     func testDecoderAttentionKernelsAgainstReference() {
         forEachPath { path in
             var rng = TestRNG(6)
-            for (depth, count) in [(64, 1), (64, 63), (64, 64), (64, 130), (7, 17)] {
+            for (depth, count) in [(64, 1), (64, 63), (64, 64), (64, 130), (7, 17), (128, 128), (200, 5)] {
                 let q = rng.floats(depth), keys = rng.floats(count * depth)
                 // Blocks of 16 positions, dimension-major; the slack past `count` holds garbage.
                 let blocks = (count + 15) / 16
@@ -117,6 +117,27 @@ final class VectorMathTests: XCTestCase {
                 } } }
                 assertClose(out, VectorMathReference.weightedRowSum(kt, weights: w, width: depth), tol: 1e-5, "weightedRowSum \(count)×\(depth)")
             }
+        }
+    }
+
+    /// `weightedRowSum`'s 128-column sweep gives every output the same bits as the narrower
+    /// loops (the same sum in the same order): 128 columns at once equal two 64-column halves
+    /// and 16-column strips, on every path.
+    func testWeightedRowSumWideSweepIsBitIdentical() {
+        var rng = TestRNG(21)
+        let n = 256, count = 130
+        let rows = rng.floats(count * n), w = rng.floats(count)
+        forEachPath { path in
+            func sum(_ c0: Int, _ width: Int) -> [Float] {
+                var out = [Float](repeating: 0, count: width)
+                rows.withUnsafeBufferPointer { r in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
+                    VectorMath.weightedRowSum(r.baseAddress! + c0, ld: n, weights: wp.baseAddress!, count: count, width: width, into: $0.baseAddress!)
+                } } }
+                return out
+            }
+            let wide = sum(0, n)
+            XCTAssertEqual(wide.map(\.bitPattern), stride(from: 0, to: n, by: 64).flatMap { sum($0, 64) }.map(\.bitPattern), "\(path) halves")
+            XCTAssertEqual(wide.map(\.bitPattern), stride(from: 0, to: n, by: 16).flatMap { sum($0, 16) }.map(\.bitPattern), "\(path) strips")
         }
     }
 }
