@@ -53,7 +53,7 @@ public struct RunManifest: Codable, Equatable {
         var s = SHA256()
         for set in windows {
             for w in set {
-                var le = w.map { Int32(truncatingIfNeeded: $0).littleEndian }
+                let le = w.map { Int32(truncatingIfNeeded: $0).littleEndian }
                 le.withUnsafeBytes { s.update($0) }
             }
         }
