@@ -16,14 +16,17 @@ def main():
     a = ap.parse_args()
     b = json.load(open(a.bench))
     rows = b["rows"]
-    print("| variant | prefill tok/s | × FP | of bound | decode tok/s | × FP | of bound | block weights ÷ f32 |")
-    print("|---|---|---|---|---|---|---|---|")
+    def spread(v, digits):
+        return f"{v[0]:.{digits}f}–{v[1]:.{digits}f}" if v and len(v) == 2 else "–"
+    print(f"({b.get('rounds', 1)} rounds, the models interleaved; rates of the median round, range = slowest–fastest round)\n")
+    print("| variant | prefill tok/s | range | × FP | of bound | decode tok/s | range | × FP | of bound | block weights ÷ f32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         w = r.get("weightBytes") or {}
         ratio = w.get("blockLinears", 0) / max(1, w.get("blockLinearsF32Equivalent", 1))
-        print(f"| {r['name']} | {r['prefillTokensPerSecond']:.1f} | {r['prefillRatioToFloat']:.2f} | "
-              f"{100 * r['prefillFractionOfBound']:.0f}% | {r['decodeTokensPerSecond']:.2f} | {r['decodeRatioToFloat']:.2f} | "
-              f"{100 * r['decodeFractionOfBound']:.0f}% | {ratio:.2f} |")
+        print(f"| {r['name']} | {r['prefillTokensPerSecond']:.1f} | {spread(r.get('prefillRange'), 0)} | {r['prefillRatioToFloat']:.2f} | "
+              f"{100 * r['prefillFractionOfBound']:.0f}% | {r['decodeTokensPerSecond']:.2f} | {spread(r.get('decodeRange'), 1)} | "
+              f"{r['decodeRatioToFloat']:.2f} | {100 * r['decodeFractionOfBound']:.0f}% | {ratio:.2f} |")
     for r in rows:
         bound = r.get("onlineTransformBoundSeconds")
         online = [e for e in r.get("profile", []) if e["component"] == "online transforms"]

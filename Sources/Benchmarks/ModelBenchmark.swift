@@ -23,6 +23,10 @@ public struct ModelBenchmark {
         public var windows = 4
         public var promptTokens = 512
         public var decodeTokens = 128
+        /// Timing rounds: each round times every model once (prefill windows, then a decode), the
+        /// models interleaved, so a slow spell of a shared machine falls on all of them; figures are
+        /// the median round's.
+        public var rounds = 3
         /// Per-component time shares of the prefill (and the evaluation's scoring).
         public var profile = false
         /// Shorter measurements (tests).
@@ -76,6 +80,7 @@ public struct ModelBenchmark {
         var report = ModelBenchmarkReport(threads: threads, kernelPath: KernelDispatch.active.rawValue, cpu: KernelDispatch.summary,
                                           model: first.model.provenance, windowLength: L, prefillWindows: timed.count,
                                           promptTokens: prompt.count, decodeTokens: settings.decodeTokens)
+        report.rounds = max(1, settings.rounds)
 
         // Machine limits, measured now on this model's shapes.
         progress("measuring this machine's limits (GEMM rates on the model's shapes, memory read bandwidth)")
@@ -93,10 +98,12 @@ public struct ModelBenchmark {
             return r
         }
 
-        var fpPrefill = 0.0, fpDecode = 0.0
-        var fpLogProbs: [Matrix] = []
         let evaluator = Evaluator()
-        for (i, m) in models.enumerated() {
+        let meanContext = prompt.count + settings.decodeTokens / 2
+        var rows: [ModelBenchmarkReport.Row] = []
+        var decoders: [LlamaDecoder] = []
+        let runner = LlamaForward()
+        for m in models {
             let work = Work.of(m.model, mode: m.mode, windowLength: L)
             var row = ModelBenchmarkReport.Row(name: m.name, scheme: m.scheme)
             // Prefill bound: every GEMM at the rate of its kind and shape.
@@ -108,40 +115,59 @@ public struct ModelBenchmark {
             if work.transformFLOPs > 0 {
                 row.onlineTransformBoundSeconds = work.transformFLOPs / (rate(.f32, .init(m: L, k: c.hiddenSize, n: c.hiddenSize)) * 1e9)
             }
-
-            progress("\(m.name): prefill, \(timed.count) windows of \(L) tokens")
-            let runner = LlamaForward()
-            _ = runner.logits(m.model, windows: [timed[0]], mode: m.mode)          // warm-up: packs / dequantizes once
-            var seconds = 0.0
-            for w in timed {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = runner.logits(m.model, windows: [w], mode: m.mode)
-                seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            }
-            row.prefillTokensPerSecond = Double(timed.count * L) / seconds
-            if i == 0 { fpPrefill = row.prefillTokensPerSecond }
-            row.prefillRatioToFloat = row.prefillTokensPerSecond / fpPrefill
-            row.prefillFractionOfBound = row.prefillTokensPerSecond / row.prefillBoundTokensPerSecond
-
-            progress("\(m.name): decode, \(prompt.count)-token prompt then \(settings.decodeTokens) tokens")
-            let decoder = LlamaDecoder(model: m.model, mode: m.mode, capacity: prompt.count + settings.decodeTokens)
-            var logits = try decoder.append(prompt)
-            var next = Sampler.greedy
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
-            let decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            row.decodeTokensPerSecond = Double(settings.decodeTokens) / decodeSeconds
-            if i == 0 { fpDecode = row.decodeTokensPerSecond }
-            row.decodeRatioToFloat = row.decodeTokensPerSecond / fpDecode
-            let meanContext = prompt.count + settings.decodeTokens / 2
             row.bytesReadPerToken = work.weightBytesReadPerToken + LlamaDecoder.cacheBytesRead(c, positions: meanContext)
             row.decodeBoundTokensPerSecond = report.readBandwidthGBs * 1e9 / Double(row.bytesReadPerToken)
-            row.decodeFractionOfBound = row.decodeTokensPerSecond / row.decodeBoundTokensPerSecond
-            row.kvCacheBytes = decoder.cacheBytes
-
+            _ = runner.logits(m.model, windows: [timed[0]], mode: m.mode)          // warm-up: packs / dequantizes once
+            decoders.append(LlamaDecoder(model: m.model, mode: m.mode, capacity: prompt.count + settings.decodeTokens))
             row.weightBytes = ModelBenchmarkReport.WeightBytes(m.model)
             row.residentBytes = PeakMemory.currentResidentBytes()
+            rows.append(row)
+        }
 
+        // Timing rounds, the models interleaved; per model the median round's rates.
+        let rounds = max(1, settings.rounds)
+        var prefillRates = [[Double]](repeating: [], count: models.count), decodeRates = prefillRates
+        for round in 0..<rounds {
+            for (i, m) in models.enumerated() {
+                progress("round \(round + 1)/\(rounds), \(m.name): prefill \(timed.count) × \(L) tokens, decode \(prompt.count) + \(settings.decodeTokens) tokens")
+                var seconds = 0.0
+                for w in timed {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = runner.logits(m.model, windows: [w], mode: m.mode)
+                    seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                }
+                prefillRates[i].append(Double(timed.count * L) / seconds)
+                let decoder = decoders[i]
+                decoder.reset()
+                var logits = try decoder.append(prompt)
+                var next = Sampler.greedy
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
+                decodeRates[i].append(Double(settings.decodeTokens) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+            }
+        }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        for i in rows.indices {
+            rows[i].prefillTokensPerSecond = median(prefillRates[i])
+            rows[i].decodeTokensPerSecond = median(decodeRates[i])
+            rows[i].prefillRange = [prefillRates[i].min()!, prefillRates[i].max()!]
+            rows[i].decodeRange = [decodeRates[i].min()!, decodeRates[i].max()!]
+            rows[i].prefillRatioToFloat = rows[i].prefillTokensPerSecond / rows[0].prefillTokensPerSecond
+            rows[i].prefillFractionOfBound = rows[i].prefillTokensPerSecond / rows[i].prefillBoundTokensPerSecond
+            rows[i].decodeRatioToFloat = rows[i].decodeTokensPerSecond / rows[0].decodeTokensPerSecond
+            rows[i].decodeFractionOfBound = rows[i].decodeTokensPerSecond / rows[i].decodeBoundTokensPerSecond
+            rows[i].kvCacheBytes = decoders[i].cacheBytes
+        }
+
+        var fpLogProbs: [Matrix] = []
+        for (i, m) in models.enumerated() {
+            var row = rows[i]
+            let decoder = decoders[i]
+            var logits = Matrix(zeros: 0, c.vocabSize)
+            var next = Sampler.greedy
             if settings.profile {
                 progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
                 if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }

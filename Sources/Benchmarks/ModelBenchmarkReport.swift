@@ -13,6 +13,8 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     public var prefillWindows: Int
     public var promptTokens: Int
     public var decodeTokens: Int
+    /// Timing rounds (the models interleaved in each); rates are the median round's.
+    public var rounds = 1
     public var f32PeakGFLOPS: Double?
     public var intPeakGOPS: Double?
     public var readBandwidthGBs = 0.0
@@ -61,7 +63,11 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         public var integerFLOPsShare = 0.0
         /// Seconds per window the online transforms would take at the f32 GEMM rate.
         public var onlineTransformBoundSeconds: Double?
+        /// Slowest and fastest round's prefill rate (tokens/s).
+        public var prefillRange: [Double] = []
         public var decodeTokensPerSecond = 0.0
+        /// Slowest and fastest round's decode rate (tokens/s).
+        public var decodeRange: [Double] = []
         public var decodeRatioToFloat = 0.0
         public var decodeBoundTokensPerSecond = 0.0
         public var decodeFractionOfBound = 0.0
@@ -95,15 +101,17 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         for r in gemmRates { rates.add([r.kind, String(r.shape.m), String(r.shape.k), String(r.shape.n), f(r.rate)]) }
         out += rates.render() + "\n"
         out += "prefill: \(prefillWindows) windows of \(windowLength) tokens, full forward with lm_head, no scoring; "
-            + "decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens one at a time with the KV cache (greedy)\n"
-        var t = Table(["variant", "scheme", "prefill tok/s", "× FP", "bound tok/s", "of bound", "int FLOPs",
-                       "decode tok/s", "× FP", "bound tok/s", "of bound", "MB read/token", "weights MB (blocks/emb/head)", "blocks ÷ f32", "RSS MB"])
+            + "decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens one at a time with the KV cache (greedy); "
+            + "\(rounds) round(s), every model once per round, rates of the median round (range: slowest–fastest round)\n"
+        var t = Table(["variant", "scheme", "prefill tok/s", "range", "× FP", "bound tok/s", "of bound", "int FLOPs",
+                       "decode tok/s", "range", "× FP", "bound tok/s", "of bound", "MB read/token", "weights MB (blocks/emb/head)", "blocks ÷ f32", "RSS MB"])
         for r in rows {
             let w = r.weightBytes.map { "\(mb($0.blockLinears)) / \(mb($0.embedding)) / \(mb($0.lmHead))" } ?? "–"
             let ratio = r.weightBytes.map { f(Double($0.blockLinears) / Double(max(1, $0.blockLinearsF32Equivalent)), 2) } ?? "–"
-            t.add([r.name, r.scheme, f(r.prefillTokensPerSecond), f(r.prefillRatioToFloat, 2), f(r.prefillBoundTokensPerSecond),
+            func range(_ v: [Double], _ digits: Int) -> String { v.count == 2 ? f(v[0], digits) + "–" + f(v[1], digits) : "–" }
+            t.add([r.name, r.scheme, f(r.prefillTokensPerSecond), range(r.prefillRange, 1), f(r.prefillRatioToFloat, 2), f(r.prefillBoundTokensPerSecond),
                    f(100 * r.prefillFractionOfBound, 0) + "%", f(100 * r.integerFLOPsShare, 0) + "%",
-                   f(r.decodeTokensPerSecond, 2), f(r.decodeRatioToFloat, 2), f(r.decodeBoundTokensPerSecond, 2),
+                   f(r.decodeTokensPerSecond, 2), range(r.decodeRange, 1), f(r.decodeRatioToFloat, 2), f(r.decodeBoundTokensPerSecond, 2),
                    f(100 * r.decodeFractionOfBound, 0) + "%", mb(r.bytesReadPerToken), w, ratio, mb(r.residentBytes)])
         }
         out += t.render() + "\n"

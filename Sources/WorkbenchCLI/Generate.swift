@@ -61,15 +61,16 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Prefill windows timed per model (the recipe's evaluation windows).") var windows: Int = 4
     @Option(help: "Decode prompt length.") var promptTokens: Int = 512
     @Option(help: "Tokens generated one at a time.") var decodeTokens: Int = 128
+    @Option(help: "Timing rounds, every model once per round (interleaved); rates are the median round's.") var rounds: Int = 3
     @Flag(help: "Per-component time shares of the prefill and the evaluation's scoring.") var profile = false
 
     func run() throws {
         let display = ProgressDisplay()
         try failing {
-            guard windows >= 1, promptTokens >= 1, decodeTokens >= 1 else { throw WorkbenchFailure.badInput("--windows, --prompt-tokens and --decode-tokens must be ≥ 1") }
+            guard windows >= 1, promptTokens >= 1, decodeTokens >= 1, rounds >= 1 else { throw WorkbenchFailure.badInput("--windows, --prompt-tokens, --decode-tokens and --rounds must be ≥ 1") }
             let r = try Recipe.load(path: recipe, registry: WorkbenchMain.registry)
             var s = ModelBenchmark.Settings()
-            s.windows = windows; s.promptTokens = promptTokens; s.decodeTokens = decodeTokens; s.profile = profile
+            s.windows = windows; s.promptTokens = promptTokens; s.decodeTokens = decodeTokens; s.rounds = rounds; s.profile = profile
             let report: ModelBenchmarkReport
             do {
                 report = try ModelBenchmark(settings: s, progress: { display.handle(.note($0)) }).run(recipe: r, progress: display.handler)

@@ -48,12 +48,18 @@ final class ModelBenchmarkTests: XCTestCase {
 
     func testQuickRunReportsEveryVariantAgainstItsBounds() throws {
         var s = ModelBenchmark.Settings()
-        s.windows = 2; s.promptTokens = 16; s.decodeTokens = 4; s.profile = true; s.quick = true
+        s.windows = 2; s.promptTokens = 16; s.decodeTokens = 4; s.profile = true; s.quick = true; s.rounds = 3
         let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
         XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w8a8 head8", "w4a16", "duquant"])
+        XCTAssertEqual(report.rounds, 3)
         for r in report.rows {
             XCTAssertGreaterThan(r.prefillTokensPerSecond, 0, r.name)
             XCTAssertGreaterThan(r.decodeTokensPerSecond, 0, r.name)
+            // The median round lies within the slowest and fastest rounds.
+            for (rate, range) in [(r.prefillTokensPerSecond, r.prefillRange), (r.decodeTokensPerSecond, r.decodeRange)] {
+                XCTAssertEqual(range.count, 2, r.name)
+                XCTAssertTrue(range[0] <= rate && rate <= range[1], "\(r.name): \(rate) outside \(range)")
+            }
             XCTAssertTrue(r.prefillBoundTokensPerSecond.isFinite && r.prefillBoundTokensPerSecond > 0, r.name)
             XCTAssertTrue(r.decodeBoundTokensPerSecond.isFinite && r.decodeBoundTokensPerSecond > 0, r.name)
             let components = Set(r.profile.map(\.component))
