@@ -105,7 +105,7 @@ public final class LlamaDecoder {
             }
         } }
         // Work items are (token, KV head, range of `positionsPerItem` positions): an item reads its
-        // range's keys and values once (then L1-resident) for all the query heads sharing the KV
+        // range's keys and values once (then in cache) for all the query heads sharing the KV
         // head, and keeps per head the range's largest scaled score m, Σ e^(s−m) and Σ e^(s−m)·v.
         // The ranges are then merged in order, rescaled to the overall maximum. The partition does
         // not depend on the thread count.
