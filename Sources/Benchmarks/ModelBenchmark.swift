@@ -87,7 +87,7 @@ public struct ModelBenchmark {
         let budget = settings.quick ? 0.02 : 0.25
         let peaks = KernelBenchmark.peaks(threads: [threads], quick: settings.quick)
         report.f32PeakGFLOPS = peaks.f32[threads]; report.intPeakGOPS = peaks.int[threads]
-        report.readBandwidthGBs = MachineLimits.readBandwidth(bytes: settings.quick ? 64 << 20 : 512 << 20, threads: threads) / 1e9
+        report.readBandwidthGBs = MachineLimits.readBandwidth(bytes: settings.quick ? 64 << 20 : 512 << 20, threads: threads) / 1e9   // and again each round
         var rates: [RateKey: Double] = [:]
         func rate(_ kind: MachineLimits.Kind, _ s: MachineLimits.Shape) -> Double {
             let key = RateKey(kind: kind, shape: s)
@@ -116,7 +116,6 @@ public struct ModelBenchmark {
                 row.onlineTransformBoundSeconds = work.transformFLOPs / (rate(.f32, .init(m: L, k: c.hiddenSize, n: c.hiddenSize)) * 1e9)
             }
             row.bytesReadPerToken = work.weightBytesReadPerToken + LlamaDecoder.cacheBytesRead(c, positions: meanContext)
-            row.decodeBoundTokensPerSecond = report.readBandwidthGBs * 1e9 / Double(row.bytesReadPerToken)
             _ = runner.logits(m.model, windows: [timed[0]], mode: m.mode)          // warm-up: packs / dequantizes once
             decoders.append(LlamaDecoder(model: m.model, mode: m.mode, capacity: prompt.count + settings.decodeTokens))
             row.weightBytes = ModelBenchmarkReport.WeightBytes(m.model)
@@ -127,7 +126,12 @@ public struct ModelBenchmark {
         // Timing rounds, the models interleaved; per model the median round's rates.
         let rounds = max(1, settings.rounds)
         var prefillRates = [[Double]](repeating: [], count: models.count), decodeRates = prefillRates
+        let bandwidthBytes = settings.quick ? 64 << 20 : 512 << 20
+        var bandwidths = [report.readBandwidthGBs]
         for round in 0..<rounds {
+            // The host's memory bandwidth varies over minutes: measured again each round, and the
+            // decode bound taken at the highest figure seen (what the machine delivered in this run).
+            if round > 0 { bandwidths.append(MachineLimits.readBandwidth(bytes: bandwidthBytes, threads: threads, passes: 2) / 1e9) }
             for (i, m) in models.enumerated() {
                 progress("round \(round + 1)/\(rounds), \(m.name): prefill \(timed.count) × \(L) tokens, decode \(prompt.count) + \(settings.decodeTokens) tokens")
                 var seconds = 0.0
@@ -150,7 +154,10 @@ public struct ModelBenchmark {
             let s = v.sorted()
             return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         }
+        report.readBandwidthGBs = bandwidths.max()!
+        report.readBandwidthRangeGBs = [bandwidths.min()!, bandwidths.max()!]
         for i in rows.indices {
+            rows[i].decodeBoundTokensPerSecond = report.readBandwidthGBs * 1e9 / Double(rows[i].bytesReadPerToken)
             rows[i].prefillTokensPerSecond = median(prefillRates[i])
             rows[i].decodeTokensPerSecond = median(decodeRates[i])
             rows[i].prefillRange = [prefillRates[i].min()!, prefillRates[i].max()!]

@@ -17,7 +17,11 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     public var rounds = 1
     public var f32PeakGFLOPS: Double?
     public var intPeakGOPS: Double?
+    /// The highest read bandwidth measured in the run (before the rounds and at each later round):
+    /// the decode bounds use it.
     public var readBandwidthGBs = 0.0
+    /// Lowest and highest of those measurements.
+    public var readBandwidthRangeGBs: [Double] = []
     public var gemmRates: [MachineLimits.GemmRate] = []
     public var rows: [Row] = []
     public var peakResidentBytes = 0
@@ -96,7 +100,8 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         var out = "bench model — \(model)\n"
         out += "\(cpu); \(threads) thread(s)\n"
         out += "machine limits measured in this run: f32 FMA peak \(f32PeakGFLOPS.map { f($0) } ?? "–") GFLOP/s, "
-            + "integer dot peak \(intPeakGOPS.map { f($0) } ?? "–") GOP/s, memory read bandwidth \(f(readBandwidthGBs, 2)) GB/s\n"
+            + "integer dot peak \(intPeakGOPS.map { f($0) } ?? "–") GOP/s, memory read bandwidth \(f(readBandwidthGBs, 2)) GB/s"
+            + (readBandwidthRangeGBs.count == 2 ? " (highest of the rounds' measurements, \(f(readBandwidthRangeGBs[0], 1))–\(f(readBandwidthRangeGBs[1], 1)))" : "") + "\n"
         var rates = Table(["GEMM", "m", "k", "n", "GFLOP/s"])
         for r in gemmRates { rates.add([r.kind, String(r.shape.m), String(r.shape.k), String(r.shape.n), f(r.rate)]) }
         out += rates.render() + "\n"
