@@ -130,7 +130,7 @@ public struct ModelBenchmark {
         var bandwidths = [report.readBandwidthGBs]
         for round in 0..<rounds {
             // The host's memory bandwidth varies over minutes: measured again each round, and the
-            // decode bound taken at the highest figure seen (what the machine delivered in this run).
+            // decode bound taken at the median measurement (as the rates are the median round's).
             if round > 0 { bandwidths.append(MachineLimits.readBandwidth(bytes: bandwidthBytes, threads: threads, passes: 2) / 1e9) }
             for (i, m) in models.enumerated() {
                 progress("round \(round + 1)/\(rounds), \(m.name): prefill \(timed.count) × \(L) tokens, decode \(prompt.count) + \(settings.decodeTokens) tokens")
@@ -154,7 +154,7 @@ public struct ModelBenchmark {
             let s = v.sorted()
             return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         }
-        report.readBandwidthGBs = bandwidths.max()!
+        report.readBandwidthGBs = median(bandwidths)
         report.readBandwidthRangeGBs = [bandwidths.min()!, bandwidths.max()!]
         for i in rows.indices {
             rows[i].decodeBoundTokensPerSecond = report.readBandwidthGBs * 1e9 / Double(rows[i].bytesReadPerToken)

@@ -17,7 +17,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     public var rounds = 1
     public var f32PeakGFLOPS: Double?
     public var intPeakGOPS: Double?
-    /// The highest read bandwidth measured in the run (before the rounds and at each later round):
+    /// The median read bandwidth measured in the run (before the rounds and at each later round):
     /// the decode bounds use it.
     public var readBandwidthGBs = 0.0
     /// Lowest and highest of those measurements.
@@ -101,7 +101,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         out += "\(cpu); \(threads) thread(s)\n"
         out += "machine limits measured in this run: f32 FMA peak \(f32PeakGFLOPS.map { f($0) } ?? "–") GFLOP/s, "
             + "integer dot peak \(intPeakGOPS.map { f($0) } ?? "–") GOP/s, memory read bandwidth \(f(readBandwidthGBs, 2)) GB/s"
-            + (readBandwidthRangeGBs.count == 2 ? " (highest of the rounds' measurements, \(f(readBandwidthRangeGBs[0], 1))–\(f(readBandwidthRangeGBs[1], 1)))" : "") + "\n"
+            + (readBandwidthRangeGBs.count == 2 ? " (median of the rounds' measurements, \(f(readBandwidthRangeGBs[0], 1))–\(f(readBandwidthRangeGBs[1], 1)))" : "") + "\n"
         var rates = Table(["GEMM", "m", "k", "n", "GFLOP/s"])
         for r in gemmRates { rates.add([r.kind, String(r.shape.m), String(r.shape.k), String(r.shape.n), f(r.rate)]) }
         out += rates.render() + "\n"

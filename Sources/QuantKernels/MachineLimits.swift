@@ -78,12 +78,13 @@ public enum MachineLimits {
     /// (default 512 MiB, far beyond any last-level cache) split over `threads` threads. Every 4 KiB
     /// page holds different values: pages of identical content can be merged by the host (KSM on a
     /// virtual machine), and reading one physical page over and over measures the cache (a buffer
-    /// of ones measured 34–62 GB/s here from run to run, against the ~33 GB/s float decode reads).
+    /// of ones measured 34–62 GB/s here from run to run). The host's bandwidth still moves by ±15%
+    /// over minutes, so `bench model` measures it again each round.
     public static func readBandwidth(bytes: Int = 512 << 20, threads: Int, passes: Int = 4) -> Double {
         let count = bytes / MemoryLayout<SIMD16<Float>>.size
         let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: count)
         defer { buffer.deallocate() }
-        for i in 0..<count { (buffer + i).initialize(to: SIMD16<Float>(repeating: Float(i & 0xFFFFF))) }
+        for i in 0..<count { (buffer + i).initialize(to: SIMD16<Float>(repeating: Float(i))) }   // no two 64-byte lines alike
         let box = UncheckedBox(UnsafePointer(buffer))
         var best = Double.infinity
         var sink: Float = 0

@@ -52,10 +52,9 @@ final class ModelBenchmarkTests: XCTestCase {
         let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
         XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w8a8 head8", "w4a16", "duquant"])
         XCTAssertEqual(report.rounds, 3)
-        // The decode bounds use the highest bandwidth measured (once before the rounds, then each later round).
+        // The decode bounds use the median bandwidth measured (once before the rounds, then each later round).
         XCTAssertEqual(report.readBandwidthRangeGBs.count, 2)
-        XCTAssertEqual(report.readBandwidthGBs, report.readBandwidthRangeGBs[1])
-        XCTAssertLessThanOrEqual(report.readBandwidthRangeGBs[0], report.readBandwidthRangeGBs[1])
+        XCTAssertTrue(report.readBandwidthRangeGBs[0] <= report.readBandwidthGBs && report.readBandwidthGBs <= report.readBandwidthRangeGBs[1])
         for r in report.rows {
             XCTAssertGreaterThan(r.prefillTokensPerSecond, 0, r.name)
             XCTAssertGreaterThan(r.decodeTokensPerSecond, 0, r.name)
