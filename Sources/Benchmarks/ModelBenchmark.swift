@@ -123,6 +123,17 @@ public struct ModelBenchmark {
             rows.append(row)
         }
 
+        /// The prompt, then `decodeTokens` greedy tokens one at a time; seconds of the generation.
+        func generate(_ decoder: LlamaDecoder, profiled: Bool = false) throws -> Double {
+            decoder.reset()
+            var logits = try decoder.append(prompt)
+            var next = Sampler.greedy
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            if profiled { Profiler.start() }
+            for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+
         // Timing rounds, the models interleaved; per model the median round's rates.
         let rounds = max(1, settings.rounds)
         var prefillRates = [[Double]](repeating: [], count: models.count), decodeRates = prefillRates
@@ -141,13 +152,7 @@ public struct ModelBenchmark {
                     seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 }
                 prefillRates[i].append(Double(timed.count * L) / seconds)
-                let decoder = decoders[i]
-                decoder.reset()
-                var logits = try decoder.append(prompt)
-                var next = Sampler.greedy
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
-                decodeRates[i].append(Double(settings.decodeTokens) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                decodeRates[i].append(Double(settings.decodeTokens) / (try generate(decoders[i])))
             }
         }
         func median(_ v: [Double]) -> Double {
@@ -170,46 +175,34 @@ public struct ModelBenchmark {
         }
 
         var fpLogProbs: [Matrix] = []
-        for (i, m) in models.enumerated() {
-            var row = rows[i]
-            let decoder = decoders[i]
-            var logits = Matrix(zeros: 0, c.vocabSize)
-            var next = Sampler.greedy
-            if settings.profile {
-                progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
-                if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
-                let proto = PerplexityProtocol.standard(seqLen: L)
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                Profiler.start()
-                for (wi, w) in timed.enumerated() {
-                    let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
-                    _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi], batch: [w], protocol: proto)
-                }
-                let parts = Profiler.stop()
-                let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                row.profile = parts.map { .init(component: $0.key, seconds: $0.value / Double(timed.count)) }
-                    .sorted { $0.seconds > $1.seconds }
-                row.profile.append(.init(component: "other (not in a measured component)",
-                                         seconds: max(0, wall - parts.values.reduce(0, +)) / Double(timed.count)))
-                row.profileWallSecondsPerWindow = wall / Double(timed.count)
-
-                // Decode: the same prompt, then the same number of tokens, under the profiler.
-                decoder.reset()
-                logits = try decoder.append(prompt)
-                next = Sampler.greedy
-                let d0 = DispatchTime.now().uptimeNanoseconds
-                Profiler.start()
-                for _ in 0..<settings.decodeTokens { logits = try decoder.append([next.pick(logits.data)]) }
-                let decodeParts = Profiler.stop()
-                let decodeWall = Double(DispatchTime.now().uptimeNanoseconds - d0) / 1e9
-                let n = Double(settings.decodeTokens)
-                row.decodeProfile = decodeParts.map { .init(component: $0.key, seconds: $0.value / n) }
-                row.decodeProfile.append(.init(component: "other (not in a measured component)",
-                                               seconds: max(0, decodeWall - decodeParts.values.reduce(0, +)) / n))
-                row.decodeProfileWallSecondsPerToken = decodeWall / n
+        for (i, m) in models.enumerated() where settings.profile {
+            progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
+            if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
+            let proto = PerplexityProtocol.standard(seqLen: L)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            Profiler.start()
+            for (wi, w) in timed.enumerated() {
+                let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
+                _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi], batch: [w], protocol: proto)
             }
-            report.rows.append(row)
+            let parts = Profiler.stop()
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            rows[i].profile = parts.map { .init(component: $0.key, seconds: $0.value / Double(timed.count)) }
+                .sorted { $0.seconds > $1.seconds }
+            rows[i].profile.append(.init(component: "other (not in a measured component)",
+                                         seconds: max(0, wall - parts.values.reduce(0, +)) / Double(timed.count)))
+            rows[i].profileWallSecondsPerWindow = wall / Double(timed.count)
+
+            // Decode: the same prompt, then the same number of tokens, under the profiler.
+            let decodeWall = try generate(decoders[i], profiled: true)
+            let decodeParts = Profiler.stop()
+            let n = Double(settings.decodeTokens)
+            rows[i].decodeProfile = decodeParts.map { .init(component: $0.key, seconds: $0.value / n) }
+            rows[i].decodeProfile.append(.init(component: "other (not in a measured component)",
+                                               seconds: max(0, decodeWall - decodeParts.values.reduce(0, +)) / n))
+            rows[i].decodeProfileWallSecondsPerToken = decodeWall / n
         }
+        report.rows = rows
         report.peakResidentBytes = PeakMemory.residentBytes()
         return report
     }
