@@ -34,6 +34,15 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(exitCode(["check", repo.appendingPathComponent("recipes/quickstart.yaml").path]), 0)
     }
 
+    /// `bench model`'s counts are checked before the recipe is even read: bad input, exit 2.
+    func testBenchModelRejectsZeroRounds() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let quickstart = repo.appendingPathComponent("recipes/quickstart.yaml").path
+        for flag in ["--rounds", "--windows", "--decode-tokens"] {
+            XCTAssertEqual(exitCode(["bench", "model", quickstart, flag, "0"]), 2, flag)
+        }
+    }
+
     func testExitCodes() {
         func code(_ e: Error) -> Int32? {
             do { _ = try failing { throw e } } catch let c as ExitCode { return c.rawValue } catch {}
