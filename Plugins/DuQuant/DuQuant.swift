@@ -161,7 +161,7 @@ public final class DuQuant: QuantMethod {
     /// The matrix the rotations are calibrated on (a copy, in the site's current basis).
     func calibrationMatrix(_ c: SiteCalibration, rng: inout SeededGenerator) -> Matrix {
         if calibrateOnMean && c.windowLength > 0 && c.windowCount > 0 { return c.positionwiseMean }
-        let rows = c.inputs.rows
+        let rows = c.rows
         guard rows > sampleRows else { return c.inputs }
         // Seeded sample without replacement (partial Fisher–Yates), kept in row order.
         var idx = Array(0..<rows)

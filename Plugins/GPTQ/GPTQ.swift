@@ -61,7 +61,7 @@ public final class GPTQ: QuantMethod {
         let members = site.linears.filter { $0.scheme.isQuantized && $0.quantized == nil }
         guard !members.isEmpty else { return }
         _ = try plan(site: site, config: context.model.config)
-        guard let calibration, calibration.inputs.rows > 0 else {
+        guard let calibration, calibration.rows > 0 else {
             throw MethodError(method: Self.name, site: site.name, "no calibration inputs; give the recipe calibration windows")
         }
         let k = site.inFeatures

@@ -29,9 +29,11 @@ qwb_cpu_features qwb_detect_cpu(void) { qwb_cpu_features f = {0, 0, 0}; return f
 #if defined(__GLIBC__)
 #include <malloc.h>
 int qwb_keep_freed_memory(void) {
-    // Large blocks from the heap rather than fresh mmaps, and freed memory kept: a 100 MB logits
-    // matrix otherwise pays ~25,000 page faults (about 50 ms) every time it is allocated.
-    return mallopt(M_MMAP_MAX, 0) && mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    // Large blocks from the heap rather than fresh mmaps, and freed memory kept (never trimmed):
+    // a 100 MB logits matrix otherwise pays ~25,000 page faults (about 50 ms) every time it is
+    // allocated, and a calibration pass frees and re-faults gigabytes per block. The resident set
+    // stays at its peak, which the run reports anyway.
+    return mallopt(M_MMAP_MAX, 0) && mallopt(M_TRIM_THRESHOLD, -1);
 }
 #else
 int qwb_keep_freed_memory(void) { return 0; }

@@ -150,13 +150,15 @@ public struct Pipeline {
                                          value: Float(before.0))
                 }
                 let originals = site.linears.map { ($0.weight, $0.bias) }
+                // One calibration of the raw inputs per site; methods after a transform see it
+                // through the site's transforms (its statistics derived on first use).
+                let rawCalibration = SiteCalibration(inputs: raw, windowLength: windowLength)
                 for (mi, method) in methods.enumerated() {
                     let t = Date()
                     var calib: SiteCalibration?
                     if !method.needs.isEmpty {
-                        var x = raw
-                        site.applyAllTransforms(&x)
-                        calib = SiteCalibration(inputs: x, windowLength: windowLength)
+                        calib = site.transforms.isEmpty ? rawCalibration
+                            : SiteCalibration(base: rawCalibration, transforms: site.transforms.map(\.transform))
                     }
                     let ctx = MethodContext(model: model, block: block,
                                             seed: SeededGenerator.derive(seed, "\(mi).\(site.name)"),
@@ -167,7 +169,7 @@ public struct Pipeline {
                         fault.step = "calibration block \(block.index), pipeline step \(mi + 1) (\(type(of: method).name))" + (fault.step.isEmpty ? "" : ", \(fault.step)")
                         throw fault
                     }
-                    let bytes = (calib?.inputs.data.count ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
+                    let bytes = (calib.map { $0.rows * $0.features } ?? 0) * 4 + method.estimate(site: site, tokens: raw.rows).bytes
                     charge(type(of: method).name, Date().timeIntervalSince(t), bytes)
                 }
                 report.sites.append(Pipeline.measure(site: site, sample: sample, before: before, originals: originals,

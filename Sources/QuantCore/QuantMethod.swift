@@ -10,14 +10,40 @@ public struct CalibrationNeeds: OptionSet, Sendable {
 }
 
 /// Calibration data arriving at one site, in the site's current basis (every transform added so
-/// far applied). Statistics are computed on first use.
+/// far applied). The inputs and every statistic are computed on first use.
+///
+/// A calibration in a transformed basis (`init(base:transforms:)`) derives its Hessian from the
+/// base's by congruence, `Tᵀ·H·T` (in × in work), so a method that needs only `H` (GPTQ after
+/// DuQuant or Hadamard) never transforms the tokens × in inputs.
 public final class SiteCalibration {
-    /// Inputs of all calibration windows stacked: (windows·windowLength) × in.
-    public let inputs: Matrix
+    /// Calibration rows (windows·windowLength) and features (in).
+    public let rows: Int, features: Int
     public let windowLength: Int
-    public init(inputs: Matrix, windowLength: Int) { self.inputs = inputs; self.windowLength = windowLength }
+    private let base: SiteCalibration?
+    private let plan: TransformPlan?
 
-    public var windowCount: Int { windowLength > 0 ? inputs.rows / windowLength : 0 }
+    public init(inputs: Matrix, windowLength: Int) {
+        rows = inputs.rows; features = inputs.cols; self.windowLength = windowLength
+        base = nil; plan = nil
+        self.inputs = inputs
+    }
+
+    /// The calibration `base` seen through `transforms` (`x ← x·T₁·T₂·…`), e.g. a site's raw
+    /// inputs in the basis its transforms have built so far.
+    public init(base: SiteCalibration, transforms: [Transform]) {
+        rows = base.rows; features = base.features; windowLength = base.windowLength
+        self.base = base
+        plan = TransformPlan(transforms, features: base.features)
+    }
+
+    /// Inputs of all calibration windows stacked: (windows·windowLength) × in.
+    public private(set) lazy var inputs: Matrix = {
+        var x = base!.inputs
+        plan!.apply(&x)
+        return x
+    }()
+
+    public var windowCount: Int { windowLength > 0 ? rows / windowLength : 0 }
 
     /// Per-channel max |x| over all calibration tokens.
     public lazy var channelAbsMax: [Float] = inputs.columnAbsMax()
@@ -53,13 +79,34 @@ public final class SiteCalibration {
     }
 
     /// `H = XᵀX / tokens` (in × in), accumulated in f32 by the GEMM micro-kernels, one triangle
-    /// computed (`Gram`: bit for bit `Xᵀ·(Xᵀ)ᵀ` of the f32 GEMM).
+    /// computed (`Gram`: bit for bit `Xᵀ·(Xᵀ)ᵀ` of the f32 GEMM). In a transformed basis,
+    /// `Tᵀ·H_base·T` (`congruence`).
     public lazy var hessian: Matrix = {
-        var h = Matrix(rows: inputs.cols, cols: inputs.cols, data: Gram.multiply(inputs.data, rows: inputs.rows, cols: inputs.cols))
-        let n = Float(max(1, inputs.rows))
+        if let base, let plan { return SiteCalibration.congruence(base.hessian, plan) }
+        var h = Matrix(rows: features, cols: features, data: Gram.multiply(inputs.data, rows: rows, cols: features))
+        let n = Float(max(1, rows))
         for i in 0..<h.data.count { h.data[i] /= n }
         return h
     }()
+
+    /// `Tᵀ·H·T` for symmetric `H` (n × n) and `T` the map `plan` applies to rows: the plan runs on
+    /// the rows of `H` (giving `H·T`), then on the rows of its transpose (`Tᵀ·H·T`), and the two
+    /// triangles are averaged so the result is exactly symmetric. Equal to the Gram matrix of the
+    /// transformed inputs up to f32 rounding.
+    static func congruence(_ h: Matrix, _ plan: TransformPlan) -> Matrix {
+        var a = h
+        plan.apply(&a)
+        var m = a.transposed
+        plan.apply(&m)
+        let n = m.rows
+        for i in 0..<n {
+            for j in (i + 1)..<max(i + 1, n) {
+                let v = (m.data[i * n + j] + m.data[j * n + i]) / 2
+                m.data[i * n + j] = v; m.data[j * n + i] = v
+            }
+        }
+        return m
+    }
 }
 
 /// Everything a method may read or change while it runs at a site.
