@@ -121,7 +121,7 @@ public enum VectorMath {
         return VectorLanes.exponentiateShifted(x, n, scale: scale)
     }
 
-    /// `Σ e^(x[i] − shift)` over `n` values: 16 f32 lanes over blocks of 1,024 values, each block's
+    /// `Σ e^(x[i] − shift)` over `n` values, `shift` ≥ every `x[i]` (the row's max): 16 f32 lanes over blocks of 1,024 values, each block's
     /// lanes added into f64 (a per-vector f32→f64 conversion compiles to per-lane code).
     public static func sumExp(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> Double {
         #if arch(x86_64)

@@ -47,6 +47,30 @@ public enum VectorLanes {
         return e.replacing(with: .infinity, where: x .> hi)
     }
 
+    /// `eˣ` for lanes that are ≤ 0 or NaN (a softmax's shifted scores): the same bits as `exp`
+    /// without what only positive arguments need — the upper clamp, +inf, and 2ⁿ in two factors
+    /// (here n ≥ −126, so 2ⁿ is one normal float and `p·2ⁿ` rounds once, as `p·2^(n/2)·2^(n−n/2)` does).
+    @inlinable @inline(__always)
+    public static func expNonPositive(_ x: Lanes) -> Lanes {
+        let lo: Float = -87.33654
+        let c = x.replacing(with: lo, where: x .< lo)
+        let magic: Float = 12_582_912
+        let t = c * 1.442_695_04 + magic
+        let n = t - magic
+        var r = c - n * 0.693_359_375
+        r = r - n * -2.121_944_4e-4
+        var p = Lanes(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_59e-2
+        p = p * r + 1.666_666_55e-1
+        p = p * r + 5.000_000_12e-1
+        p = p * (r * r) + r + 1
+        let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let s = unsafeBitCast((ni &+ 127) &<< 23, to: Lanes.self)
+        return (p * s).replacing(with: 0, where: x .< lo)
+    }
+
     /// `eˣ` for one value, through the same lane function.
     @inlinable @inline(__always)
     public static func exp(_ x: Float) -> Float { exp(Lanes(repeating: x))[0] }
@@ -215,15 +239,16 @@ public enum VectorLanes {
         let mx = maximum(x, n) * scale
         var acc = Lanes(repeating: 0)
         var i = 0
-        while i + width <= n { let e = exp(load(x + i) * scale - mx); store(e, x + i); acc += e; i += width }
+        // x·scale ≤ max·scale (rounding is monotonic), so every argument is ≤ 0 (or NaN).
+        while i + width <= n { let e = expNonPositive(load(x + i) * scale - mx); store(e, x + i); acc += e; i += width }
         if i < n {
-            let e = exp(loadPartial(x + i, n - i) * scale - mx).replacing(with: 0, where: laneIndex .>= Lanes(repeating: Float(n - i)))
+            let e = expNonPositive(loadPartial(x + i, n - i) * scale - mx).replacing(with: 0, where: laneIndex .>= Lanes(repeating: Float(n - i)))
             storePartial(e, x + i, n - i); acc += e
         }
         return acc.sum()
     }
 
-    /// `Σ e^(x[i] − shift)` over `n` values: 16 f32 lanes over blocks of 1,024 values, each block's
+    /// `Σ e^(x[i] − shift)` over `n` values, `shift` ≥ every `x[i]` (the row's max): 16 f32 lanes over blocks of 1,024 values, each block's
     /// lanes added into f64 (a per-vector f32→f64 conversion compiles to per-lane code).
     @inlinable @inline(__always)
     public static func sumExp(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> Double {
@@ -232,9 +257,9 @@ public enum VectorLanes {
         while i < n {
             let end = min(n, i + 1024)
             var acc = Lanes(repeating: 0)
-            while i + width <= end { acc += exp(load(x + i) - shift); i += width }
+            while i + width <= end { acc += expNonPositive(load(x + i) - shift); i += width }
             if i < end {
-                acc += exp(loadPartial(x + i, end - i) - shift).replacing(with: 0, where: laneIndex .>= Lanes(repeating: Float(end - i)))
+                acc += expNonPositive(loadPartial(x + i, end - i) - shift).replacing(with: 0, where: laneIndex .>= Lanes(repeating: Float(end - i)))
                 i = end
             }
             for l in 0..<width { total += Double(acc[l]) }

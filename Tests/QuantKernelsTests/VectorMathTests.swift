@@ -24,6 +24,33 @@ final class VectorMathTests: XCTestCase {
         XCTAssertTrue(VectorMath.exp(Float.nan).isNaN)
     }
 
+    /// The softmax's exp for non-positive arguments gives `exp`'s bits: every 4,099th float from −0
+    /// down to −inf (the subnormal results included), NaN, and the lower clamp's neighbours.
+    func testExpNonPositiveIsExpBitForBit() {
+        var xs: [Float] = [0, -0.0, -.infinity, .nan, Float(-87.33654), Float(-87.33654).nextUp, Float(-87.33654).nextDown, -126 * 0.6931472]
+        var bits = (-Float(0)).bitPattern
+        while bits < Float.infinity.bitPattern | 0x8000_0000 { xs.append(Float(bitPattern: bits)); bits += 4099 }
+        var i = 0
+        while i < xs.count {
+            let n = min(16, xs.count - i)
+            let v = VectorLanes.loadPartial(xs.withUnsafeBufferPointer { $0.baseAddress! } + i, n)
+            let (got, want) = (VectorLanes.expNonPositive(v), VectorLanes.exp(v))
+            for l in 0..<n where got[l].bitPattern != want[l].bitPattern {
+                XCTFail("x = \(xs[i + l]): \(got[l]) ≠ \(want[l])"); return
+            }
+            i += n
+        }
+        // On every path the softmax's exponentials are `exp(x·scale − max)`, bit for bit.
+        forEachPath { path in
+            var rng = TestRNG(9)
+            let x = rng.floats(53, -200, 40)
+            var p = x
+            _ = VectorMath.exponentiateShifted(&p, 53, scale: 0.7)
+            let mx = x.max()! * 0.7
+            XCTAssertEqual(p.map(\.bitPattern), x.map { VectorMath.exp($0 * 0.7 - mx).bitPattern }, "\(path)")
+        }
+    }
+
     /// A lane's value depends only on its input: the same x in any lane, any tail length.
     func testLanesIndependentOfPosition() {
         var rng = TestRNG(3)
