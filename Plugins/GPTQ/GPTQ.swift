@@ -497,9 +497,13 @@ public final class GPTQ: QuantMethod {
         return s
     }
 
+    /// The Hessian (tokens·k² FLOPs, one triangle, at ~150 GFLOP/s of f32 GEMM) plus the f64
+    /// factorizations and column updates (~1.5·k³ + 2·rows·k² FLOPs at ~40 GFLOP/s); rates of a
+    /// 2-core AVX-512 machine.
     public func estimate(site: Site, tokens: Int) -> (seconds: Double, bytes: Int) {
         let k = Double(site.inFeatures)
         let rows = Double(site.linears.reduce(0) { $0 + $1.outFeatures })
-        return ((1.5 * k * k * k + rows * k * k) / 2e9, site.inFeatures * site.inFeatures * 8 * 4)
+        let hessian = Double(tokens) * k * k / 150e9
+        return (hessian + (1.5 * k * k * k + 2 * rows * k * k) / 40e9, site.inFeatures * site.inFeatures * 8 * 4)
     }
 }
