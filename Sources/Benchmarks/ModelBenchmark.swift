@@ -174,7 +174,7 @@ public struct ModelBenchmark {
             rows[i].kvCacheBytes = decoders[i].cacheBytes
         }
 
-        var fpLogProbs: [Matrix] = []
+        var fpLogProbs: [Matrix] = [], fpProbabilities: [Matrix] = []
         for (i, m) in models.enumerated() where settings.profile {
             progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
             if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
@@ -183,7 +183,10 @@ public struct ModelBenchmark {
             Profiler.start()
             for (wi, w) in timed.enumerated() {
                 let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
-                _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi], batch: [w], protocol: proto)
+                // As the evaluation does: the float model's probabilities once per window (charged to FP), for every variant's KL.
+                if i == 0 { fpProbabilities.append(Profiler.measure("NLL/KL scoring") { Evaluator.probabilities(lp) }) }
+                _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi],
+                                    floatProbabilities: i == 0 ? nil : fpProbabilities[wi], batch: [w], protocol: proto)
             }
             let parts = Profiler.stop()
             let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -139,6 +139,8 @@ public struct Evaluator {
             guard scores[0].numericalFault == nil, let fp = checked(runner.logits(float, windows: batch, mode: .float), 0, batch) else { break }
             scores[0].seconds += Date().timeIntervalSince(t0)
             scores[0].tokensProcessed += batch.count * proto.windowLength
+            // The float model's probabilities, once for every variant's KL.
+            let fpProbabilities = variants.isEmpty ? nil : Profiler.measure("NLL/KL scoring") { Evaluator.probabilities(fp) }
             for (vi, model) in ([nil] + variants.map { Optional($0) }).enumerated() where scores[vi].numericalFault == nil {
                 let lp: Matrix
                 if let model {
@@ -148,7 +150,8 @@ public struct Evaluator {
                     scores[vi].seconds += Date().timeIntervalSince(t0)
                     scores[vi].tokensProcessed += batch.count * proto.windowLength
                 } else { lp = fp }
-                let (nll, kl, agree) = score(logProbabilities: lp, float: model == nil ? nil : fp, batch: batch, protocol: proto)
+                let (nll, kl, agree) = score(logProbabilities: lp, float: model == nil ? nil : fp, floatProbabilities: fpProbabilities,
+                                             batch: batch, protocol: proto)
                 scores[vi].nll += nll
                 if model != nil {
                     scores[vi].kl += kl
@@ -164,9 +167,12 @@ public struct Evaluator {
     /// Per scored token of `batch`, in window order: the NLL of the next token under `lp`
     /// (log-probabilities, tokens × vocab) and, when the float model's log-probabilities `fp` are
     /// given, KL(FP‖model) and whether both put their maximum on the same token.
-    public func score(logProbabilities lp: Matrix, float fp: Matrix?, batch: [[Int]], protocol proto: PerplexityProtocol)
-        -> (nll: [Double], kl: [Double], top1Agree: [Bool]) {
+    /// `floatProbabilities` is `probabilities(fp)` when the caller scores several models against
+    /// the same `fp` (computed here otherwise).
+    public func score(logProbabilities lp: Matrix, float fp: Matrix?, floatProbabilities: Matrix? = nil, batch: [[Int]],
+                      protocol proto: PerplexityProtocol) -> (nll: [Double], kl: [Double], top1Agree: [Bool]) {
         Profiler.measure("NLL/KL scoring") {
+            let pfs = fp.map { floatProbabilities ?? Evaluator.probabilities($0) }
             let v = lp.cols
             var rows: [(window: Int, pos: Int)] = []
             for (bi, win) in batch.enumerated() { for pos in proto.scoredPositions(win) { rows.append((bi, pos)) } }
@@ -179,12 +185,12 @@ public struct Evaluator {
                     let win = batch[bi]
                     let row = (bi * win.count + pos) * v
                     out.value.0[i] = -Double(lp.data[row + win[pos + 1]])
-                    guard let fp else { return }
+                    guard let fp, let pfs else { return }
                     var sum = 0.0
                     var amaxF = 0, amaxQ = 0
                     for j in 0..<v {
                         let pf = fp.data[row + j], pq = lp.data[row + j]
-                        sum += Double(exp(pf) * (pf - pq))
+                        sum += Double(pfs.data[row + j] * (pf - pq))
                         if pf > fp.data[row + amaxF] { amaxF = j }
                         if pq > lp.data[row + amaxQ] { amaxQ = j }
                     }
@@ -194,6 +200,21 @@ public struct Evaluator {
             } } }
             return (nll, fp == nil ? [] : kl, fp == nil ? [] : agree)
         }
+    }
+
+    /// `e^x` per element of log-probabilities (Foundation's `exp`, rows in parallel): the float
+    /// model's probabilities in KL(FP‖model) = Σ p_FP·(log p_FP − log p_model).
+    public static func probabilities(_ logProbabilities: Matrix) -> Matrix {
+        var p = Matrix(zeros: logProbabilities.rows, logProbabilities.cols)
+        let v = p.cols
+        p.data.withUnsafeMutableBufferPointer { pp in logProbabilities.data.withUnsafeBufferPointer { lp in
+            let box = UncheckedBox((pp.baseAddress!, lp.baseAddress!))
+            Parallel.forEach(logProbabilities.rows) { r in
+                let (p, l) = box.value
+                for j in (r * v)..<((r + 1) * v) { p[j] = exp(l[j]) }
+            }
+        } }
+        return p
     }
 
     /// Row-wise log-softmax (rows in parallel; `VectorMath.exp`, `VectorMath.sumExp`).
