@@ -342,18 +342,18 @@ public enum Gemm {
                                 threads: Int? = nil) -> [Float] {
         precondition(x.count == m * k && w.count == n * k, "Gemm.multiply: shape mismatch")
         if k == 0 { return (0..<(m * n)).map { bias?[$0 % n] ?? 0 } }
-        var y = [Float](repeating: 0, count: m * n)
-        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-            guard let yb = yp.baseAddress, let xb = xp.baseAddress, let wb = wp.baseAddress else { return }
-            if let bias {
-                bias.withUnsafeBufferPointer { bp in
-                    multiply(xb, wb, into: yb, m: m, n: n, k: k, bias: bp.baseAddress!, threads: threads)
+        return overwrittenArray(m * n) { yb in
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in
+                let (xb, wb) = (xp.baseAddress!, wp.baseAddress!)
+                if let bias {
+                    bias.withUnsafeBufferPointer { bp in
+                        multiply(xb, wb, into: yb, m: m, n: n, k: k, bias: bp.baseAddress!, threads: threads)
+                    }
+                } else {
+                    multiply(xb, wb, into: yb, m: m, n: n, k: k, threads: threads)
                 }
-            } else {
-                multiply(xb, wb, into: yb, m: m, n: n, k: k, threads: threads)
-            }
-        } } }
-        return y
+            } }
+        }
     }
 }
 

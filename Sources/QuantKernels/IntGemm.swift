@@ -33,13 +33,10 @@ public enum IntGemm {
     /// Array convenience for `multiply`.
     public static func multiply(_ a: QuantizedActivations, _ w: PackedIntWeights, bias: [Float]? = nil,
                                 threads: Int? = nil) -> [Float] {
-        var y = [Float](repeating: 0, count: a.m * w.n)
-        y.withUnsafeMutableBufferPointer { yp in
-            guard let yb = yp.baseAddress else { return }
+        overwrittenArray(a.m * w.n) { yb in
             if let bias { bias.withUnsafeBufferPointer { run(a, w, y: yb, acc: nil, bias: $0.baseAddress, threads: threads) } }
             else { run(a, w, y: yb, acc: nil, bias: nil, threads: threads) }
         }
-        return y
     }
 
     /// A quantized linear layer in one call: quantizes X (M×K f32, row-major) per token with
