@@ -109,13 +109,12 @@ public struct LlamaForward: DecoderRunner {
 
     /// `x / sqrt(mean(x²) + eps) · γ`, per row (rows in parallel; `VectorMath.rmsNorm`).
     public static func rmsNorm(_ x: Matrix, _ gamma: [Float], eps: Double) -> Matrix {
-        var out = x
         let d = x.cols
         precondition(gamma.count == d, "RMSNorm: \(gamma.count) weights for rows of \(d)")
-        out.data.withUnsafeMutableBufferPointer { o in
+        let out = Matrix(rows: x.rows, cols: d) { o in
             x.data.withUnsafeBufferPointer { xp in
                 gamma.withUnsafeBufferPointer { g in
-                    let box = UncheckedBox((o.baseAddress!, xp.baseAddress!, g.baseAddress!))
+                    let box = UncheckedBox((o, xp.baseAddress!, g.baseAddress!))
                     Parallel.forEach(x.rows, threads: x.rows * d < 1 << 15 ? 1 : nil) { r in
                         let (o, xp, g) = box.value
                         VectorMath.rmsNorm(xp + r * d, g, o + r * d, d, eps: Float(eps))
@@ -128,18 +127,18 @@ public struct LlamaForward: DecoderRunner {
 
     /// `silu(gate) ⊙ up` (gate and up: tokens × ffn).
     static func swiglu(_ gu: [Matrix]) -> Matrix {
-        var out = gu[1]
-        let n = out.cols, rows = out.rows
-        out.data.withUnsafeMutableBufferPointer { o in
-            gu[0].data.withUnsafeBufferPointer { g in
-                let box = UncheckedBox((o.baseAddress!, g.baseAddress!))
+        let n = gu[1].cols, rows = gu[1].rows
+        // Each row: up copied into the output (cache-hot), then multiplied in place.
+        return Matrix(rows: rows, cols: n) { o in
+            gu[0].data.withUnsafeBufferPointer { g in gu[1].data.withUnsafeBufferPointer { u in
+                let box = UncheckedBox((o, g.baseAddress!, u.baseAddress!))
                 Parallel.forEach(rows, threads: rows * n < 1 << 15 ? 1 : nil) { r in
-                    let (o, g) = box.value
+                    let (o, g, u) = box.value
+                    (o + r * n).update(from: u + r * n, count: n)
                     VectorMath.siluMultiply(gate: g + r * n, up: o + r * n, n)
                 }
-            }
+            } }
         }
-        return out
     }
 
     /// `h += y`.
@@ -170,15 +169,15 @@ public struct LlamaForward: DecoderRunner {
         let tokens = qkv[0].rows
         precondition(L > 0 && tokens % L == 0, "tokens \(tokens) not a multiple of the window length \(L)")
         let q = qkv[0], k = qkv[1], v = qkv[2]
-        var out = Matrix(zeros: tokens, nh * hd)
         let windows = tokens / L
         let scale = 1 / Float(hd).squareRoot()
         let group = nh / nkv
         let qs = q.cols, ks = k.cols, os = nh * hd
         let tile = LlamaForward.attentionTile, tiles = (L + tile - 1) / tile, pairs = (tiles + 1) / 2
-        out.data.withUnsafeMutableBufferPointer { op in
+        // Every (token, head) output row is written by its tile's P·V product.
+        return Matrix(rows: tokens, cols: nh * hd) { op in
             q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
-                let box = UncheckedBox((op.baseAddress!, qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
+                let box = UncheckedBox((op, qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
                 Parallel.forEach(windows * nh * pairs) { item in
                     let (ob, qb, kb, vb) = box.value
                     let w = item / (nh * pairs), head = item / pairs % nh, pair = item % pairs, g = head / group
@@ -206,7 +205,6 @@ public struct LlamaForward: DecoderRunner {
                 }
             } } }
         }
-        return out
     }
 
     /// Plain causal attention (one (window, head) at a time, full scores, scalar softmax) — the

@@ -15,6 +15,12 @@ public struct Matrix: Equatable, Sendable {
         self.init(rows: rows, cols: cols, data: [Float](repeating: 0, count: rows * cols))
     }
 
+    /// A rows × cols matrix whose every element `fill` writes (row-major, from the base pointer);
+    /// no zero fill first. `fill` is not called for an empty matrix.
+    public init(rows: Int, cols: Int, overwrittenBy fill: (UnsafeMutablePointer<Float>) -> Void) {
+        self.init(rows: rows, cols: cols, data: overwrittenArray(rows * cols, fill))
+    }
+
     public subscript(r: Int, c: Int) -> Float {
         get { data[r * cols + c] }
         set { data[r * cols + c] = newValue }

@@ -139,8 +139,8 @@ public struct UncheckedBox<T>: @unchecked Sendable {
 /// An array of `count` floats filled by `body`, which must write every element (a GEMM's output):
 /// no zero fill first, which for a model's activations is a pass over hundreds of MB per window.
 /// `body` is not called when `count` is 0.
-@inline(__always)
-func overwrittenArray(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+@inlinable @inline(__always)
+public func overwrittenArray(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
         if count > 0 { body(buffer.baseAddress!) }
         initialized = count
