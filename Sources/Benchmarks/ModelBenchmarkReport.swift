@@ -22,6 +22,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     public var readBandwidthGBs = 0.0
     /// Lowest and highest of those measurements.
     public var readBandwidthRangeGBs: [Double] = []
+    /// GEMM rates on the model's shapes: the best of the rounds' measurements.
     public var gemmRates: [MachineLimits.GemmRate] = []
     public var rows: [Row] = []
     public var peakResidentBytes = 0
@@ -102,6 +103,7 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         out += "machine limits measured in this run: f32 FMA peak \(f32PeakGFLOPS.map { f($0) } ?? "–") GFLOP/s, "
             + "integer dot peak \(intPeakGOPS.map { f($0) } ?? "–") GOP/s, memory read bandwidth \(f(readBandwidthGBs, 2)) GB/s"
             + (readBandwidthRangeGBs.count == 2 ? " (median of the rounds' measurements, \(f(readBandwidthRangeGBs[0], 1))–\(f(readBandwidthRangeGBs[1], 1)))" : "") + "\n"
+        if rounds > 1 { out += "GEMM rates: the best of the \(rounds) rounds (each round measures them again)\n" }
         var rates = Table(["GEMM", "m", "k", "n", "GFLOP/s"])
         for r in gemmRates { rates.add([r.kind, String(r.shape.m), String(r.shape.k), String(r.shape.n), f(r.rate)]) }
         out += rates.render() + "\n"

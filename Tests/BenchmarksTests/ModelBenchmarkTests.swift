@@ -55,6 +55,11 @@ final class ModelBenchmarkTests: XCTestCase {
         // The decode bounds use the median bandwidth measured (once before the rounds, then each later round).
         XCTAssertEqual(report.readBandwidthRangeGBs.count, 2)
         XCTAssertTrue(report.readBandwidthRangeGBs[0] <= report.readBandwidthGBs && report.readBandwidthGBs <= report.readBandwidthRangeGBs[1])
+        // GEMM rates: one entry per (kind, shape), the best of the rounds.
+        let keys = report.gemmRates.map { "\($0.kind) \($0.shape.m)×\($0.shape.k)×\($0.shape.n)" }
+        XCTAssertEqual(Set(keys).count, keys.count, "a GEMM rate listed twice: \(keys)")
+        XCTAssertTrue(report.gemmRates.allSatisfy { $0.rate > 0 })
+        XCTAssertTrue(report.text.contains("GEMM rates: the best of the 3 rounds"))
         for r in report.rows {
             XCTAssertGreaterThan(r.prefillTokensPerSecond, 0, r.name)
             XCTAssertGreaterThan(r.decodeTokensPerSecond, 0, r.name)
