@@ -21,9 +21,32 @@ public enum VectorLanes {
     /// types compile to per-lane code on baseline x86-64 (measured 15–35 ns per value against 1).
     @inlinable @inline(__always)
     public static func exp(_ x: Lanes) -> Lanes {
-        let lo: Float = -87.33654, hi: Float = 88.72283
-        var c = x.replacing(with: lo, where: x .< lo)
-        c = c.replacing(with: hi, where: c .> hi)
+        let (p, n) = expParts(x.replacing(with: hiClamp, where: x .> hiClamp))
+        // 2ⁿ = 2^(n/2)·2^(n − n/2), each a valid exponent field for n ∈ [-126, 128].
+        let half = n &>> 1
+        let s1 = unsafeBitCast((half &+ 127) &<< 23, to: Lanes.self)
+        let s2 = unsafeBitCast((n &- half &+ 127) &<< 23, to: Lanes.self)
+        let e = (p * s1 * s2).replacing(with: 0, where: x .< loClamp)   // NaN stays NaN through p
+        return e.replacing(with: .infinity, where: x .> hiClamp)
+    }
+
+    /// `eˣ` for lanes that are ≤ 0 or NaN (a softmax's shifted scores): the same bits as `exp`
+    /// without what only positive arguments need — the upper clamp, +inf, and 2ⁿ in two factors
+    /// (here n ≥ −126, so 2ⁿ is one normal float and `p·2ⁿ` rounds once, as `p·2^(n/2)·2^(n−n/2)` does).
+    @inlinable @inline(__always)
+    public static func expNonPositive(_ x: Lanes) -> Lanes {
+        let (p, n) = expParts(x)
+        return (p * unsafeBitCast((n &+ 127) &<< 23, to: Lanes.self)).replacing(with: 0, where: x .< loClamp)
+    }
+
+    @inlinable static var loClamp: Float { -87.33654 }
+    @inlinable static var hiClamp: Float { 88.72283 }
+
+    /// `x = n·ln2 + r` with |r| ≤ ln2/2, for `x` clamped below at `loClamp` (callers clamp above):
+    /// `eʳ` by the degree-6 polynomial, and n as an integer.
+    @inlinable @inline(__always)
+    static func expParts(_ x: Lanes) -> (p: Lanes, n: SIMD16<Int32>) {
+        let c = x.replacing(with: loClamp, where: x .< loClamp)
         // n = round(c·log₂e): adding 1.5·2²³ leaves n in the low mantissa bits of t.
         let magic: Float = 12_582_912
         let t = c * 1.442_695_04 + magic
@@ -38,37 +61,7 @@ public enum VectorLanes {
         p = p * r + 1.666_666_55e-1
         p = p * r + 5.000_000_12e-1
         p = p * (r * r) + r + 1
-        // 2ⁿ = 2^(n/2)·2^(n − n/2), each a valid exponent field for n ∈ [-126, 128].
-        let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let half = ni &>> 1
-        let s1 = unsafeBitCast((half &+ 127) &<< 23, to: Lanes.self)
-        let s2 = unsafeBitCast((ni &- half &+ 127) &<< 23, to: Lanes.self)
-        let e = (p * s1 * s2).replacing(with: 0, where: x .< lo)   // NaN stays NaN through p
-        return e.replacing(with: .infinity, where: x .> hi)
-    }
-
-    /// `eˣ` for lanes that are ≤ 0 or NaN (a softmax's shifted scores): the same bits as `exp`
-    /// without what only positive arguments need — the upper clamp, +inf, and 2ⁿ in two factors
-    /// (here n ≥ −126, so 2ⁿ is one normal float and `p·2ⁿ` rounds once, as `p·2^(n/2)·2^(n−n/2)` does).
-    @inlinable @inline(__always)
-    public static func expNonPositive(_ x: Lanes) -> Lanes {
-        let lo: Float = -87.33654
-        let c = x.replacing(with: lo, where: x .< lo)
-        let magic: Float = 12_582_912
-        let t = c * 1.442_695_04 + magic
-        let n = t - magic
-        var r = c - n * 0.693_359_375
-        r = r - n * -2.121_944_4e-4
-        var p = Lanes(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_95e-3
-        p = p * r + 8.333_451_9e-3
-        p = p * r + 4.166_579_59e-2
-        p = p * r + 1.666_666_55e-1
-        p = p * r + 5.000_000_12e-1
-        p = p * (r * r) + r + 1
-        let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let s = unsafeBitCast((ni &+ 127) &<< 23, to: Lanes.self)
-        return (p * s).replacing(with: 0, where: x .< lo)
+        return (p, unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000)
     }
 
     /// `eˣ` for one value, through the same lane function.
