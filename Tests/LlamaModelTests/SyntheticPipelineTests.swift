@@ -124,6 +124,60 @@ final class SyntheticPipelineTests: XCTestCase {
     }
 }
 
+/// A method after a transform gets the site's calibration in the transformed basis: its inputs are
+/// the raw inputs through the site's chain, and its Hessian (by congruence) their Gram matrix.
+final class TransformedCalibrationTests: XCTestCase {
+    /// Adds an online scale and a block rotation to every site.
+    final class RotateSites: QuantMethod {
+        static let name = "rotate_sites"; static let summary = ""; static let options: [OptionSpec] = []
+        static let role = MethodRole.transform
+        init(options: MethodOptions) throws {}
+        init() {}
+        var needs: CalibrationNeeds { [] }
+        func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+        func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
+            let b = 16, n = site.inFeatures
+            site.addTransform(.scale((0..<n).map { 0.5 + Float($0 % 5) / 4 }), addedBy: Self.name)
+            site.addTransform(.blockOrthogonal(blockSize: b, blocks: (0..<(n / b)).map { randomOrthogonal(b, seed: UInt64($0)).data }),
+                              addedBy: Self.name)
+        }
+    }
+
+    /// Records, per site, the calibration it is handed, and the raw one (before any transform).
+    final class Record: QuantMethod {
+        static let name = "record"; static let summary = ""; static let options: [OptionSpec] = []
+        static let role = MethodRole.observer
+        var seen: [String: (inputs: Matrix, hessian: Matrix, chain: [Transform])] = [:]
+        init(options: MethodOptions) throws {}
+        init() {}
+        var needs: CalibrationNeeds { .inputs }
+        func plan(site: Site, config: DecoderConfig) throws -> SitePlan { SitePlan() }
+        func apply(to site: Site, calibration: SiteCalibration?, context: MethodContext) throws {
+            seen[site.name] = (calibration!.inputs, calibration!.hessian, site.transforms.map(\.transform))
+        }
+    }
+
+    func testAMethodAfterATransformSeesTheTransformedInputsAndTheirHessian() throws {
+        let cal = SyntheticModel.tokens(seed: 5, windows: 2, length: 32)
+        let before = Record(), after = Record()
+        // `before` runs ahead of the transform at each site: it is handed the same run's raw inputs.
+        _ = try Pipeline(methods: [before, RotateSites(), after]).run(model: SyntheticModel.make(seed: 0), calibration: cal, runner: LlamaForward())
+        XCTAssertEqual(after.seen.count, 16)
+        for name in ["layers.0.qkv", "layers.0.down", "layers.1.gate_up"] {
+            let raw = try XCTUnwrap(before.seen[name]), got = try XCTUnwrap(after.seen[name])
+            XCTAssertTrue(raw.chain.isEmpty, name)
+            XCTAssertEqual(got.chain.count, 2, name)
+            var expected = raw.inputs
+            TransformPlan(got.chain, features: expected.cols).apply(&expected)
+            XCTAssertEqual(got.inputs.data, expected.data, "\(name): inputs in the site's basis")
+            let gram = SiteCalibration(inputs: expected, windowLength: 32).hessian
+            let scale = gram.data.map { abs($0) }.max()!
+            let worst = zip(got.hessian.data, gram.data).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst / scale, 1e-5, "\(name): Hessian against the Gram matrix of the transformed inputs")
+        }
+    }
+}
+
 extension DecoderBlock {
     /// Every site carries a diagonal scale that is folded upstream or (GQA's o) online.
     var allSitesHaveFoldedScales: Bool { sites.allSatisfy { !$0.transforms.isEmpty } }
