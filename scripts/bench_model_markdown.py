@@ -27,6 +27,15 @@ def main():
         print(f"| {r['name']} | {r['prefillTokensPerSecond']:.1f} | {spread(r.get('prefillRange'), 0)} | {r['prefillRatioToFloat']:.2f} | "
               f"{100 * r['prefillFractionOfBound']:.0f}% | {r['decodeTokensPerSecond']:.2f} | {spread(r.get('decodeRange'), 1)} | "
               f"{r['decodeRatioToFloat']:.2f} | {100 * r['decodeFractionOfBound']:.0f}% | {ratio:.2f} |")
+    # As the workbench's text report: rounds whose fastest beat the slowest by more than 25%.
+    noisy = []
+    for r in rows:
+        spreads = [(v[1] / v[0], what) for what, v in (("prefill", r.get("prefillRange")), ("decode", r.get("decodeRange")))
+                   if v and len(v) == 2 and v[0] > 0]
+        if spreads and max(spreads)[0] > 1.25:
+            noisy.append(f"{r['name']} ({max(spreads)[1]} {max(spreads)[0]:.2f}×)")
+    if noisy:
+        print(f"\nThe host was not quiet: the fastest round beat the slowest by more than 25% for {', '.join(noisy)}.")
     for r in rows:
         bound = r.get("onlineTransformBoundSeconds")
         online = [e for e in r.get("profile", []) if e["component"] == "online transforms"]

@@ -57,6 +57,20 @@ public struct ModelBenchmarkReport: Codable, Sendable {
         public var seconds: Double
     }
 
+    /// A model whose fastest round is more than this fraction faster than its slowest is flagged.
+    public static let noisySpread = 0.25
+
+    /// The models whose prefill or decode rounds spread more than `noisySpread` (fastest ÷
+    /// slowest), with the larger spread: a busy host, not the code, moved their figures.
+    public func noisyRows() -> [(name: String, what: String, spread: Double)] {
+        rows.compactMap { r in
+            func spread(_ v: [Double]) -> Double { v.count == 2 && v[0] > 0 ? v[1] / v[0] : 1 }
+            let (p, d) = (spread(r.prefillRange), spread(r.decodeRange))
+            guard max(p, d) > 1 + Self.noisySpread else { return nil }
+            return p >= d ? (r.name, "prefill", p) : (r.name, "decode", d)
+        }
+    }
+
     public struct Row: Codable, Sendable {
         public var name: String
         public var scheme: String
@@ -122,6 +136,13 @@ public struct ModelBenchmarkReport: Codable, Sendable {
                    f(100 * r.decodeFractionOfBound, 0) + "%", mb(r.bytesReadPerToken), w, ratio, mb(r.residentBytes)])
         }
         out += t.render() + "\n"
+        let noisy = noisyRows()
+        if !noisy.isEmpty {
+            out += "warning: the host was not quiet: the fastest round beat the slowest by more than "
+                + "\(f(100 * ModelBenchmarkReport.noisySpread, 0))% for "
+                + noisy.map { "\($0.name) (\($0.what) \(f($0.spread, 2))×)" }.joined(separator: ", ")
+                + "; ratios and fractions of bound from this run carry that noise (more --rounds, or a quieter machine)\n"
+        }
         out += "bounds: prefill = the forward's FLOPs (causal attention counted) at the GEMM rates above, integer sites at the integer rate; "
             + "decode = (weight bytes + online transforms' matrices read per token + KV cache at the mean context) / read bandwidth. "
             + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized); variants keep only the packed codes where they run on the integer or weight-only GEMM. Peak RSS \(mb(peakResidentBytes)) MB.\n"

@@ -100,6 +100,25 @@ final class ModelBenchmarkTests: XCTestCase {
         XCTAssertNoThrow(try report.json())
     }
 
+    /// Rounds that spread more than 25% flag the model in the text report; tight rounds do not.
+    func testNoisyRoundsAreFlagged() {
+        var report = ModelBenchmarkReport(threads: 2, kernelPath: "portable", cpu: "test", model: "m", windowLength: 8,
+                                          prefillWindows: 1, promptTokens: 4, decodeTokens: 2)
+        var quiet = ModelBenchmarkReport.Row(name: "quiet", scheme: "f32")
+        quiet.prefillRange = [100, 110]; quiet.decodeRange = [10, 12]
+        var busy = ModelBenchmarkReport.Row(name: "busy", scheme: "W4A4")
+        busy.prefillRange = [100, 120]; busy.decodeRange = [10, 16]
+        report.rows = [quiet, busy]
+        let noisy = report.noisyRows()
+        XCTAssertEqual(noisy.map(\.name), ["busy"])
+        XCTAssertEqual(noisy.first?.what, "decode")
+        XCTAssertEqual(noisy.first?.spread ?? 0, 1.6, accuracy: 1e-12)
+        XCTAssertTrue(report.text.contains("warning: the host was not quiet"), report.text)
+        XCTAssertTrue(report.text.contains("busy (decode 1.60×)"), report.text)
+        report.rows = [quiet]
+        XCTAssertFalse(report.text.contains("warning: the host was not quiet"))
+    }
+
     func testMachineLimitsMeasureSomething() {
         XCTAssertGreaterThan(MachineLimits.readBandwidth(bytes: 8 << 20, threads: 1, passes: 2), 1e8)
         XCTAssertGreaterThan(MachineLimits.gemmRate(.integer(weightBits: 4, activationBits: 8), .init(m: 8, k: 64, n: 32), threads: 1, budget: 0.01), 0)
