@@ -100,7 +100,7 @@ public final class SiteCalibration {
         plan.apply(&m)
         let n = m.rows
         for i in 0..<n {
-            for j in (i + 1)..<max(i + 1, n) {
+            for j in (i + 1)..<n {
                 let v = (m.data[i * n + j] + m.data[j * n + i]) / 2
                 m.data[i * n + j] = v; m.data[j * n + i] = v
             }
