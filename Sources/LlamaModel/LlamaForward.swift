@@ -162,8 +162,10 @@ public struct LlamaForward: DecoderRunner {
     /// Causal attention in query tiles, flash-attention's work split without its online softmax:
     /// for window w, head h and the tile of query rows i0 ..< i1, `S = Q·K[0..<i1]ᵀ` (only the
     /// keys a row of the tile can see), `P = softmax(S/√d)` per row over j ≤ i, `O = P·V[0..<i1]`.
-    /// A work item is a (window, head) and a pair of tiles (t, T−1−t), so every item costs the
-    /// same; the GEMMs inside run single-threaded. `attentionReference` is the plain version.
+    /// K and V of each (window, KV head) are packed once as GEMM operands for every query head
+    /// and tile that reads them. A work item is a (window, head) and a pair of tiles (t, T−1−t), so
+    /// every item costs the same; the GEMMs inside run single-threaded. `attentionReference` is
+    /// the plain version.
     private func attentionCore(config c: DecoderConfig, qkv: [Matrix], windowLength L: Int) -> Matrix {
         let hd = c.headDim, nh = c.headCount, nkv = c.kvHeadCount
         let tokens = qkv[0].rows
@@ -174,13 +176,26 @@ public struct LlamaForward: DecoderRunner {
         let group = nh / nkv
         let qs = q.cols, ks = k.cols, os = nh * hd
         let tile = LlamaForward.attentionTile, tiles = (L + tile - 1) / tile, pairs = (tiles + 1) / 2
+        // Per (window, KV head): K as the B operand of Q·Kᵀ (hd steps), then V as that of P·V (L steps).
+        let kFloats = Gemm.packedFloats(columns: L, steps: hd), vFloats = Gemm.packedFloats(columns: hd, steps: L)
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: windows * nkv * (kFloats + vFloats))
+        defer { packed.deallocate() }
         // Every (token, head) output row is written by its tile's P·V product.
         return Matrix(rows: tokens, cols: nh * hd) { op in
             q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
-                let box = UncheckedBox((op, qp.baseAddress!, kp.baseAddress!, vp.baseAddress!))
+                let box = UncheckedBox((op, qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, packed))
+                Parallel.forEach(windows * nkv) { item in
+                    let (_, _, kb, vb, packed) = box.value
+                    let w = item / nkv, g = item % nkv, dst = packed + item * (kFloats + vFloats)
+                    _ = Gemm.packB(transposed: kb + w * L * ks + g * hd, ld: ks, n: L, k: hd, into: dst)
+                    _ = Gemm.packB(kn: vb + w * L * ks + g * hd, ld: ks, k: L, n: hd, into: dst + kFloats)
+                }
                 Parallel.forEach(windows * nh * pairs) { item in
-                    let (ob, qb, kb, vb) = box.value
+                    let (ob, qb, _, _, packed) = box.value
                     let w = item / (nh * pairs), head = item / pairs % nh, pair = item % pairs, g = head / group
+                    let operands = UnsafePointer(packed + (w * nkv + g) * (kFloats + vFloats))
+                    let keys = Gemm.PackedPanels(base: operands, steps: hd)
+                    let values = Gemm.PackedPanels(base: operands + kFloats, steps: L)
                     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * (L + 1))
                     defer { buffer.deallocate() }
                     let s = buffer, inv = buffer + tile * L
@@ -188,18 +203,16 @@ public struct LlamaForward: DecoderRunner {
                         let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
                         let row0 = w * L + i0
                         // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
-                        Gemm.multiplyStrided(qb + row0 * qs + head * hd, lda: qs, kb + w * L * ks + g * hd, ldw: ks,
-                                             into: s, ldy: visible, m: rows, n: visible, k: hd, threads: 1)
+                        Gemm.multiplyPacked(qb + row0 * qs + head * hd, lda: qs, keys, into: s, ldy: visible, m: rows, n: visible, k: hd)
                         // Unnormalized P = e^(S/√d − max) with the future masked to 0; 1/Σ per row.
                         for r in 0..<rows {
                             let sr = s + r * visible, seen = i0 + r + 1
                             inv[r] = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
                             (sr + seen).update(repeating: 0, count: visible - seen)
                         }
-                        // O_tile = P·V[0..<visible] (V is visible × hd: the K×N operand), then each row by its 1/Σ.
+                        // O_tile = P·V[0..<visible], then each row by its 1/Σ.
                         let o = ob + row0 * os + head * hd
-                        Gemm.multiplyKN(s, lda: visible, vb + w * L * ks + g * hd, ldr: ks,
-                                        into: o, ldy: os, m: rows, n: hd, k: visible, threads: 1)
+                        Gemm.multiplyPacked(s, lda: visible, values, into: o, ldy: os, m: rows, n: hd, k: visible)
                         for r in 0..<rows { VectorMath.scale(o + r * os, hd, by: inv[r]) }
                     }
                 }

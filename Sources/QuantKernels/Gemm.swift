@@ -74,6 +74,86 @@ public enum Gemm {
         }
     }
 
+    // MARK: B packed once for many products
+
+    /// A B operand packed once and used by many products (attention packs each window's K and V
+    /// once for all its query tiles). Panel p holds the output columns `p·width ..< p·width + width`
+    /// for `steps` reduction steps, `width` floats per step, panel after panel; a product may use
+    /// any prefix of the columns and of the steps. `width` is the active path's B panel width.
+    public struct PackedPanels {
+        public let base: UnsafePointer<Float>
+        public let steps: Int, width: Int
+        /// Panels already packed at `base` (by `packB` under the same kernel path).
+        public init(base: UnsafePointer<Float>, steps: Int, width: Int = Gemm.panelWidth) {
+            self.base = base; self.steps = steps; self.width = width
+        }
+    }
+
+    /// The active path's B panel width (output columns per panel).
+    public static var panelWidth: Int { F32Spec.for(KernelDispatch.active).nr }
+
+    /// Floats that packing `columns` output columns over `steps` reduction steps takes (panels
+    /// zero-padded to the active path's width).
+    public static func packedFloats(columns: Int, steps: Int) -> Int {
+        let nr = panelWidth
+        return (columns + nr - 1) / nr * nr * steps
+    }
+
+    /// Packs W (n × k, row stride `ld`) as the B operand of `Y = X·Wᵀ` into `dst`
+    /// (`packedFloats(columns: n, steps: k)` floats).
+    public static func packB(transposed w: UnsafePointer<Float>, ld: Int, n: Int, k: Int,
+                             into dst: UnsafeMutablePointer<Float>) -> PackedPanels {
+        let s = F32Spec.for(KernelDispatch.active)
+        s.pack(w, ld, n, k, s.nr, dst)
+        return PackedPanels(base: dst, steps: k, width: s.nr)
+    }
+
+    /// Packs R (k × n, row stride `ld`) as the B operand of `Y = X·R` into `dst`
+    /// (`packedFloats(columns: n, steps: k)` floats).
+    public static func packB(kn r: UnsafePointer<Float>, ld: Int, k: Int, n: Int,
+                             into dst: UnsafeMutablePointer<Float>) -> PackedPanels {
+        let nr = F32Spec.for(KernelDispatch.active).nr
+        packKN(r, ldr: ld, 0, n, 0, k, nr: nr, into: dst)
+        return PackedPanels(base: dst, steps: k, width: nr)
+    }
+
+    /// `Y = X·B` on one thread, B packed once (its first `n` columns and first `k` steps), X and Y
+    /// strided. The same K slabs and micro-kernel calls as `multiplyStrided` / `multiplyKN`
+    /// packing B themselves, so the same bits.
+    public static func multiplyPacked(_ x: UnsafePointer<Float>, lda: Int, _ b: PackedPanels,
+                                      into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 { for i in 0..<m { (y + i * ldy).update(repeating: 0, count: n) }; return }
+        let s = F32Spec.for(KernelDispatch.active)
+        precondition(b.width == s.nr && k <= b.steps, "multiplyPacked: B packed for another kernel path or too few steps")
+        let kc = BlockLayout(n: n, k: k, s).kc
+        let mc = min(s.mc, (m + s.mr - 1) / s.mr * s.mr)
+        let pa = UnsafeMutableRawPointer.allocate(byteCount: (mc * kc + 8) * 4, alignment: 64).bindMemory(to: Float.self, capacity: mc * kc + 8)
+        defer { pa.deallocate() }
+        var ic = 0
+        while ic < m {
+            let mcur = min(mc, m - ic)
+            var pc = 0
+            while pc < k {
+                let kcur = min(kc, k - pc)
+                s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
+                var jr = 0
+                while jr < n {
+                    let bp = b.base + (jr / s.nr * b.steps + pc) * s.nr
+                    var ir = 0
+                    while ir < mcur {
+                        s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jr, ldy,
+                                 min(s.mr, mcur - ir), min(s.nr, n - jr), pc > 0, nil)
+                        ir += s.mr
+                    }
+                    jr += s.nr
+                }
+                pc += kcur
+            }
+            ic += mcur
+        }
+    }
+
     // MARK: small M (GEMV)
 
     /// Each W row read once, for all `m` tokens; contiguous ranges of rows per work item.

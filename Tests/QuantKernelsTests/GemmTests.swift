@@ -82,6 +82,42 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// B packed once (`packB`) and used through a prefix of its columns and steps, as attention
+    /// uses each window's K and V: bit for bit the products that pack B themselves.
+    func testPackedOperandsEqualPackingPerProduct() {
+        var rng = TestRNG(12)
+        forEachPath { path in
+            // (m, n, k) used of B packed with (columns, steps): two K slabs, more rows than one
+            // row block, ragged panels, and prefixes of both.
+            for (m, n, k, columns, steps) in [(5, 7, 3, 7, 3), (64, 150, 64, 512, 64), (150, 64, 300, 64, 512),
+                                             (37, 33, 513, 40, 520), (12, 64, 257, 64, 257)] {
+                let lda = k + 3, ldb = max(columns, steps) + 5, ldy = n + 2
+                let x = rng.floats(m * lda), b = rng.floats(max(columns, steps) * ldb)
+                let floats = Gemm.packedFloats(columns: columns, steps: steps)
+                var packedT = [Float](repeating: .nan, count: floats), packedKN = packedT
+                var want = [Float](repeating: .nan, count: m * ldy), got = want
+                x.withUnsafeBufferPointer { xp in b.withUnsafeBufferPointer { bp in
+                    let (xb, bb) = (xp.baseAddress!, bp.baseAddress!)
+                    // Y = X·Wᵀ with W = rows of b (columns × steps).
+                    packedT.withUnsafeMutableBufferPointer { pp in
+                        let panels = Gemm.packB(transposed: bb, ld: ldb, n: columns, k: steps, into: pp.baseAddress!)
+                        want.withUnsafeMutableBufferPointer { Gemm.multiplyStrided(xb, lda: lda, bb, ldw: ldb, into: $0.baseAddress!, ldy: ldy, m: m, n: n, k: k, threads: 1) }
+                        got.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(xb, lda: lda, panels, into: $0.baseAddress!, ldy: ldy, m: m, n: n, k: k) }
+                    }
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(path) X·Wᵀ \(m)×\(n)×\(k)")
+                    // Y = X·R with R = b read as steps × columns.
+                    packedKN.withUnsafeMutableBufferPointer { pp in
+                        let panels = Gemm.packB(kn: bb, ld: ldb, k: steps, n: columns, into: pp.baseAddress!)
+                        want.withUnsafeMutableBufferPointer { Gemm.multiplyKN(xb, lda: lda, bb, ldr: ldb, into: $0.baseAddress!, ldy: ldy, m: m, n: n, k: k, threads: 1) }
+                        got.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(xb, lda: lda, panels, into: $0.baseAddress!, ldy: ldy, m: m, n: n, k: k) }
+                    }
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(path) X·R \(m)×\(n)×\(k)")
+                } }
+                XCTAssertTrue((0..<m).allSatisfy { i in got[(i * ldy + n)..<(i * ldy + ldy)].allSatisfy(\.isNaN) }, "wrote past n")
+            }
+        }
+    }
+
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
         XCTAssertEqual(Gemm.multiply([], [], m: 2, n: 3, k: 0, bias: [1, 2, 3]), [1, 2, 3, 1, 2, 3])
