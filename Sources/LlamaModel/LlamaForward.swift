@@ -49,13 +49,14 @@ public struct LlamaForward: DecoderRunner {
     /// site's input and returns the input the block continues with.
     static func blockBody(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, mode: ExecutionMode,
                           visited: (Site, Matrix) throws -> Matrix, attend: (inout [Matrix]) -> Matrix) rethrows -> Matrix {
-        var h = hidden
-        let attnIn = try visited(block.qkv, Profiler.measure("RMSNorm") { rmsNorm(h, block.attentionNorm, eps: config.rmsNormEps) })
+        let attnIn = try visited(block.qkv, Profiler.measure("RMSNorm") { rmsNorm(hidden, block.attentionNorm, eps: config.rmsNormEps) })
         var qkv = block.qkv.forward(attnIn, mode: mode)
         let attn = try visited(block.o, attend(&qkv))
         let o = block.o.forward(attn, mode: mode)[0]
-        Profiler.measure("residual add") { add(&h, o) }
-        let mlpIn = try visited(block.gateUp, Profiler.measure("RMSNorm") { rmsNorm(h, block.mlpNorm, eps: config.rmsNormEps) })
+        // h = hidden + o into a new matrix (hidden is still the caller's), normed in the same pass.
+        let residual = Profiler.measure("residual add + RMSNorm") { addThenRMSNorm(hidden, o, block.mlpNorm, eps: config.rmsNormEps) }
+        var h = residual.sum
+        let mlpIn = try visited(block.gateUp, residual.normed)
         let gu = block.gateUp.forward(mlpIn, mode: mode)
         let act = try visited(block.down, Profiler.measure("SwiGLU") { swiglu(gu) })
         let down = block.down.forward(act, mode: mode)[0]
@@ -141,12 +142,42 @@ public struct LlamaForward: DecoderRunner {
         }
     }
 
-    /// `h += y`.
+    /// `h += y` (rows in parallel).
     static func add(_ h: inout Matrix, _ y: Matrix) {
-        precondition(h.data.count == y.data.count)
+        precondition(h.rows == y.rows && h.cols == y.cols)
+        let d = h.cols
         h.data.withUnsafeMutableBufferPointer { hp in
-            y.data.withUnsafeBufferPointer { yp in VectorMath.add(hp.baseAddress!, yp.baseAddress!, hp.count) }
+            y.data.withUnsafeBufferPointer { yp in
+                let box = UncheckedBox((hp.baseAddress!, yp.baseAddress!))
+                Parallel.forEach(h.rows, threads: h.rows * d < 1 << 15 ? 1 : nil) { r in
+                    let (h, y) = box.value
+                    VectorMath.add(h + r * d, y + r * d, d)
+                }
+            }
         }
+    }
+
+    /// `x + y` and `rmsNorm(x + y, γ)`, both written in one pass over each row (the sum's row is
+    /// still in cache for the norm), rows in parallel: the same f32 operations as `add` then
+    /// `rmsNorm`.
+    static func addThenRMSNorm(_ x: Matrix, _ y: Matrix, _ gamma: [Float], eps: Double) -> (sum: Matrix, normed: Matrix) {
+        precondition(x.rows == y.rows && x.cols == y.cols && gamma.count == x.cols)
+        let d = x.cols
+        var normed = Matrix(zeros: 0, d)
+        let sum = Matrix(rows: x.rows, cols: d) { sp in
+            normed = Matrix(rows: x.rows, cols: d) { np in
+                x.data.withUnsafeBufferPointer { xp in y.data.withUnsafeBufferPointer { yp in gamma.withUnsafeBufferPointer { g in
+                    let box = UncheckedBox((sp, np, xp.baseAddress!, yp.baseAddress!, g.baseAddress!))
+                    Parallel.forEach(x.rows, threads: x.rows * d < 1 << 15 ? 1 : nil) { r in
+                        let (s, n, x, y, g) = box.value
+                        (s + r * d).update(from: x + r * d, count: d)
+                        VectorMath.add(s + r * d, y + r * d, d)
+                        VectorMath.rmsNorm(s + r * d, g, n + r * d, d, eps: Float(eps))
+                    }
+                } } }
+            }
+        }
+        return (sum, normed)
     }
 
     /// Self-attention of one block from its q/k/v projections: returns the concatenated head
