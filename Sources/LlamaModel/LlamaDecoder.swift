@@ -68,7 +68,7 @@ public final class LlamaDecoder {
         var h = runner.embed(model, windows: [tokens])
         let start = position
         for (b, block) in model.blocks.enumerated() {
-            h = LlamaForward.blockBody(block, config: c, hidden: h, mode: mode, visited: { $1 }) { qkv in
+            h = LlamaForward.blockBody(block, config: c, hidden: h, mode: mode, visited: nil) { qkv in
                 LlamaForward.prepareAttentionInputs(&qkv, block, config: c, windowLength: tokens.count, startPosition: start, mode: mode)
                 return Profiler.measure("attention (QKᵀ, softmax, PV)") { attend(block: b, qkv: qkv, start: start) }
             }

@@ -24,7 +24,10 @@ public struct LlamaForward: DecoderRunner {
     }
 
     public func runBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode) -> Matrix {
-        stepThroughBlock(block, config: config, hidden: hidden, windowLength: windowLength, mode: mode) { _, _ in }
+        LlamaForward.blockBody(block, config: config, hidden: hidden, mode: mode, visited: nil) { qkv in
+            LlamaForward.prepareAttentionInputs(&qkv, block, config: config, windowLength: windowLength, startPosition: 0, mode: mode)
+            return attention(config: config, qkv: qkv, windowLength: windowLength)
+        }
     }
 
     public func stepThroughBlock(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, windowLength: Int, mode: ExecutionMode,
@@ -32,36 +35,91 @@ public struct LlamaForward: DecoderRunner {
         // `visit` may fold a new transform into the operation that produced the site's input (a
         // norm weight, up_proj's or v_proj's rows), which already ran: the block continues with the
         // input that operation now produces, i.e. the captured input with those transforms applied.
-        func visited(_ site: Site, _ input: Matrix) throws -> Matrix {
-            let before = site.transforms.count
-            try visit(site, input)
-            return site.applyingFoldedTransforms(to: input, addedSince: before)
-        }
-        return try LlamaForward.blockBody(block, config: config, hidden: hidden, mode: mode, visited: visited) { qkv in
-            LlamaForward.prepareAttentionInputs(&qkv, block, config: config, windowLength: windowLength, startPosition: 0, mode: mode)
-            return attention(config: config, qkv: qkv, windowLength: windowLength)
+        try withoutActuallyEscaping(visit) { visit in
+            func visited(_ site: Site, _ input: Matrix) throws -> Matrix {
+                let before = site.transforms.count
+                try visit(site, input)
+                return site.applyingFoldedTransforms(to: input, addedSince: before)
+            }
+            return try LlamaForward.blockBody(block, config: config, hidden: hidden, mode: mode, visited: visited) { qkv in
+                LlamaForward.prepareAttentionInputs(&qkv, block, config: config, windowLength: windowLength, startPosition: 0, mode: mode)
+                return attention(config: config, qkv: qkv, windowLength: windowLength)
+            }
         }
     }
 
     /// The block, written once for every way of running attention: `h += o(attend(qkv(norm₁(h))))`,
     /// `h += down(silu(gate)·up(norm₂(h)))`. `attend` gets the raw q/k/v projections (tokens ×
     /// heads·headDim) and returns the concatenated head outputs; `visited(site, input)` sees each
-    /// site's input and returns the input the block continues with.
+    /// site's input and returns the input the block continues with. Without a visitor, a site on
+    /// the integer GEMM gets its input quantized row by row by its producer (`runSite`).
     static func blockBody(_ block: DecoderBlock, config: DecoderConfig, hidden: Matrix, mode: ExecutionMode,
-                          visited: (Site, Matrix) throws -> Matrix, attend: (inout [Matrix]) -> Matrix) rethrows -> Matrix {
-        let attnIn = try visited(block.qkv, Profiler.measure("RMSNorm") { rmsNorm(hidden, block.attentionNorm, eps: config.rmsNormEps) })
-        var qkv = block.qkv.forward(attnIn, mode: mode)
-        let attn = try visited(block.o, attend(&qkv))
+                          visited: ((Site, Matrix) throws -> Matrix)?, attend: (inout [Matrix]) -> Matrix) rethrows -> Matrix {
+        let m = hidden.rows, d = hidden.cols, eps = Float(config.rmsNormEps)
+        var qkv = try hidden.data.withUnsafeBufferPointer { hp in
+            try block.attentionNorm.withUnsafeBufferPointer { gp in
+                let box = UncheckedBox((hp.baseAddress!, gp.baseAddress!))
+                return try runSite(block.qkv, rows: m, cols: d, producer: "RMSNorm", mode: mode, visited: visited) { r, out in
+                    let (h, g) = box.value
+                    VectorMath.rmsNorm(h + r * d, g, out, d, eps: eps)
+                }
+            }
+        }
+        let attended = attend(&qkv)
+        let attn = try visited?(block.o, attended) ?? attended
         let o = block.o.forward(attn, mode: mode)[0]
-        // h = hidden + o into a new matrix (hidden is still the caller's), normed in the same pass.
-        let residual = Profiler.measure("residual add + RMSNorm") { addThenRMSNorm(hidden, o, block.mlpNorm, eps: config.rmsNormEps) }
-        var h = residual.sum
-        let mlpIn = try visited(block.gateUp, residual.normed)
-        let gu = block.gateUp.forward(mlpIn, mode: mode)
-        let act = try visited(block.down, Profiler.measure("SwiGLU") { swiglu(gu) })
-        let down = block.down.forward(act, mode: mode)[0]
+        // h = hidden + o (a new matrix: hidden is still the caller's), each row normed while in cache.
+        var gu: [Matrix] = []
+        var h = try Matrix(rows: m, cols: d) { sp in
+            try hidden.data.withUnsafeBufferPointer { hp in try o.data.withUnsafeBufferPointer { op in
+                try block.mlpNorm.withUnsafeBufferPointer { gp in
+                    let box = UncheckedBox((sp, hp.baseAddress!, op.baseAddress!, gp.baseAddress!))
+                    gu = try runSite(block.gateUp, rows: m, cols: d, producer: "residual add + RMSNorm", mode: mode, visited: visited) { r, out in
+                        let (s, h, o, g) = box.value
+                        (s + r * d).update(from: h + r * d, count: d)
+                        VectorMath.add(s + r * d, o + r * d, d)
+                        VectorMath.rmsNorm(s + r * d, g, out, d, eps: eps)
+                    }
+                }
+            } }
+        }
+        let n = gu[1].cols
+        let down = try gu[0].data.withUnsafeBufferPointer { gp in
+            try gu[1].data.withUnsafeBufferPointer { up in
+                let box = UncheckedBox((gp.baseAddress!, up.baseAddress!))
+                return try runSite(block.down, rows: m, cols: n, producer: "SwiGLU", mode: mode, visited: visited) { r, out in
+                    let (g, u) = box.value
+                    out.update(from: u + r * n, count: n)
+                    VectorMath.siluMultiply(gate: g + r * n, up: out, n)
+                }
+            }
+        }[0]
         Profiler.measure("residual add") { add(&h, down) }
         return h
+    }
+
+    /// Runs `site` on the input (rows × cols) whose row r `produce(r, out)` writes into `out`.
+    /// Without a visitor, a site that runs on the integer GEMM straight from its input gets each
+    /// row quantized as it is produced, so the f32 input is never stored; otherwise the input is
+    /// built as a matrix (rows in parallel), shown to `visited`, and passed to `Site.forward`.
+    /// The same f32 rows and codes either way, so the same bits.
+    static func runSite(_ site: Site, rows: Int, cols: Int, producer: String, mode: ExecutionMode,
+                        visited: ((Site, Matrix) throws -> Matrix)?,
+                        produce: (Int, UnsafeMutablePointer<Float>) -> Void) rethrows -> [Matrix] {
+        let threads = rows * cols < 1 << 15 ? 1 : Parallel.threadCount
+        if visited == nil, let grid = site.integerInputGrid(mode) {
+            let qa = Profiler.measure(producer + " + activation quantization") {
+                QuantizedActivations(m: rows, k: cols, grid: grid, threads: threads) { r, scratch in
+                    produce(r, scratch)
+                    return UnsafePointer(scratch)
+                }
+            }
+            return site.forward(quantized: qa)
+        }
+        let x = Profiler.measure(producer) {
+            Matrix(rows: rows, cols: cols) { p in Parallel.forEach(rows, threads: threads) { r in produce(r, p + r * cols) } }
+        }
+        return site.forward(try visited?(site, x) ?? x, mode: mode)
     }
 
     /// RoPE on q and k (row t at position `startPosition + t % windowLength`), then the block's
@@ -126,22 +184,6 @@ public struct LlamaForward: DecoderRunner {
         return out
     }
 
-    /// `silu(gate) ⊙ up` (gate and up: tokens × ffn).
-    static func swiglu(_ gu: [Matrix]) -> Matrix {
-        let n = gu[1].cols, rows = gu[1].rows
-        // Each row: up copied into the output (cache-hot), then multiplied in place.
-        return Matrix(rows: rows, cols: n) { o in
-            gu[0].data.withUnsafeBufferPointer { g in gu[1].data.withUnsafeBufferPointer { u in
-                let box = UncheckedBox((o, g.baseAddress!, u.baseAddress!))
-                Parallel.forEach(rows, threads: rows * n < 1 << 15 ? 1 : nil) { r in
-                    let (o, g, u) = box.value
-                    (o + r * n).update(from: u + r * n, count: n)
-                    VectorMath.siluMultiply(gate: g + r * n, up: o + r * n, n)
-                }
-            } }
-        }
-    }
-
     /// `h += y` (rows in parallel).
     static func add(_ h: inout Matrix, _ y: Matrix) {
         precondition(h.rows == y.rows && h.cols == y.cols)
@@ -155,29 +197,6 @@ public struct LlamaForward: DecoderRunner {
                 }
             }
         }
-    }
-
-    /// `x + y` and `rmsNorm(x + y, γ)`, both written in one pass over each row (the sum's row is
-    /// still in cache for the norm), rows in parallel: the same f32 operations as `add` then
-    /// `rmsNorm`.
-    static func addThenRMSNorm(_ x: Matrix, _ y: Matrix, _ gamma: [Float], eps: Double) -> (sum: Matrix, normed: Matrix) {
-        precondition(x.rows == y.rows && x.cols == y.cols && gamma.count == x.cols)
-        let d = x.cols
-        var normed = Matrix(zeros: 0, d)
-        let sum = Matrix(rows: x.rows, cols: d) { sp in
-            normed = Matrix(rows: x.rows, cols: d) { np in
-                x.data.withUnsafeBufferPointer { xp in y.data.withUnsafeBufferPointer { yp in gamma.withUnsafeBufferPointer { g in
-                    let box = UncheckedBox((sp, np, xp.baseAddress!, yp.baseAddress!, g.baseAddress!))
-                    Parallel.forEach(x.rows, threads: x.rows * d < 1 << 15 ? 1 : nil) { r in
-                        let (s, n, x, y, g) = box.value
-                        (s + r * d).update(from: x + r * d, count: d)
-                        VectorMath.add(s + r * d, y + r * d, d)
-                        VectorMath.rmsNorm(s + r * d, g, n + r * d, d, eps: Float(eps))
-                    }
-                } } }
-            }
-        }
-        return (sum, normed)
     }
 
     /// Self-attention of one block from its q/k/v projections: returns the concatenated head

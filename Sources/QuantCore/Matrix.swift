@@ -17,8 +17,8 @@ public struct Matrix: Equatable, Sendable {
 
     /// A rows × cols matrix whose every element `fill` writes (row-major, from the base pointer);
     /// no zero fill first. `fill` is not called for an empty matrix.
-    public init(rows: Int, cols: Int, overwrittenBy fill: (UnsafeMutablePointer<Float>) -> Void) {
-        self.init(rows: rows, cols: cols, data: overwrittenArray(rows * cols, fill))
+    public init(rows: Int, cols: Int, overwrittenBy fill: (UnsafeMutablePointer<Float>) throws -> Void) rethrows {
+        self.init(rows: rows, cols: cols, data: try overwrittenArray(rows * cols, fill))
     }
 
     public subscript(r: Int, c: Int) -> Float {

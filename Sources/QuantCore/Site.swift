@@ -230,6 +230,30 @@ public final class Site {
         return Site.multiply(x, linears, activations: activationScheme, mode: mode, component: "GEMM " + kind.rawValue)
     }
 
+    /// The per-token grid `forward` quantizes its input with when, in `mode`, it runs on the
+    /// integer GEMM straight from that input (no online transforms); nil otherwise. The site's
+    /// producer may then quantize its rows as it writes them and call `forward(quantized:)`.
+    public func integerInputGrid(_ mode: ExecutionMode) -> QuantGrid? {
+        guard !transforms.contains(where: { $0.placement == .online }), arithmetic(mode) == .integer else { return nil }
+        return activationScheme.grid
+    }
+
+    /// `forward` on an input already quantized with `integerInputGrid(…)`'s grid: the integer GEMM
+    /// of every member.
+    public func forward(quantized qa: QuantizedActivations) -> [Matrix] {
+        Site.integerProducts(qa, linears, component: "GEMM " + kind.rawValue)
+    }
+
+    /// `Y_m = X·W_mᵀ (+ b_m)` on the integer GEMM for quantized X.
+    static func integerProducts(_ qa: QuantizedActivations, _ linears: [Linear], component: @autoclosure () -> String) -> [Matrix] {
+        Profiler.measure(component()) {
+            linears.map { l in
+                let w = l.packedForIntegerGemm!
+                return Matrix(rows: qa.m, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
+            }
+        }
+    }
+
     /// The arithmetic `forward` runs in `mode` (with the current engine).
     public func arithmetic(_ mode: ExecutionMode) -> Arithmetic { Site.arithmetic(linears, activations: activationScheme, mode: mode) }
 
@@ -247,12 +271,7 @@ public final class Site {
             let qa = Profiler.measure("activation quantization") {
                 x.data.withUnsafeBufferPointer { IntGemm.quantizeActivations($0.baseAddress!, m: x.rows, k: x.cols, grid: grid) }
             }
-            return Profiler.measure(component()) {
-                linears.map { l in
-                    let w = l.packedForIntegerGemm!
-                    return Matrix(rows: x.rows, cols: w.n, data: IntGemm.multiply(qa, w, bias: l.bias))
-                }
-            }
+            return integerProducts(qa, linears, component: component())
         case .simulated where mode == .quantized && activations.isQuantized:
             Profiler.measure("activation quantization") { activations.fakeQuantize(&x) }
             return Profiler.measure(component()) { linears.map { x.timesTransposed($0.effectiveWeight(quantized: true), bias: $0.bias) } }

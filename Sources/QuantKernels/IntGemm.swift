@@ -293,37 +293,56 @@ public struct QuantizedActivations: @unchecked Sendable {
 
     /// Quantizes X (M×K row-major) per token.
     public init(_ x: UnsafePointer<Float>, m: Int, k: Int, grid: QuantGrid, threads: Int? = nil) {
+        self.init(m: m, k: k, grid: grid, threads: threads) { i, _ in x + i * k }
+    }
+
+    /// Quantizes per token the M×K rows that `row(i, scratch)` gives: a pointer to row i's K
+    /// floats, either written into `scratch` (K floats, reused for the next row on the same thread)
+    /// or elsewhere. A producer (a norm, SwiGLU) then quantizes each row while it is in cache and
+    /// never stores the f32 matrix. Rows are split over threads as `Parallel.forEach` splits items;
+    /// every row's codes are the same whatever the split.
+    public init(m: Int, k: Int, grid: QuantGrid, threads: Int? = nil,
+                rows row: (_ i: Int, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>) {
         precondition(grid.bits >= 2 && grid.bits <= 8, "IntGemm activations need 2…8 bits")
         self.m = m; self.k = k; self.grid = grid
-        stride = (k + 7) / 8 * 8
-        codes = [UInt8](repeating: 0, count: m * stride)
+        let stride = (k + 7) / 8 * 8
+        self.stride = stride
+        // Every byte is written below (padding bytes as 0), so the storage is not cleared first.
+        codes = [UInt8](unsafeUninitializedCapacity: m * stride) { _, n in n = m * stride }
         scales = [Float](repeating: 1, count: m)
         zeros = [Int32](repeating: 0, count: m)
         storedZeros = [Int32](repeating: 0, count: m)
         let off = grid.symmetric ? Int32(1) << (grid.bits - 1) : 0
-        let stride = self.stride
+        let t = min(m, m * k >= 1 << 15 ? (threads ?? Parallel.threadCount) : 1)
         codes.withUnsafeMutableBufferPointer { cb in scales.withUnsafeMutableBufferPointer { sb in
         zeros.withUnsafeMutableBufferPointer { zb in storedZeros.withUnsafeMutableBufferPointer { szb in
             let c = cb.baseAddress!, s = sb.baseAddress!, z = zb.baseAddress!, sz = szb.baseAddress!
-            Parallel.forEach(m, threads: m * k >= 1 << 15 ? threads : 1) { i in
-                let row = x + i * k
-                let (lo, hi) = Quantizer.minMax(row, k)
-                // A row holding NaN or ±inf gets scale NaN (and zero codes): its outputs are NaN,
-                // never finite garbage.
-                guard lo.isFinite && hi.isFinite else { s[i] = .nan; z[i] = 0; sz[i] = off; return }
-                let (sc, zp) = grid.parameters(min: lo, max: hi)
-                s[i] = sc; z[i] = zp; sz[i] = zp + off
-                let out = c + i * stride
-                var done = 0
-                #if arch(x86_64)
-                if KernelDispatch.active != .portable {
-                    done = AVX2Quant.codesU8(row, k, scale: sc, lo: Float(grid.qmin - zp), hi: Float(grid.qmax - zp), add: zp + off, into: out)
+            Parallel.forEach(t, threads: t) { chunk in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(k, 1))
+                defer { scratch.deallocate() }
+                for i in (chunk * m / t)..<((chunk + 1) * m / t) {
+                    let out = c + i * stride
+                    if stride > k { (out + k).update(repeating: 0, count: stride - k) }
+                    let x = row(i, scratch)
+                    let (lo, hi) = Quantizer.minMax(x, k)
+                    // A row holding NaN or ±inf gets scale NaN (and zero codes): its outputs are
+                    // NaN, never finite garbage.
+                    guard lo.isFinite && hi.isFinite else {
+                        s[i] = .nan; z[i] = 0; sz[i] = off; out.update(repeating: 0, count: k); continue
+                    }
+                    let (sc, zp) = grid.parameters(min: lo, max: hi)
+                    s[i] = sc; z[i] = zp; sz[i] = zp + off
+                    var done = 0
+                    #if arch(x86_64)
+                    if KernelDispatch.active != .portable {
+                        done = AVX2Quant.codesU8(x, k, scale: sc, lo: Float(grid.qmin - zp), hi: Float(grid.qmax - zp), add: zp + off, into: out)
+                    }
+                    #endif
+                    if done < k { Quantizer.codesRun(x, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
+                        let b = SIMD8<UInt8>(truncatingIfNeeded: v)
+                        UnsafeMutableRawPointer(out + j).storeBytes(of: b, as: SIMD8<UInt8>.self)
+                    }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) }, from: done) }
                 }
-                #endif
-                if done < k { Quantizer.codesRun(row, k, grid: grid, scale: sc, zero: zp, offset: off, { j, v in
-                    let b = SIMD8<UInt8>(truncatingIfNeeded: v)
-                    UnsafeMutableRawPointer(out + j).storeBytes(of: b, as: SIMD8<UInt8>.self)
-                }, { j, q in out[j] = UInt8(truncatingIfNeeded: q) }, from: done) }
             }
         } } } }
     }

@@ -140,9 +140,9 @@ public struct UncheckedBox<T>: @unchecked Sendable {
 /// no zero fill first, which for a model's activations is a pass over hundreds of MB per window.
 /// `body` is not called when `count` is 0.
 @inlinable @inline(__always)
-public func overwrittenArray(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        if count > 0 { body(buffer.baseAddress!) }
+public func overwrittenArray(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> [Float] {
+    try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { try body(buffer.baseAddress!) }
         initialized = count
     }
 }
