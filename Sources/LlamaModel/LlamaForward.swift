@@ -253,8 +253,9 @@ public struct LlamaForward: DecoderRunner {
                         let i0 = t * tile, rows = min(tile, L - i0), visible = i0 + rows
                         let row0 = w * L + i0
                         // S = Q_tile·K[0..<visible]ᵀ (rows × visible, row stride `visible`).
-                        Gemm.multiplyPacked(qb + row0 * qs + head * hd, lda: qs, keys, into: s, ldy: visible, m: rows, n: visible, k: hd)
-                        // Unnormalized P = e^(S/√d − max) with the future masked to 0; 1/Σ per row.
+                        Gemm.multiplyPacked(qb + row0 * qs + head * hd, lda: qs, keys, into: s, ldy: visible, m: rows, n: visible, k: hd,
+                                            causal: .columns(offset: i0))
+                        // Unnormalized P = e^(S/√d − max) with the future masked to 0 (Q·Kᵀ skipped some of it); 1/Σ per row.
                         for r in 0..<rows {
                             let sr = s + r * visible, seen = i0 + r + 1
                             inv[r] = 1 / VectorMath.exponentiateShifted(sr, seen, scale: scale)
@@ -262,7 +263,8 @@ public struct LlamaForward: DecoderRunner {
                         }
                         // O_tile = P·V[0..<visible], then each row by its 1/Σ.
                         let o = ob + row0 * os + head * hd
-                        Gemm.multiplyPacked(s, lda: visible, values, into: o, ldy: os, m: rows, n: hd, k: visible)
+                        Gemm.multiplyPacked(s, lda: visible, values, into: o, ldy: os, m: rows, n: hd, k: visible,
+                                            causal: .steps(offset: i0))
                         for r in 0..<rows { VectorMath.scale(o + r * os, hd, by: inv[r]) }
                     }
                 }

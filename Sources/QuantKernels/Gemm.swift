@@ -120,8 +120,17 @@ public enum Gemm {
     /// `Y = X·B` on one thread, B packed once (its first `n` columns and first `k` steps), X and Y
     /// strided. The same K slabs and micro-kernel calls as `multiplyStrided` / `multiplyKN`
     /// packing B themselves, so the same bits.
+    ///
+    /// Causal products (attention's tiles, rows r = 0 ..< m of a tile starting at position
+    /// `causalOffset`) skip work that is zero or not needed:
+    /// - `causal: .columns(offset)`: row r needs only the columns < offset + r + 1; micro-tiles
+    ///   past every row's last needed column are not computed (those entries are left as they were).
+    /// - `causal: .steps(offset)`: X's row r is zero at steps ≥ offset + r + 1; each micro-tile
+    ///   stops at its last row's limit. Those steps would only add exact zeros (for finite B), so
+    ///   the bits are the same.
     public static func multiplyPacked(_ x: UnsafePointer<Float>, lda: Int, _ b: PackedPanels,
-                                      into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int) {
+                                      into y: UnsafeMutablePointer<Float>, ldy: Int, m: Int, n: Int, k: Int,
+                                      causal: Causal? = nil) {
         guard m > 0, n > 0 else { return }
         if k == 0 { for i in 0..<m { (y + i * ldy).update(repeating: 0, count: n) }; return }
         let s = F32Spec.for(KernelDispatch.active)
@@ -142,8 +151,19 @@ public enum Gemm {
                     let bp = b.base + (jr / s.nr * b.steps + pc) * s.nr
                     var ir = 0
                     while ir < mcur {
-                        s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jr, ldy,
-                                 min(s.mr, mcur - ir), min(s.nr, n - jr), pc > 0, nil)
+                        let rows = min(s.mr, mcur - ir)
+                        // One past the last position the micro-tile's last row reaches.
+                        let limit = causal.map { $0.offset + ic + ir + rows } ?? Int.max
+                        var steps = kcur, skip = false
+                        switch causal {
+                        case .columns?: skip = jr >= limit
+                        case .steps?: steps = min(kcur, limit - pc); skip = steps <= 0 && pc > 0   // C += 0
+                        case nil: break
+                        }
+                        if !skip {
+                            s.kernel(max(steps, 0), UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jr, ldy,
+                                     rows, min(s.nr, n - jr), pc > 0, nil)
+                        }
                         ir += s.mr
                     }
                     jr += s.nr
@@ -152,6 +172,12 @@ public enum Gemm {
             }
             ic += mcur
         }
+    }
+
+    /// Which part of a causal product `multiplyPacked` may skip (see there).
+    public enum Causal: Sendable {
+        case columns(offset: Int), steps(offset: Int)
+        var offset: Int { switch self { case .columns(let o), .steps(let o): return o } }
     }
 
     // MARK: small M (GEMV)

@@ -118,6 +118,47 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// Causal products as attention's tiles run them: `.columns` computes every entry a row needs,
+    /// `.steps` skips only steps where X is zero; both bit for bit the full product there.
+    func testCausalPackedProductsSkipOnlyWhatIsNotNeeded() {
+        var rng = TestRNG(13)
+        forEachPath { path in
+            for (offset, m, width) in [(0, 64, 64), (64, 64, 128), (448, 64, 512), (10, 37, 47), (0, 5, 5), (300, 13, 313)] {
+                // Q·Kᵀ: m × width scores from depth-24 rows; row r needs columns < offset + r + 1.
+                let depth = 24
+                let q = rng.floats(m * depth), keys = rng.floats(width * depth)
+                var packed = [Float](repeating: .nan, count: Gemm.packedFloats(columns: width, steps: depth))
+                var full = [Float](repeating: .nan, count: m * width), causal = full
+                q.withUnsafeBufferPointer { qp in keys.withUnsafeBufferPointer { kp in packed.withUnsafeMutableBufferPointer { pp in
+                    let b = Gemm.packB(transposed: kp.baseAddress!, ld: depth, n: width, k: depth, into: pp.baseAddress!)
+                    full.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(qp.baseAddress!, lda: depth, b, into: $0.baseAddress!, ldy: width, m: m, n: width, k: depth) }
+                    causal.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(qp.baseAddress!, lda: depth, b, into: $0.baseAddress!, ldy: width, m: m, n: width, k: depth,
+                                                                                causal: .columns(offset: offset)) }
+                } } }
+                for r in 0..<m {
+                    let seen = min(width, offset + r + 1)
+                    XCTAssertEqual(causal[(r * width)..<(r * width + seen)].map(\.bitPattern), full[(r * width)..<(r * width + seen)].map(\.bitPattern), "\(path) columns row \(r)")
+                }
+                // Some entries past the diagonal were skipped (left NaN) when a micro-tile lies past it.
+                if width - offset >= 64 { XCTAssertTrue(causal.contains { $0.isNaN }, "\(path) nothing skipped") }
+                // P·V: X (m × width) zero past each row's limit, V width × 40.
+                let n = 40
+                var p = rng.floats(m * width, 0, 1)
+                for r in 0..<m { for j in min(width, offset + r + 1)..<width { p[r * width + j] = 0 } }
+                let v = rng.floats(width * n)
+                var packedV = [Float](repeating: .nan, count: Gemm.packedFloats(columns: n, steps: width))
+                var want = [Float](repeating: .nan, count: m * n), got = want
+                p.withUnsafeBufferPointer { pp in v.withUnsafeBufferPointer { vp in packedV.withUnsafeMutableBufferPointer { bp in
+                    let b = Gemm.packB(kn: vp.baseAddress!, ld: n, k: width, n: n, into: bp.baseAddress!)
+                    want.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(pp.baseAddress!, lda: width, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: width) }
+                    got.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(pp.baseAddress!, lda: width, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: width,
+                                                                             causal: .steps(offset: offset)) }
+                } } }
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(path) steps offset \(offset) m \(m) width \(width)")
+            }
+        }
+    }
+
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
         XCTAssertEqual(Gemm.multiply([], [], m: 2, n: 3, k: 0, bias: [1, 2, 3]), [1, 2, 3, 1, 2, 3])
