@@ -121,40 +121,40 @@ final class GemmTests: XCTestCase {
     /// Causal products as attention's tiles run them: `.columns` computes every entry a row needs,
     /// `.steps` skips only steps where X is zero; both bit for bit the full product there.
     func testCausalPackedProductsSkipOnlyWhatIsNotNeeded() {
+        /// X (m × k) times B packed by `pack` (n columns, k steps), without and with `causal`.
+        func products(_ x: [Float], m: Int, k: Int, n: Int, _ causal: Gemm.Causal,
+                      pack: (UnsafeMutablePointer<Float>) -> Gemm.PackedPanels) -> (full: [Float], causal: [Float]) {
+            var packed = [Float](repeating: .nan, count: Gemm.packedFloats(columns: n, steps: k))
+            var full = [Float](repeating: .nan, count: m * n), skipped = full
+            x.withUnsafeBufferPointer { xp in packed.withUnsafeMutableBufferPointer { pp in
+                let b = pack(pp.baseAddress!)
+                full.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(xp.baseAddress!, lda: k, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: k) }
+                skipped.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(xp.baseAddress!, lda: k, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: k, causal: causal) }
+            } }
+            return (full, skipped)
+        }
         var rng = TestRNG(13)
         forEachPath { path in
             for (offset, m, width) in [(0, 64, 64), (64, 64, 128), (448, 64, 512), (10, 37, 47), (0, 5, 5), (300, 13, 313)] {
                 // Q·Kᵀ: m × width scores from depth-24 rows; row r needs columns < offset + r + 1.
-                let depth = 24
-                let q = rng.floats(m * depth), keys = rng.floats(width * depth)
-                var packed = [Float](repeating: .nan, count: Gemm.packedFloats(columns: width, steps: depth))
-                var full = [Float](repeating: .nan, count: m * width), causal = full
-                q.withUnsafeBufferPointer { qp in keys.withUnsafeBufferPointer { kp in packed.withUnsafeMutableBufferPointer { pp in
-                    let b = Gemm.packB(transposed: kp.baseAddress!, ld: depth, n: width, k: depth, into: pp.baseAddress!)
-                    full.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(qp.baseAddress!, lda: depth, b, into: $0.baseAddress!, ldy: width, m: m, n: width, k: depth) }
-                    causal.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(qp.baseAddress!, lda: depth, b, into: $0.baseAddress!, ldy: width, m: m, n: width, k: depth,
-                                                                                causal: .columns(offset: offset)) }
-                } } }
+                let depth = 24, keys = rng.floats(width * depth)
+                let scores = products(rng.floats(m * depth), m: m, k: depth, n: width, .columns(offset: offset)) { dst in
+                    keys.withUnsafeBufferPointer { Gemm.packB(transposed: $0.baseAddress!, ld: depth, n: width, k: depth, into: dst) }
+                }
                 for r in 0..<m {
-                    let seen = min(width, offset + r + 1)
-                    XCTAssertEqual(causal[(r * width)..<(r * width + seen)].map(\.bitPattern), full[(r * width)..<(r * width + seen)].map(\.bitPattern), "\(path) columns row \(r)")
+                    let needed = (r * width)..<(r * width + min(width, offset + r + 1))
+                    XCTAssertEqual(scores.causal[needed].map(\.bitPattern), scores.full[needed].map(\.bitPattern), "\(path) columns row \(r)")
                 }
                 // Some entries past the diagonal were skipped (left NaN) when a micro-tile lies past it.
-                if width - offset >= 64 { XCTAssertTrue(causal.contains { $0.isNaN }, "\(path) nothing skipped") }
-                // P·V: X (m × width) zero past each row's limit, V width × 40.
-                let n = 40
+                if width - offset >= 64 { XCTAssertTrue(scores.causal.contains { $0.isNaN }, "\(path) nothing skipped") }
+                // P·V: P (m × width) zero past each row's limit, V width × 40.
                 var p = rng.floats(m * width, 0, 1)
                 for r in 0..<m { for j in min(width, offset + r + 1)..<width { p[r * width + j] = 0 } }
-                let v = rng.floats(width * n)
-                var packedV = [Float](repeating: .nan, count: Gemm.packedFloats(columns: n, steps: width))
-                var want = [Float](repeating: .nan, count: m * n), got = want
-                p.withUnsafeBufferPointer { pp in v.withUnsafeBufferPointer { vp in packedV.withUnsafeMutableBufferPointer { bp in
-                    let b = Gemm.packB(kn: vp.baseAddress!, ld: n, k: width, n: n, into: bp.baseAddress!)
-                    want.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(pp.baseAddress!, lda: width, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: width) }
-                    got.withUnsafeMutableBufferPointer { Gemm.multiplyPacked(pp.baseAddress!, lda: width, b, into: $0.baseAddress!, ldy: n, m: m, n: n, k: width,
-                                                                             causal: .steps(offset: offset)) }
-                } } }
-                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(path) steps offset \(offset) m \(m) width \(width)")
+                let n = 40, v = rng.floats(width * n)
+                let out = products(p, m: m, k: width, n: n, .steps(offset: offset)) { dst in
+                    v.withUnsafeBufferPointer { Gemm.packB(kn: $0.baseAddress!, ld: n, k: width, n: n, into: dst) }
+                }
+                XCTAssertEqual(out.causal.map(\.bitPattern), out.full.map(\.bitPattern), "\(path) steps offset \(offset) m \(m) width \(width)")
             }
         }
     }
