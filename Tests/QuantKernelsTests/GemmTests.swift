@@ -159,6 +159,26 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// A ragged last tile of rows (fewer than a micro-kernel's rows, e.g. the AVX-512 path's
+    /// 4-row kernel) computes each row with the same operations as a full tile: the same bits.
+    func testRaggedRowTilesGiveTheSameBits() {
+        var rng = TestRNG(14)
+        forEachPath { path in
+            for (n, k) in [(32, 64), (70, 300), (64, 513)] {
+                let x = rng.floats(24 * k), w = rng.floats(n * k)
+                var all = [Float](repeating: .nan, count: 24 * n)
+                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in
+                    all.withUnsafeMutableBufferPointer { Gemm.multiplyStrided(xp.baseAddress!, lda: k, wp.baseAddress!, into: $0.baseAddress!, ldy: n, m: 24, n: n, k: k, threads: 1) }
+                    for m in [1, 3, 4, 5, 8, 13] {
+                        var part = [Float](repeating: .nan, count: m * n)
+                        part.withUnsafeMutableBufferPointer { Gemm.multiplyStrided(xp.baseAddress!, lda: k, wp.baseAddress!, into: $0.baseAddress!, ldy: n, m: m, n: n, k: k, threads: 1) }
+                        XCTAssertEqual(part.map(\.bitPattern), all[..<(m * n)].map(\.bitPattern), "\(path) \(m) of 24 rows, \(n)×\(k)")
+                    }
+                } }
+            }
+        }
+    }
+
     func testEmptyAndZeroDepth() {
         XCTAssertEqual(Gemm.multiply([], [Float](repeating: 1, count: 6), m: 0, n: 3, k: 2).count, 0)
         XCTAssertEqual(Gemm.multiply([], [], m: 2, n: 3, k: 0, bias: [1, 2, 3]), [1, 2, 3, 1, 2, 3])
