@@ -186,36 +186,47 @@ public struct ModelBenchmark {
             rows[i].kvCacheBytes = decoders[i].cacheBytes
         }
 
-        var fpLogProbs: [Matrix] = [], fpProbabilities: [Matrix] = []
-        for (i, m) in models.enumerated() where settings.profile {
-            progress("\(m.name): profiling the prefill, the evaluation's scoring and the decode")
-            if i == 0 { fpLogProbs = timed.map { evaluator.logProbabilities(runner.logits(m.model, windows: [$0], mode: .float)) } }
-            let proto = PerplexityProtocol.standard(seqLen: L)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            Profiler.start()
-            for (wi, w) in timed.enumerated() {
-                let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
-                // As the evaluation does: the float model's probabilities once per window (charged to FP), for every variant's KL.
-                if i == 0 { fpProbabilities.append(Profiler.measure("NLL/KL scoring") { Evaluator.probabilities(lp) }) }
-                _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi],
-                                    floatProbabilities: i == 0 ? nil : fpProbabilities[wi], batch: [w], protocol: proto)
+        // Profile passes (up to 3), the models interleaved as in the timing rounds; per model the
+        // pass with the median wall time is reported (prefill and decode separately), so a slow
+        // spell during one model's pass does not make its components' figures.
+        typealias Pass = (parts: [String: Double], wall: Double)
+        let passes = settings.profile ? min(rounds, 3) : 0
+        if passes > 0 { report.profilePasses = passes }
+        var prefillPasses = [[Pass]](repeating: [], count: models.count), decodePasses = prefillPasses
+        let fpLogProbs = passes > 0 ? timed.map { evaluator.logProbabilities(runner.logits(models[0].model, windows: [$0], mode: .float)) } : []
+        let proto = PerplexityProtocol.standard(seqLen: L)
+        for pass in 0..<passes {
+            var fpProbabilities: [Matrix] = []
+            for (i, m) in models.enumerated() {
+                progress("profile pass \(pass + 1)/\(passes), \(m.name): the prefill, the evaluation's scoring and the decode")
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                Profiler.start()
+                for (wi, w) in timed.enumerated() {
+                    let lp = evaluator.logProbabilities(runner.logits(m.model, windows: [w], mode: m.mode))
+                    // As the evaluation does: the float model's probabilities once per window (charged to FP), for every variant's KL.
+                    if i == 0 { fpProbabilities.append(Profiler.measure("NLL/KL scoring") { Evaluator.probabilities(lp) }) }
+                    _ = evaluator.score(logProbabilities: lp, float: i == 0 ? nil : fpLogProbs[wi],
+                                        floatProbabilities: i == 0 ? nil : fpProbabilities[wi], batch: [w], protocol: proto)
+                }
+                let parts = Profiler.stop()
+                prefillPasses[i].append((parts, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                // Decode: the same prompt, then the same number of tokens, under the profiler.
+                let decodeWall = try generate(decoders[i], profiled: true)
+                decodePasses[i].append((Profiler.stop(), decodeWall))
             }
-            let parts = Profiler.stop()
-            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            rows[i].profile = parts.map { .init(component: $0.key, seconds: $0.value / Double(timed.count)) }
+        }
+        /// Seconds per unit of each component in the median-wall pass, and what no component measured.
+        func medianPass(_ p: [Pass], per units: Double) -> (components: [ModelBenchmarkReport.ProfileEntry], wall: Double?) {
+            let pass = p.sorted { $0.wall < $1.wall }[p.count / 2]
+            var components = pass.parts.map { ModelBenchmarkReport.ProfileEntry(component: $0.key, seconds: $0.value / units) }
                 .sorted { $0.seconds > $1.seconds }
-            rows[i].profile.append(.init(component: "other (not in a measured component)",
-                                         seconds: max(0, wall - parts.values.reduce(0, +)) / Double(timed.count)))
-            rows[i].profileWallSecondsPerWindow = wall / Double(timed.count)
-
-            // Decode: the same prompt, then the same number of tokens, under the profiler.
-            let decodeWall = try generate(decoders[i], profiled: true)
-            let decodeParts = Profiler.stop()
-            let n = Double(settings.decodeTokens)
-            rows[i].decodeProfile = decodeParts.map { .init(component: $0.key, seconds: $0.value / n) }
-            rows[i].decodeProfile.append(.init(component: "other (not in a measured component)",
-                                               seconds: max(0, decodeWall - decodeParts.values.reduce(0, +)) / n))
-            rows[i].decodeProfileWallSecondsPerToken = decodeWall / n
+            components.append(.init(component: "other (not in a measured component)",
+                                    seconds: max(0, pass.wall - pass.parts.values.reduce(0, +)) / units))
+            return (components, pass.wall / units)
+        }
+        for i in rows.indices where passes > 0 {
+            (rows[i].profile, rows[i].profileWallSecondsPerWindow) = medianPass(prefillPasses[i], per: Double(timed.count))
+            (rows[i].decodeProfile, rows[i].decodeProfileWallSecondsPerToken) = medianPass(decodePasses[i], per: Double(settings.decodeTokens))
         }
         report.rows = rows
         report.peakResidentBytes = PeakMemory.residentBytes()

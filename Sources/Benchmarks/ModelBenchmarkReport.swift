@@ -15,6 +15,8 @@ public struct ModelBenchmarkReport: Codable, Sendable {
     public var decodeTokens: Int
     /// Timing rounds (the models interleaved in each); rates are the median round's.
     public var rounds = 1
+    /// Profile passes (the models interleaved in each); each model's profile is its median-wall pass.
+    public var profilePasses: Int?
     public var f32PeakGFLOPS: Double?
     public var intPeakGOPS: Double?
     /// The median read bandwidth measured in the run (before the rounds and at each later round):
@@ -148,11 +150,12 @@ public struct ModelBenchmarkReport: Codable, Sendable {
             + "Weights MB counts every copy held (f32, Int32 codes, packed, dequantized); variants keep only the packed codes where they run on the integer or weight-only GEMM. Peak RSS \(mb(peakResidentBytes)) MB.\n"
         let profiled = rows.filter { !$0.profile.isEmpty }
         if !profiled.isEmpty {
-            out += "\nprofile: one window's prefill forward plus the evaluation's scoring (log-softmax, NLL, KL against FP)\n"
+            let passes = (profilePasses ?? 1) > 1 ? " (each model's median pass of \(profilePasses!), the models interleaved)" : ""
+            out += "\nprofile\(passes): one window's prefill forward plus the evaluation's scoring (log-softmax, NLL, KL against FP)\n"
                 + ModelBenchmarkReport.profileTable(profiled, unit: "ms per window", entries: \.profile, wall: \.profileWallSecondsPerWindow) + "\n"
             let decoded = profiled.filter { !$0.decodeProfile.isEmpty }
             if !decoded.isEmpty {
-                out += "\nprofile: decode, one generated token after the \(promptTokens)-token prompt\n"
+                out += "\nprofile\(passes): decode, one generated token after the \(promptTokens)-token prompt\n"
                     + ModelBenchmarkReport.profileTable(decoded, unit: "ms per token", entries: \.decodeProfile,
                                                         wall: \.decodeProfileWallSecondsPerToken) + "\n"
             }

@@ -52,6 +52,9 @@ final class ModelBenchmarkTests: XCTestCase {
         let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
         XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w8a8 head8", "w4a16", "duquant"])
         XCTAssertEqual(report.rounds, 3)
+        // The profile: each model's median-wall pass of 3, the models interleaved.
+        XCTAssertEqual(report.profilePasses, 3)
+        XCTAssertTrue(report.text.contains("profile (each model's median pass of 3, the models interleaved)"))
         // The decode bounds use the median bandwidth measured (once before the rounds, then each later round).
         XCTAssertEqual(report.readBandwidthRangeGBs.count, 2)
         XCTAssertTrue(report.readBandwidthRangeGBs[0] <= report.readBandwidthGBs && report.readBandwidthGBs <= report.readBandwidthRangeGBs[1])
