@@ -72,6 +72,38 @@ final class IntGemmTests: XCTestCase {
         XCTAssertEqual(IntGemm.multiply(empty, pw).count, 0)
     }
 
+    /// Activations quantized from a row producer (rows written into the scratch row, as a norm or
+    /// SwiGLU does) equal those quantized from the stored matrix: codes, padding bytes, scales and
+    /// zero points, rows holding NaN included, on every path and thread count.
+    func testActivationsFromARowProducerEqualTheStoredMatrixPath() {
+        var rng = TestRNG(15)
+        forEachPath { path in
+            for (m, k) in [(3, 20), (200, 250), (64, 576)] {
+                var x = rng.floats(m * k, -3, 3)
+                x[k + 1] = .nan                                            // row 1: NaN
+                for j in 0..<k { x[2 * k + j] = 0.5 }                      // row 2: constant
+                for grid in [QuantGrid(bits: 8, symmetric: true), QuantGrid(bits: 4, symmetric: false)] {
+                    x.withUnsafeBufferPointer { xp in
+                        let stored = QuantizedActivations(xp.baseAddress!, m: m, k: k, grid: grid)
+                        for threads in [1, 2, 3] {
+                            let produced = QuantizedActivations(m: m, k: k, grid: grid, threads: threads) { i, scratch in
+                                scratch.update(from: xp.baseAddress! + i * k, count: k)
+                                return UnsafePointer(scratch)
+                            }
+                            let what = "\(path) \(m)×\(k) \(grid) threads \(threads)"
+                            XCTAssertEqual(produced.codes, stored.codes, what)
+                            XCTAssertEqual(produced.scales.map(\.bitPattern), stored.scales.map(\.bitPattern), what)
+                            XCTAssertEqual(produced.zeros, stored.zeros, what)
+                            XCTAssertEqual(produced.storedZeros, stored.storedZeros, what)
+                        }
+                        XCTAssertTrue(stored.scales[1].isNaN && stored.codes[stored.stride..<(stored.stride + k)].allSatisfy { $0 == 0 })
+                        for i in 0..<m { XCTAssertTrue(stored.codes[(i * stored.stride + k)..<((i + 1) * stored.stride)].allSatisfy { $0 == 0 }, "padding") }
+                    }
+                }
+            }
+        }
+    }
+
     func testDispatchPicksBestAvailable() {
         XCTAssertEqual(KernelDispatch.available.first, .portable)
         XCTAssertEqual(KernelDispatch.best, KernelDispatch.available.max())
