@@ -102,7 +102,7 @@ for (module, deps) in [
     ("Reporting", ["Reporting"]),
     ("Export", ["Export", "QuantCore", "ModelFormats", "LlamaModel", "TestSupport", "RTN"]),
     ("Runs", ["Runs", "Recipes", "QuantCore", "Reporting", "LlamaModel", "TestSupport"] + methods),
-    ("Benchmarks", ["Benchmarks", "Runs", "Recipes", "QuantCore", "QuantKernels", "LlamaModel", "TestSupport"] + methods),
+    ("Benchmarks", ["Benchmarks", "Runs", "Recipes", "Reporting", "QuantCore", "QuantKernels", "LlamaModel", "TestSupport"] + methods),
     ("WorkbenchCLI", ["WorkbenchCLI", "Runs", "Recipes", "QuantCore", "TestSupport", "Training", "TrainingQuantization"] + methods),
 ] {
     targets.append(.testTarget(name: "\(module)Tests",

@@ -60,12 +60,13 @@ public struct ModelBenchmark {
             .quantizeAll(then: { $0.compactForInference() })
         let fp = Model(name: "FP", scheme: "f32 (\(loaded.model.provenance))", model: loaded.model, mode: .float)
         return try run([fp] + variants.map { Model(name: $0.0.name, scheme: $0.0.scheme.label, model: $0.1, mode: .quantized) },
-                       windows: windows)
+                       windows: windows, progress: handler)
     }
 
     /// Runs every model (the first is the float reference for ratios) on `windows` (each of the
-    /// same length; the first also gives the decode prompt).
-    public func run(_ models: [Model], windows: [[Int]]) throws -> ModelBenchmarkReport {
+    /// same length; the first also gives the decode prompt). `handler` gets the timing rounds'
+    /// and profile passes' steps (rate and ETA).
+    public func run(_ models: [Model], windows: [[Int]], progress handler: @escaping ProgressHandler = { _ in }) throws -> ModelBenchmarkReport {
         guard let first = models.first, let w0 = windows.first, !w0.isEmpty else {
             throw BenchmarkError("bench model needs a model and at least one evaluation window")
         }
@@ -149,7 +150,8 @@ public struct ModelBenchmark {
                 for key in rateOrder { rates[key] = max(rates[key]!, MachineLimits.gemmRate(key.kind, key.shape, threads: threads, budget: budget)) }
             }
             for (i, m) in models.enumerated() {
-                progress("round \(round + 1)/\(rounds), \(m.name): prefill \(timed.count) × \(L) tokens, decode \(prompt.count) + \(settings.decodeTokens) tokens")
+                handler(.step(task: "bench: \(rounds) timing round(s)", done: round * models.count + i, total: rounds * models.count,
+                              unit: "model runs", detail: "round \(round + 1), \(m.name): prefill \(timed.count) × \(L) tokens, decode \(prompt.count) + \(settings.decodeTokens) tokens"))
                 var seconds = 0.0
                 for w in timed {
                     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -160,6 +162,7 @@ public struct ModelBenchmark {
                 decodeRates[i].append(Double(settings.decodeTokens) / (try generate(decoders[i])))
             }
         }
+        handler(.step(task: "bench: \(rounds) timing round(s)", done: rounds * models.count, total: rounds * models.count, unit: "model runs"))
         func median(_ v: [Double]) -> Double {
             let s = v.sorted()
             return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -198,7 +201,8 @@ public struct ModelBenchmark {
         for pass in 0..<passes {
             var fpProbabilities: [Matrix] = []
             for (i, m) in models.enumerated() {
-                progress("profile pass \(pass + 1)/\(passes), \(m.name): the prefill, the evaluation's scoring and the decode")
+                handler(.step(task: "bench: \(passes) profile pass(es)", done: pass * models.count + i, total: passes * models.count,
+                              unit: "model runs", detail: "pass \(pass + 1), \(m.name): the prefill, the evaluation's scoring and the decode"))
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 Profiler.start()
                 for (wi, w) in timed.enumerated() {
@@ -215,6 +219,7 @@ public struct ModelBenchmark {
                 decodePasses[i].append((Profiler.stop(), decodeWall))
             }
         }
+        if passes > 0 { handler(.step(task: "bench: \(passes) profile pass(es)", done: passes * models.count, total: passes * models.count, unit: "model runs")) }
         /// Seconds per unit of each component in the median-wall pass, and what no component measured.
         func medianPass(_ p: [Pass], per units: Double) -> (components: [ModelBenchmarkReport.ProfileEntry], wall: Double?) {
             let pass = p.sorted { $0.wall < $1.wall }[p.count / 2]

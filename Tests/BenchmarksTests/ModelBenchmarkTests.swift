@@ -2,6 +2,7 @@ import XCTest
 import QuantCore
 import QuantKernels
 import Recipes
+import Reporting
 import RTN
 import DuQuant
 import LlamaModel
@@ -49,9 +50,16 @@ final class ModelBenchmarkTests: XCTestCase {
     func testQuickRunReportsEveryVariantAgainstItsBounds() throws {
         var s = ModelBenchmark.Settings()
         s.windows = 2; s.promptTokens = 16; s.decodeTokens = 4; s.profile = true; s.quick = true; s.rounds = 3
-        let report = try ModelBenchmark(settings: s).run(recipe: try recipe())
+        let events = EventLog()
+        let report = try ModelBenchmark(settings: s).run(recipe: try recipe(), progress: { events.append($0) })
         XCTAssertEqual(report.rows.map(\.name), ["FP", "w8a8", "w8a8 head8", "w4a16", "duquant"])
         XCTAssertEqual(report.rounds, 3)
+        // The timing rounds and profile passes report steps (a display shows their rate and ETA):
+        // from 0 to 3 rounds × 5 models.
+        for task in ["bench: 3 timing round(s)", "bench: 3 profile pass(es)"] {
+            let steps = events.steps(task)
+            XCTAssertEqual(steps.first, 0, task); XCTAssertEqual(steps.last, 15, task); XCTAssertEqual(steps, steps.sorted(), task)
+        }
         // The profile: each model's median-wall pass of 3, the models interleaved.
         XCTAssertEqual(report.profilePasses, 3)
         XCTAssertTrue(report.text.contains("profile (each model's median pass of 3, the models interleaved)"))
@@ -125,5 +133,17 @@ final class ModelBenchmarkTests: XCTestCase {
     func testMachineLimitsMeasureSomething() {
         XCTAssertGreaterThan(MachineLimits.readBandwidth(bytes: 8 << 20, threads: 1, passes: 2), 1e8)
         XCTAssertGreaterThan(MachineLimits.gemmRate(.integer(weightBits: 4, activationBits: 8), .init(m: 8, k: 64, n: 32), threads: 1, budget: 0.01), 0)
+    }
+}
+
+/// Progress events collected from a run (the handler may be called from any thread).
+private final class EventLog: @unchecked Sendable {
+    private var events: [ProgressEvent] = []
+    private let lock = NSLock()
+    func append(_ e: ProgressEvent) { lock.lock(); events.append(e); lock.unlock() }
+    /// The `done` counts of `task`'s steps, in order.
+    func steps(_ task: String) -> [Int] {
+        lock.lock(); defer { lock.unlock() }
+        return events.compactMap { if case .step(task, let done, _, _, _) = $0 { return done } else { return nil } }
     }
 }
