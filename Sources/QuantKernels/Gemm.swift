@@ -146,28 +146,8 @@ public enum Gemm {
             while pc < k {
                 let kcur = min(kc, k - pc)
                 s.pack(x + ic * lda + pc, lda, mcur, kcur, s.mr, pa)
-                var jr = 0
-                while jr < n {
-                    let bp = b.base + (jr / s.nr * b.steps + pc) * s.nr
-                    var ir = 0
-                    while ir < mcur {
-                        let rows = min(s.mr, mcur - ir)
-                        // One past the last position the micro-tile's last row reaches.
-                        let limit = causal.map { $0.offset + ic + ir + rows } ?? Int.max
-                        var steps = kcur, skip = false
-                        switch causal {
-                        case .columns?: skip = jr >= limit
-                        case .steps?: steps = min(kcur, limit - pc); skip = steps <= 0 && pc > 0   // C += 0
-                        case nil: break
-                        }
-                        if !skip {
-                            s.kernel(max(steps, 0), UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jr, ldy,
-                                     rows, min(s.nr, n - jr), pc > 0, nil)
-                        }
-                        ir += s.mr
-                    }
-                    jr += s.nr
-                }
+                microTiles(s, pa, rows: mcur, steps: kcur, b.base + pc * s.nr, panelStride: b.steps * s.nr, y + ic * ldy, ldy: ldy,
+                           cols: n, accumulate: pc > 0, bias: nil, causal: causal, firstRow: ic, firstStep: pc)
                 pc += kcur
             }
             ic += mcur
@@ -178,6 +158,40 @@ public enum Gemm {
     public enum Causal: Sendable {
         case columns(offset: Int), steps(offset: Int)
         var offset: Int { switch self { case .columns(let o), .steps(let o): return o } }
+    }
+
+    /// One packed A block (`rows` × `steps`, panels of `mr` rows) times one B slab (panels of `nr`
+    /// columns, `panelStride` floats apart) into Y (`rows` × `cols` from `y`): every micro-tile,
+    /// column panels outer. `accumulate` adds to Y (a later K slab); `bias` (the last slab) is
+    /// added once. With `causal`, micro-tiles skip what `multiplyPacked` documents (`firstRow`: the
+    /// block's first row in the product, `firstStep`: the slab's first step).
+    @inline(__always)
+    static func microTiles(_ s: F32Spec, _ pa: UnsafePointer<Float>, rows: Int, steps: Int, _ bslab: UnsafePointer<Float>,
+                           panelStride: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int, cols: Int, accumulate: Bool,
+                           bias: UnsafePointer<Float>?, causal: Causal? = nil, firstRow: Int = 0, firstStep: Int = 0) {
+        var jr = 0
+        while jr < cols {
+            let width = min(s.nr, cols - jr)
+            let bp = bslab + jr / s.nr * panelStride
+            var ir = 0
+            while ir < rows {
+                let tileRows = min(s.mr, rows - ir)
+                var kEff = steps, skip = false
+                if let causal {
+                    // One past the last position (column, or step of this slab) the tile's last row reaches.
+                    let limit = causal.offset + firstRow + ir + tileRows
+                    switch causal {
+                    case .columns: skip = jr >= limit
+                    case .steps: kEff = min(steps, limit - firstStep); skip = kEff <= 0 && accumulate   // C += 0
+                    }
+                }
+                if !skip {
+                    s.kernel(max(kEff, 0), pa + ir * steps, bp, y + ir * ldy + jr, ldy, tileRows, width, accumulate, bias.map { $0 + jr })
+                }
+                ir += s.mr
+            }
+            jr += s.nr
+        }
     }
 
     // MARK: small M (GEMV)
@@ -317,20 +331,8 @@ public enum Gemm {
         /// One packed A block (rows ic…, slab pc) against one packed B slab: all micro-tiles.
         @inline(__always) func tiles(_ ic: Int, _ mcur: Int, _ jc: Int, _ ncur: Int, _ pc: Int, _ kcur: Int,
                                      _ bslab: UnsafeMutablePointer<Float>) {
-            let last = pc + kcur == k
-            var jr = 0
-            while jr < ncur {
-                let cols = min(s.nr, ncur - jr)
-                let bp = UnsafePointer(bslab + jr * kcur)
-                let bb = last ? bias.map { $0 + jc + jr } : nil
-                var ir = 0
-                while ir < mcur {
-                    s.kernel(kcur, UnsafePointer(pa + ir * kcur), bp, y + (ic + ir) * ldy + jc + jr, ldy,
-                             min(s.mr, mcur - ir), cols, pc > 0, bb)
-                    ir += s.mr
-                }
-                jr += s.nr
-            }
+            microTiles(s, pa, rows: mcur, steps: kcur, bslab, panelStride: s.nr * kcur, y + ic * ldy + jc, ldy: ldy, cols: ncur,
+                       accumulate: pc > 0, bias: pc + kcur == k ? bias.map { $0 + jc } : nil)
         }
 
         var jc = 0
