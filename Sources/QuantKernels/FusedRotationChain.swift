@@ -13,12 +13,18 @@ import Synchronization
 /// f32; the same GEMM micro-kernel on the same 128-row chunks, or `weightedRowSum` for ≤ 4 rows,
 /// on the same values in the same order). Only the passes over x are merged:
 ///
-/// - More than 4 rows: chunks of 128 rows. Per chunk, each block of x (scaled into a 128 × b
-///   panel when `s` is given) times R₁ goes into a chunk temp (128 × cols, cache-resident); then
-///   for each output block the permuted columns are gathered from the temp into a 128 × b panel,
-///   multiplied by R₂ and written straight into x. The rotations are packed into GEMM panels once
-///   (per kernel path), not per chunk. With fewer than two chunks per thread the two phases run
-///   as (chunk, block) items over the threads instead, one dispatch per phase.
+/// - More than 4 rows, with R₂: chunks of 128 rows, and per chunk two phases through a temp that
+///   holds the R₁ output transposed (features × rows, cache-resident):
+///   1. per block, `tempᵀ[blk] = R₁ᵀ·(x ⊙ s)[:, blk]ᵀ`: R₁ᵀ is the packed A operand (packed once
+///      per kernel path), the chunk's block of x is packed as the B operand with the scale applied
+///      in the packed panels. Each output is the same sum of the same products in the same order
+///      as `x·R₁` (an FMA's two factors only trade places), so the same bits.
+///   2. per output block, the A panels of `z[:, perm[blk]]` are contiguous runs of `tempᵀ`'s rows
+///      (the permutation is a choice of rows, not a gather of scattered columns), times R₂ packed
+///      once as the B operand, written straight into x.
+///   With fewer than two chunks per thread the two phases run as (chunk, block) items over the
+///   threads instead, one dispatch per phase. Without R₂: per chunk and block, `(x ⊙ s)·R₁` into
+///   a temp, copied back.
 /// - At most 4 rows (decoding): phase 1 (scale, ·R₁) and phase 2 (gather, ·R₂), each one
 ///   parallel pass with the blocks spread over the threads — what costs is reading the matrices —
 ///   in scratch the chain keeps (no allocation per call unless two calls overlap).
@@ -35,17 +41,26 @@ public final class FusedRotationChain: @unchecked Sendable {
     static let chunkRows = 128
     static let decodeRows = 4
 
-    /// Rotations packed for the GEMM of the kernel path whose panel width is `nr`.
+    /// Rotations packed for the GEMM of one kernel path: R₂ (or, without R₂, R₁) as B panels of
+    /// `nr` columns, `stride` floats per block; with R₂, R₁ᵀ as A panels of `mr` rows, `aStride`
+    /// floats per block.
     final class Packed: @unchecked Sendable {
-        let nr: Int, stride: Int
+        let nr: Int, mr: Int, stride: Int, aStride: Int
         let first: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>?
         let firstCount: Int, secondCount: Int
-        init(_ chain: FusedRotationChain, nr: Int) {
-            let b = chain.blockSize, stride = (b + nr - 1) / nr * nr * b
-            self.nr = nr
-            self.stride = stride
-            first = Self.pack(chain.first, b: b, nr: nr, stride: stride); firstCount = chain.first.count
-            second = chain.second.map { Self.pack($0, b: b, nr: nr, stride: stride) }; secondCount = chain.second?.count ?? 0
+        init(_ chain: FusedRotationChain, _ spec: Gemm.F32Spec) {
+            let b = chain.blockSize
+            nr = spec.nr; mr = spec.mr
+            stride = (b + nr - 1) / nr * nr * b
+            aStride = (b + mr - 1) / mr * mr * b
+            firstCount = chain.first.count; secondCount = chain.second?.count ?? 0
+            if let r2 = chain.second {
+                first = Self.packTransposed(chain.first, b: b, spec, stride: aStride)
+                second = Self.pack(r2, b: b, nr: nr, stride: stride)
+            } else {
+                first = Self.pack(chain.first, b: b, nr: nr, stride: stride)
+                second = nil
+            }
         }
         /// Each b×b matrix as `Gemm.multiplyKN` packs it (one slab, ⌈b/nr⌉ panels), `stride` apart.
         static func pack(_ blocks: [[Float]], b: Int, nr: Int, stride: Int) -> UnsafeMutablePointer<Float> {
@@ -56,8 +71,23 @@ public final class FusedRotationChain: @unchecked Sendable {
             }
             return p
         }
+        /// Each b×b matrix's transpose as the A operand (⌈b/mr⌉ panels of `mr` rows, b steps),
+        /// `stride` apart; 8 floats of slack for the packer.
+        static func packTransposed(_ blocks: [[Float]], b: Int, _ spec: Gemm.F32Spec, stride: Int) -> UnsafeMutablePointer<Float> {
+            let count = blocks.count * stride + 8
+            let p = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+            var t = [Float](repeating: 0, count: b * b)
+            for (i, m) in blocks.enumerated() {
+                for k in 0..<b { for f in 0..<b { t[f * b + k] = m[k * b + f] } }
+                t.withUnsafeBufferPointer { spec.pack($0.baseAddress!, b, b, b, spec.mr, p + i * stride) }
+            }
+            return p
+        }
         deinit { first.deallocate(); second?.deallocate() }
-        func first(_ blk: Int) -> UnsafePointer<Float> { UnsafePointer(first + (firstCount == 1 ? 0 : blk) * stride) }
+        /// R₁'s block (A panels of R₁ᵀ with R₂, B panels without).
+        func first(_ blk: Int) -> UnsafePointer<Float> {
+            UnsafePointer(first + (firstCount == 1 ? 0 : blk) * (second == nil ? stride : aStride))
+        }
         func second(_ blk: Int) -> UnsafePointer<Float> { UnsafePointer(second! + (secondCount == 1 ? 0 : blk) * stride) }
     }
     private let packedCache = Mutex<Packed?>(nil)
@@ -97,10 +127,10 @@ public final class FusedRotationChain: @unchecked Sendable {
         return UnsafePointer(matrices.buffer + ((isSecond ? first.count : 0) + (m.count == 1 ? 0 : blk)) * b * b)
     }
 
-    private func packed(nr: Int) -> Packed {
+    private func packed(_ spec: Gemm.F32Spec) -> Packed {
         packedCache.withLock { cache in
-            if let p = cache, p.nr == nr { return p }
-            let p = Packed(self, nr: nr)
+            if let p = cache, p.nr == spec.nr, p.mr == spec.mr { return p }
+            let p = Packed(self, spec)
             cache = p
             return p
         }
@@ -112,44 +142,110 @@ public final class FusedRotationChain: @unchecked Sendable {
         let t = max(1, threads ?? Parallel.threadCount)
         if rows <= Self.decodeRows { return decode(x, rows: rows, threads: t) }
         let spec = Gemm.F32Spec.for(KernelDispatch.active)
-        let packed = packed(nr: spec.nr)
+        let packed = packed(spec)
         let b = blockSize, nb = cols / b, cols = cols
         let chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
         let xb = UncheckedBox(x)
+        // Per chunk: the R₁ output (cols floats per row) and one operand panel (A or B, ≤ 128 × b
+        // rounded up to whole panels, plus the packer's slack).
+        let panelFloats = (Self.chunkRows + max(spec.mr, spec.nr)) * b + 8
+        let chunkFloats = Self.chunkRows * cols
         if t == 1 || chunks >= 2 * t {
             Parallel.forEach(chunks, threads: t) { c in
                 let r0 = c * Self.chunkRows, n = min(Self.chunkRows, rows - r0)
-                let temp = UnsafeMutablePointer<Float>.allocate(capacity: n * cols + n * b)
+                let temp = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats + panelFloats)
                 defer { temp.deallocate() }
-                let xc = xb.value + r0 * cols, panel = temp + n * cols
-                for blk in 0..<nb { phase1(xc, n, blk, temp, panel, packed, spec) }
-                if second != nil { for blk in 0..<nb { phase2(xc, n, blk, temp, panel, packed, spec) } }
+                let xc = xb.value + r0 * cols, panel = temp + chunkFloats
+                if second == nil {
+                    for blk in 0..<nb { firstOnly(xc, n, blk, temp, panel, packed, spec) }
+                } else {
+                    for blk in 0..<nb { rotateFirst(xc, n, blk, temp, panel, packed, spec) }
+                    for blk in 0..<nb { rotateSecond(xc, n, blk, temp, panel, packed, spec) }
+                }
             }
             return
         }
-        // Few chunks: (chunk, block) items over the threads, the whole R₁ output in one temp.
-        let temp = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
+        // Few chunks: (chunk, block) items over the threads, every chunk's R₁ output in one temp.
+        let temp = UnsafeMutablePointer<Float>.allocate(capacity: chunks * chunkFloats)
         defer { temp.deallocate() }
         let tb = UncheckedBox(temp)
         for phase in second != nil ? [1, 2] : [1] {
             Parallel.forEach(chunks * nb, threads: t) { item in
                 let c = item / nb, blk = item % nb
                 let r0 = c * Self.chunkRows, n = min(Self.chunkRows, rows - r0)
-                let panel = UnsafeMutablePointer<Float>.allocate(capacity: n * b)
+                let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelFloats)
                 defer { panel.deallocate() }
-                if phase == 1 {
-                    phase1(xb.value + r0 * cols, n, blk, tb.value + r0 * cols, panel, packed, spec)
-                } else {
-                    phase2(xb.value + r0 * cols, n, blk, tb.value + r0 * cols, panel, packed, spec)
-                }
+                let xc = xb.value + r0 * cols, tc = tb.value + c * chunkFloats
+                if second == nil { firstOnly(xc, n, blk, tc, panel, packed, spec) }
+                else if phase == 1 { rotateFirst(xc, n, blk, tc, panel, packed, spec) }
+                else { rotateSecond(xc, n, blk, tc, panel, packed, spec) }
             }
         }
     }
 
-    /// Block `blk` of a chunk (n rows of x from `xc`): `temp[:, blk] = (x ⊙ s)[:, blk]·R₁`; without
-    /// R₂ the result goes on into x (its block is read by no other block).
-    private func phase1(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ temp: UnsafeMutablePointer<Float>,
-                        _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
+    /// Phase 1 of a chunk (n rows of x from `xc`), block `blk`: `tempᵀ[c0 ..< c0 + b, 0 ..< n] =
+    /// R₁ᵀ·(x ⊙ s)[:, blk]ᵀ`, rows of `tempᵀ` n floats apart. The chunk's block of x is packed as
+    /// B panels (`nr` rows of x each, b steps) and scaled there, step by step.
+    private func rotateFirst(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ tempT: UnsafeMutablePointer<Float>,
+                             _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
+        let b = blockSize, c0 = blk * b, nr = spec.nr
+        spec.pack(xc + c0, cols, n, b, nr, panel)
+        if let scale {
+            let steps = (n + nr - 1) / nr * b
+            scale.withUnsafeBufferPointer { s in
+                if nr % 16 == 0 {
+                    let raw = UnsafeMutableRawPointer(panel)
+                    for step in 0..<steps {
+                        let c = SIMD16<Float>(repeating: s[c0 + step % b])
+                        for v in 0..<nr / 16 {
+                            let o = 4 * (step * nr + 16 * v)
+                            raw.storeBytes(of: raw.load(fromByteOffset: o, as: SIMD16<Float>.self) * c, toByteOffset: o, as: SIMD16<Float>.self)
+                        }
+                    }
+                } else {
+                    for step in 0..<steps { RowOps.scale(panel + step * nr, nr, by: s[c0 + step % b]) }
+                }
+            }
+        }
+        Gemm.microTiles(spec, packed.first(blk), rows: b, steps: b, panel, panelStride: b * nr, tempT + c0 * n, ldy: n,
+                        cols: n, accumulate: false, bias: nil)
+    }
+
+    /// Phase 2 of a chunk, output block `blk`: `x[:, blk] = z[:, perm[blk]]·R₂`. Step k of the A
+    /// panels (`mr` rows of the chunk) is row `perm[c0 + k]` of `tempᵀ`, copied as it is.
+    private func rotateSecond(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ tempT: UnsafeMutablePointer<Float>,
+                              _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
+        let b = blockSize, c0 = blk * b, mr = spec.mr
+        var dst = panel, r0 = 0
+        while r0 < n {
+            let rows = min(mr, n - r0)
+            if rows == 12 && mr == 12, let permutation {
+                // The AVX paths' full tiles: 12 floats as 8 + 4.
+                permutation.withUnsafeBufferPointer { perm in
+                    let raw = UnsafeMutableRawPointer(dst)
+                    for k in 0..<b {
+                        let src = UnsafeRawPointer(tempT + perm[c0 + k] * n + r0)
+                        raw.storeBytes(of: src.loadUnaligned(as: SIMD8<Float>.self), toByteOffset: 48 * k, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: src.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self), toByteOffset: 48 * k + 32, as: SIMD4<Float>.self)
+                    }
+                }
+                dst += b * mr
+            } else {
+                for k in 0..<b {
+                    RowOps.copyPadded(tempT + (permutation?[c0 + k] ?? c0 + k) * n + r0, rows, into: dst, width: mr)
+                    dst += mr
+                }
+            }
+            r0 += mr
+        }
+        Gemm.microTiles(spec, panel, rows: n, steps: b, packed.second(blk), panelStride: b * spec.nr, xc + c0, ldy: cols,
+                        cols: b, accumulate: false, bias: nil)
+    }
+
+    /// Without R₂, block `blk` of a chunk (n rows of x from `xc`): `x[:, blk] = (x ⊙ s)[:, blk]·R₁`
+    /// through `temp` (its block is read by no other block).
+    private func firstOnly(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ temp: UnsafeMutablePointer<Float>,
+                           _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
         let b = blockSize, c0 = blk * b
         var a = UnsafePointer(xc + c0), lda = cols
         if let scale {
@@ -162,25 +258,7 @@ public final class FusedRotationChain: @unchecked Sendable {
             a = UnsafePointer(panel); lda = b
         }
         gemm(a, lda: lda, packed.first(blk), into: temp + c0, m: n, spec)
-        if second == nil { for i in 0..<n { (xc + i * cols + c0).update(from: temp + i * cols + c0, count: b) } }
-    }
-
-    /// Output block `blk` of a chunk: `x[:, blk] = temp[:, perm[blk]]·R₂`.
-    private func phase2(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ temp: UnsafeMutablePointer<Float>,
-                        _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
-        let b = blockSize, c0 = blk * b
-        var a = UnsafePointer(temp + c0), lda = cols
-        if let permutation {
-            permutation.withUnsafeBufferPointer { p in
-                let pb = p.baseAddress! + c0
-                for i in 0..<n {
-                    let src = temp + i * cols, dst = panel + i * b
-                    for j in 0..<b { dst[j] = src[pb[j]] }
-                }
-            }
-            a = UnsafePointer(panel); lda = b
-        }
-        gemm(a, lda: lda, packed.second(blk), into: xc + c0, m: n, spec)
+        for i in 0..<n { (xc + i * cols + c0).update(from: temp + i * cols + c0, count: b) }
     }
 
     /// `Y (m × b, stride cols) = A (m × b, stride lda) · R` with R pre-packed: the call

@@ -130,6 +130,23 @@ public enum RowOps {
         while i < n { dst[i] = src[i] * c; i += 1 }
     }
 
+    /// `dst[0 ..< count] ← src[0 ..< count]`, `dst[count ..< width] ← 0` (one packed GEMM panel step).
+    @inline(__always)
+    static func copyPadded(_ src: UnsafePointer<Float>, _ count: Int, into dst: UnsafeMutablePointer<Float>, width: Int) {
+        let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
+        var i = 0
+        while i + 8 <= count {
+            rd.storeBytes(of: rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i + 4 <= count {
+            rd.storeBytes(of: rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self), toByteOffset: 4 * i, as: SIMD4<Float>.self)
+            i += 4
+        }
+        while i < count { dst[i] = src[i]; i += 1 }
+        while i < width { dst[i] = 0; i += 1 }
+    }
+
     /// `out ← out + src` (`subtract`: `out − src`).
     @inline(__always)
     static func accumulate(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, subtract: Bool) {

@@ -76,6 +76,26 @@ final class FusedRotationChainTests: XCTestCase {
         }
     }
 
+    /// Block sizes that are not a multiple of any panel width (a user's `block_size: 3` or 20):
+    /// R₁ᵀ's A panels end in a ragged tile and x's block is packed with a depth tail.
+    func testOddBlockSizesBitIdentical() {
+        var rng = TestRNG(4)
+        for b in [3, 12, 20] {
+            let cols = 3 * b
+            for rows in [5, 130] {
+                let x = rng.floats(rows * cols)
+                let c = chain(cols: cols, b: b, scale: true, shared: false, permute: true, seed: UInt64(b))
+                forEachPath { path in
+                    let steps = run(c, x, rows: rows, threads: 1, fused: false)
+                    for t in [1, 2] {
+                        XCTAssertEqual(run(c, x, rows: rows, threads: t).map(\.bitPattern), steps.map(\.bitPattern),
+                                       "\(path) b \(b) rows \(rows) threads \(t)")
+                    }
+                }
+            }
+        }
+    }
+
     func testRejectsShapesItCannotFuse() {
         let r = [[Float]](repeating: [Float](repeating: 0, count: 16), count: 1)
         XCTAssertNil(FusedRotationChain(cols: 12, blockSize: 4, first: [[Float]](repeating: [Float](repeating: 0, count: 16), count: 2)))
