@@ -65,9 +65,9 @@ public struct LlamaForward: DecoderRunner {
                 }
             }
         }
-        let attended = attend(&qkv)
-        let attn = try visited?(block.o, attended) ?? attended
-        let o = block.o.forward(attn, mode: mode)[0]
+        var attn = attend(&qkv)
+        if visited != nil { attn = try visited!(block.o, attn) }
+        let o = block.o.forward(consume attn, mode: mode)[0]   // in place: nothing else holds it
         // h = hidden + o (a new matrix: hidden is still the caller's), each row normed while in cache.
         var gu: [Matrix] = []
         var h = try Matrix(rows: m, cols: d) { sp in
@@ -119,7 +119,8 @@ public struct LlamaForward: DecoderRunner {
         let x = Profiler.measure(producer) {
             Matrix(rows: rows, cols: cols) { p in Parallel.forEach(rows, threads: threads) { r in produce(r, p + r * cols) } }
         }
-        return site.forward(try visited?(site, x) ?? x, mode: mode)
+        if visited != nil { return site.forward(try visited!(site, x), mode: mode) }
+        return site.forward(consume x, mode: mode)   // no other holder: the online transforms run in place
     }
 
     /// RoPE on q and k (row t at position `startPosition + t % windowLength`), then the block's

@@ -224,7 +224,9 @@ public final class Site {
     /// and multiplied in f32 (simulated). With float activations (`.quantizedWeights`, or an
     /// activation scheme that does not quantize) the integer engine runs the packed weights on
     /// `WeightOnlyGemm` (`Linear.multiply`). All give the same numbers up to f32 summation order.
-    public func forward(_ input: Matrix, mode: ExecutionMode) -> [Matrix] {
+    /// `input` is consumed: pass a matrix nothing else holds (`consume x`) and the online
+    /// transforms run in place instead of on a copy.
+    public func forward(_ input: consuming Matrix, mode: ExecutionMode) -> [Matrix] {
         var x = input
         if !transforms.isEmpty { Profiler.measure("online transforms") { applyOnlineTransforms(&x) } }
         return Site.multiply(x, linears, activations: activationScheme, mode: mode, component: "GEMM " + kind.rawValue)
