@@ -76,8 +76,7 @@ public struct LlamaForward: DecoderRunner {
                     let box = UncheckedBox((sp, hp.baseAddress!, op.baseAddress!, gp.baseAddress!))
                     gu = try runSite(block.gateUp, rows: m, cols: d, producer: "residual add + RMSNorm", mode: mode, visited: visited) { r, out in
                         let (s, h, o, g) = box.value
-                        (s + r * d).update(from: h + r * d, count: d)
-                        VectorMath.add(s + r * d, o + r * d, d)
+                        VectorMath.add(h + r * d, o + r * d, into: s + r * d, d)
                         VectorMath.rmsNorm(s + r * d, g, out, d, eps: eps)
                     }
                 }
@@ -89,8 +88,7 @@ public struct LlamaForward: DecoderRunner {
                 let box = UncheckedBox((gp.baseAddress!, up.baseAddress!))
                 return try runSite(block.down, rows: m, cols: n, producer: "SwiGLU", mode: mode, visited: visited) { r, out in
                     let (g, u) = box.value
-                    out.update(from: u + r * n, count: n)
-                    VectorMath.siluMultiply(gate: g + r * n, up: out, n)
+                    VectorMath.siluMultiply(gate: g + r * n, up: u + r * n, into: out, n)
                 }
             }
         }[0]
@@ -194,7 +192,7 @@ public struct LlamaForward: DecoderRunner {
                 let box = UncheckedBox((hp.baseAddress!, yp.baseAddress!))
                 Parallel.forEach(h.rows, threads: h.rows * d < 1 << 15 ? 1 : nil) { r in
                     let (h, y) = box.value
-                    VectorMath.add(h + r * d, y + r * d, d)
+                    VectorMath.add(h + r * d, y + r * d, into: h + r * d, d)
                 }
             }
         }

@@ -20,28 +20,28 @@ public enum VectorMath {
     /// `eˣ` for one value, through the same lane function.
     public static func exp(_ x: Float) -> Float { VectorLanes.exp(x) }
 
-    /// `up[i] ← silu(gate[i])·up[i] = gate[i]/(1 + e^(−gate[i]))·up[i]` for `n` values.
-    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, _ n: Int) {
+    /// `out[i] ← silu(gate[i])·up[i] = gate[i]/(1 + e^(−gate[i]))·up[i]` for `n` values (`out` may be `up`).
+    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
         #if arch(x86_64)
         switch KernelDispatch.active {
-        case .vnni: return AVX512Vector.siluMultiply(gate: gate, up: up, n)
-        case .avx2: return AVX2Vector.siluMultiply(gate: gate, up: up, n)
+        case .vnni: return AVX512Vector.siluMultiply(gate: gate, up: up, into: out, n)
+        case .avx2: return AVX2Vector.siluMultiply(gate: gate, up: up, into: out, n)
         case .portable: break
         }
         #endif
-        return VectorLanes.siluMultiply(gate: gate, up: up, n)
+        return VectorLanes.siluMultiply(gate: gate, up: up, into: out, n)
     }
 
-    /// `y[i] += x[i]` for `n` values.
-    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    /// `out[i] ← a[i] + b[i]` for `n` values (`out` may be `a` or `b`).
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
         #if arch(x86_64)
         switch KernelDispatch.active {
-        case .vnni: return AVX512Vector.add(y, x, n)
-        case .avx2: return AVX2Vector.add(y, x, n)
+        case .vnni: return AVX512Vector.add(a, b, into: out, n)
+        case .avx2: return AVX2Vector.add(a, b, into: out, n)
         case .portable: break
         }
         #endif
-        return VectorLanes.add(y, x, n)
+        return VectorLanes.add(a, b, into: out, n)
     }
 
     /// `s[j] = Σ_d q[d]·k_j[d]` for `j < count`, keys in blocks of 16 positions, each block

@@ -4,8 +4,8 @@ import QuantKernelsVector
 
 /// The element-wise kernels of `VectorMath` (QuantKernels), inlined here and compiled for cascadelake (AVX-512).
 public enum AVX512Vector {
-    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, _ n: Int) { VectorLanes.siluMultiply(gate: gate, up: up, n) }
-    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) { VectorLanes.add(y, x, n) }
+    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) { VectorLanes.siluMultiply(gate: gate, up: up, into: out, n) }
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) { VectorLanes.add(a, b, into: out, n) }
     public static func dotKeyBlocks(_ q: UnsafePointer<Float>, _ blocks: UnsafePointer<Float>, depth: Int, count: Int, into s: UnsafeMutablePointer<Float>) { VectorLanes.dotKeyBlocks(q, blocks, depth: depth, count: count, into: s) }
     public static func weightedRowSum(_ rows: UnsafePointer<Float>, ld: Int, weights w: UnsafePointer<Float>, count: Int, width n: Int, into out: UnsafeMutablePointer<Float>) { VectorLanes.weightedRowSum(rows, ld: ld, weights: w, count: count, width: n, into: out) }
     public static func rmsNorm(_ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, eps: Float) { VectorLanes.rmsNorm(x, gamma, out, n, eps: eps) }

@@ -102,21 +102,21 @@ public enum VectorLanes {
         if i < n { storePartial(f(loadPartial(src + i, n - i)), dst + i, n - i) }
     }
 
-    /// `up[i] ← silu(gate[i])·up[i] = gate[i]/(1 + e^(−gate[i]))·up[i]` for `n` values.
+    /// `out[i] ← silu(gate[i])·up[i] = gate[i]/(1 + e^(−gate[i]))·up[i]` for `n` values (`out` may be `up`).
     @inlinable @inline(__always)
-    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, _ n: Int) {
+    public static func siluMultiply(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
         @inline(__always) func f(_ g: Lanes, _ u: Lanes) -> Lanes { g / (1 + exp(-g)) * u }
         var i = 0
-        while i + width <= n { store(f(load(gate + i), load(up + i)), up + i); i += width }
-        if i < n { storePartial(f(loadPartial(gate + i, n - i), loadPartial(up + i, n - i)), up + i, n - i) }
+        while i + width <= n { store(f(load(gate + i), load(up + i)), out + i); i += width }
+        if i < n { storePartial(f(loadPartial(gate + i, n - i), loadPartial(up + i, n - i)), out + i, n - i) }
     }
 
-    /// `y[i] += x[i]` for `n` values.
+    /// `out[i] ← a[i] + b[i]` for `n` values (`out` may be `a` or `b`).
     @inlinable @inline(__always)
-    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + width <= n { store(load(y + i) + load(x + i), y + i); i += width }
-        while i < n { y[i] += x[i]; i += 1 }
+        while i + width <= n { store(load(a + i) + load(b + i), out + i); i += width }
+        while i < n { out[i] = a[i] + b[i]; i += 1 }
     }
 
     /// `s[j] = Σ_d q[d]·k_j[d]` for `j < count`: one query against `count` keys stored in blocks of

@@ -66,10 +66,16 @@ final class VectorMathTests: XCTestCase {
             var rng = TestRNG(1)
             for n in [1, 15, 16, 17, 100] {
                 let g = rng.floats(n, -12, 12), u = rng.floats(n)
-                var got = u
-                g.withUnsafeBufferPointer { gp in got.withUnsafeMutableBufferPointer { VectorMath.siluMultiply(gate: gp.baseAddress!, up: $0.baseAddress!, n) } }
+                var inPlace = u, separate = [Float](repeating: .nan, count: n)
+                g.withUnsafeBufferPointer { gp in
+                    inPlace.withUnsafeMutableBufferPointer { VectorMath.siluMultiply(gate: gp.baseAddress!, up: $0.baseAddress!, into: $0.baseAddress!, n) }
+                    u.withUnsafeBufferPointer { up in separate.withUnsafeMutableBufferPointer {
+                        VectorMath.siluMultiply(gate: gp.baseAddress!, up: up.baseAddress!, into: $0.baseAddress!, n)
+                    } }
+                }
                 let want = zip(g, u).map { VectorMathReference.silu($0) * $1 }
-                assertClose(got, want, tol: 1e-6, "\(path) n = \(n)")
+                assertClose(inPlace, want, tol: 1e-6, "\(path) n = \(n)")
+                XCTAssertEqual(separate.map(\.bitPattern), inPlace.map(\.bitPattern), "\(path) n = \(n): into another buffer")
             }
         }
     }
@@ -115,9 +121,11 @@ final class VectorMathTests: XCTestCase {
         forEachPath { path in
             var rng = TestRNG(5)
             let x = rng.floats(35), y0 = rng.floats(35)
-            var y = y0
-            VectorMath.add(&y, x, 35)
-            XCTAssertEqual(y, zip(y0, x).map { $0 + $1 })
+            var y = y0, z = [Float](repeating: .nan, count: 35)
+            y.withUnsafeMutableBufferPointer { VectorMath.add($0.baseAddress!, x, into: $0.baseAddress!, 35) }
+            XCTAssertEqual(y, zip(y0, x).map { $0 + $1 }, "\(path)")
+            VectorMath.add(y0, x, into: &z, 35)
+            XCTAssertEqual(z, y, "\(path): into another buffer")
         }
     }
 
