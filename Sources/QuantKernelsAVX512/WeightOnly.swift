@@ -61,15 +61,15 @@ public enum AVX512WeightOnly {
             @inline(__always) func step(_ v: __m512i, _ t: Int) {
                 let d = codes(v, t, int4, z)
                 if t & 1 == 0 {
-                    e0.addProduct(F(repeating: xs.0[p + t]), d)
-                    if rows > 1 { e1.addProduct(F(repeating: xs.1[p + t]), d) }
-                    if rows > 2 { e2.addProduct(F(repeating: xs.2[p + t]), d) }
-                    if rows > 3 { e3.addProduct(F(repeating: xs.3[p + t]), d) }
+                    e0.addProduct(F(repeating: xs.0[p &+ t]), d)
+                    if rows > 1 { e1.addProduct(F(repeating: xs.1[p &+ t]), d) }
+                    if rows > 2 { e2.addProduct(F(repeating: xs.2[p &+ t]), d) }
+                    if rows > 3 { e3.addProduct(F(repeating: xs.3[p &+ t]), d) }
                 } else {
-                    o0.addProduct(F(repeating: xs.0[p + t]), d)
-                    if rows > 1 { o1.addProduct(F(repeating: xs.1[p + t]), d) }
-                    if rows > 2 { o2.addProduct(F(repeating: xs.2[p + t]), d) }
-                    if rows > 3 { o3.addProduct(F(repeating: xs.3[p + t]), d) }
+                    o0.addProduct(F(repeating: xs.0[p &+ t]), d)
+                    if rows > 1 { o1.addProduct(F(repeating: xs.1[p &+ t]), d) }
+                    if rows > 2 { o2.addProduct(F(repeating: xs.2[p &+ t]), d) }
+                    if rows > 3 { o3.addProduct(F(repeating: xs.3[p &+ t]), d) }
                 }
             }
             let whole = groupSize / per
@@ -80,7 +80,7 @@ public enum AVX512WeightOnly {
                 } else {
                     step(v, 0); step(v, 1); step(v, 2); step(v, 3)
                 }
-                blk += 64; p += per
+                blk += 64; p &+= per
             }
             // A partial last block (one group of K not a multiple of 8): its padding is never read.
             let tail = groupSize - whole * per
