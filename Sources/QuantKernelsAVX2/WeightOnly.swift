@@ -49,13 +49,13 @@ public enum AVX2WeightOnly {
             @inline(__always) func step(_ v0: __m256i, _ v1: __m256i, _ t: Int) {
                 let d0 = codes(v0, t, int4, z0), d1 = codes(v1, t, int4, z1)
                 if rows == 1 && t & 1 == 1 {
-                    let xv = F(repeating: xs.0[p + t]); b0.addProduct(xv, d0); b1.addProduct(xv, d1)
+                    let xv = F(repeating: xs.0[p &+ t]); b0.addProduct(xv, d0); b1.addProduct(xv, d1)
                     return
                 }
-                var xv = F(repeating: xs.0[p + t]); a.0.addProduct(xv, d0); a.1.addProduct(xv, d1)
-                if rows > 1 { xv = F(repeating: xs.1[p + t]); a.2.addProduct(xv, d0); a.3.addProduct(xv, d1) }
-                if rows > 2 { xv = F(repeating: xs.2[p + t]); a.4.addProduct(xv, d0); a.5.addProduct(xv, d1) }
-                if rows > 3 { xv = F(repeating: xs.3[p + t]); a.6.addProduct(xv, d0); a.7.addProduct(xv, d1) }
+                var xv = F(repeating: xs.0[p &+ t]); a.0.addProduct(xv, d0); a.1.addProduct(xv, d1)
+                if rows > 1 { xv = F(repeating: xs.1[p &+ t]); a.2.addProduct(xv, d0); a.3.addProduct(xv, d1) }
+                if rows > 2 { xv = F(repeating: xs.2[p &+ t]); a.4.addProduct(xv, d0); a.5.addProduct(xv, d1) }
+                if rows > 3 { xv = F(repeating: xs.3[p &+ t]); a.6.addProduct(xv, d0); a.7.addProduct(xv, d1) }
             }
             let whole = groupSize / per
             for _ in 0..<whole {
@@ -66,7 +66,7 @@ public enum AVX2WeightOnly {
                 } else {
                     step(v0, v1, 0); step(v0, v1, 1); step(v0, v1, 2); step(v0, v1, 3)
                 }
-                blk += 64; p += per
+                blk += 64; p &+= per
             }
             // A partial last block (one group of K not a multiple of 8): its padding is never read.
             let tail = groupSize - whole * per
