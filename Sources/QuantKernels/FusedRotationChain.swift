@@ -191,19 +191,15 @@ public final class FusedRotationChain: @unchecked Sendable {
         let b = blockSize, c0 = blk * b, nr = spec.nr
         spec.pack(xc + c0, cols, n, b, nr, panel)
         if let scale {
-            let steps = (n + nr - 1) / nr * b
+            // Step k of every panel (nr floats, a multiple of 8 on every path) times s[c0 + k].
+            precondition(nr % 8 == 0, "B panels of \(nr) floats")
+            let raw = UnsafeMutableRawPointer(panel), steps = (n + nr - 1) / nr * b
             scale.withUnsafeBufferPointer { s in
-                if nr % 16 == 0 {
-                    let raw = UnsafeMutableRawPointer(panel)
-                    for step in 0..<steps {
-                        let c = SIMD16<Float>(repeating: s[c0 + step % b])
-                        for v in 0..<nr / 16 {
-                            let o = 4 * (step * nr + 16 * v)
-                            raw.storeBytes(of: raw.load(fromByteOffset: o, as: SIMD16<Float>.self) * c, toByteOffset: o, as: SIMD16<Float>.self)
-                        }
+                for step in 0..<steps {
+                    let c = SIMD8<Float>(repeating: s[c0 + step % b])
+                    for v in stride(from: 4 * step * nr, to: 4 * (step + 1) * nr, by: 32) {
+                        raw.storeBytes(of: raw.load(fromByteOffset: v, as: SIMD8<Float>.self) * c, toByteOffset: v, as: SIMD8<Float>.self)
                     }
-                } else {
-                    for step in 0..<steps { RowOps.scale(panel + step * nr, nr, by: s[c0 + step % b]) }
                 }
             }
         }
@@ -216,28 +212,18 @@ public final class FusedRotationChain: @unchecked Sendable {
     private func rotateSecond(_ xc: UnsafeMutablePointer<Float>, _ n: Int, _ blk: Int, _ tempT: UnsafeMutablePointer<Float>,
                               _ panel: UnsafeMutablePointer<Float>, _ packed: Packed, _ spec: Gemm.F32Spec) {
         let b = blockSize, c0 = blk * b, mr = spec.mr
-        var dst = panel, r0 = 0
-        while r0 < n {
-            let rows = min(mr, n - r0)
-            if rows == 12 && mr == 12, let permutation {
-                // The AVX paths' full tiles: 12 floats as 8 + 4.
-                permutation.withUnsafeBufferPointer { perm in
-                    let raw = UnsafeMutableRawPointer(dst)
-                    for k in 0..<b {
-                        let src = UnsafeRawPointer(tempT + perm[c0 + k] * n + r0)
-                        raw.storeBytes(of: src.loadUnaligned(as: SIMD8<Float>.self), toByteOffset: 48 * k, as: SIMD8<Float>.self)
-                        raw.storeBytes(of: src.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self), toByteOffset: 48 * k + 32, as: SIMD4<Float>.self)
-                    }
-                }
-                dst += b * mr
-            } else {
+        func gather(_ perm: UnsafePointer<Int>?) {
+            var dst = panel, r0 = 0
+            while r0 < n {
+                let rows = min(mr, n - r0)
                 for k in 0..<b {
-                    RowOps.copyPadded(tempT + (permutation?[c0 + k] ?? c0 + k) * n + r0, rows, into: dst, width: mr)
+                    RowOps.copyPadded(tempT + (perm?[c0 + k] ?? c0 + k) * n + r0, rows, into: dst, width: mr)
                     dst += mr
                 }
+                r0 += mr
             }
-            r0 += mr
         }
+        if let permutation { permutation.withUnsafeBufferPointer { gather($0.baseAddress!) } } else { gather(nil) }
         Gemm.microTiles(spec, panel, rows: n, steps: b, packed.second(blk), panelStride: b * spec.nr, xc + c0, ldy: cols,
                         cols: b, accumulate: false, bias: nil)
     }
