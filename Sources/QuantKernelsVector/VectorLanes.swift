@@ -204,6 +204,18 @@ public enum VectorLanes {
     @inlinable @inline(__always)
     public static func lanesMax(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: b .> a) }
 
+    /// The largest lane of `v`, by halving (16 → 8 → 4 → 2 → 1 lanes with `lanesMax`): a handful of
+    /// shuffles, where `SIMD16.max()` compiles to a lane-by-lane loop through the stack (as long as
+    /// exponentiating a row of 256 scores). For lanes without NaN (the rows' running maxima it
+    /// reduces never hold NaN: `lanesMax` from −inf skips them) it is the value `max()` gives.
+    @inlinable @inline(__always)
+    public static func horizontalMax(_ v: Lanes) -> Float {
+        let m8 = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+        let m4 = m8.lowHalf.replacing(with: m8.highHalf, where: m8.highHalf .> m8.lowHalf)
+        let m2 = m4.lowHalf.replacing(with: m4.highHalf, where: m4.highHalf .> m4.lowHalf)
+        return m2[1] > m2[0] ? m2[1] : m2[0]
+    }
+
     /// The largest of `n ≥ 1` values.
     @inlinable @inline(__always)
     public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -211,7 +223,7 @@ public enum VectorLanes {
         var i = 0
         while i + width <= n { m = lanesMax(m, load(x + i)); i += width }
         if i < n { m = lanesMax(m, loadPartial(x + i, n - i, fill: -.infinity)) }
-        return m.max()
+        return horizontalMax(m)
     }
 
     /// The largest of `n ≥ 1` values, and whether all are finite (`Σ x·0` is NaN exactly when
@@ -222,7 +234,7 @@ public enum VectorLanes {
         var i = 0
         while i + width <= n { let v = load(x + i); m = lanesMax(m, v); check += v * 0; i += width }
         if i < n { let v = loadPartial(x + i, n - i, fill: -.infinity); m = lanesMax(m, v); check += loadPartial(x + i, n - i) * 0 }
-        return (m.max(), !check.sum().isNaN)
+        return (horizontalMax(m), !check.sum().isNaN)
     }
 
     /// In place: `x[i] ← e^(x[i]·scale − max)` for `n` values, where max is the largest `x·scale`;

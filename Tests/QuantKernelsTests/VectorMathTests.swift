@@ -51,6 +51,31 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    /// The halving reduction gives `SIMD16.max()`'s value with the largest value in any lane, with
+    /// infinities and with the largest value moved to each lane; `maximum` and `maximumChecked` over
+    /// rows of every tail length match a plain loop on every path.
+    func testHorizontalMaxEqualsLaneByLaneMax() {
+        var rng = TestRNG(17)
+        for trial in 0..<64 {
+            var v = VectorLanes.Lanes(repeating: 0)
+            for l in 0..<16 { v[l] = rng.float(-50, 50) }
+            if trial % 4 == 1 { v[trial % 16] = .infinity }
+            if trial % 4 == 2 { for l in 0..<16 { v[l] = -.infinity } }
+            XCTAssertEqual(VectorLanes.horizontalMax(v), v.max(), "\(v)")
+            for l in 0..<16 {
+                var w = v; w[l] = 1e6
+                XCTAssertEqual(VectorLanes.horizontalMax(w), trial % 4 == 1 && l != trial % 16 ? .infinity : 1e6, "lane \(l)")
+            }
+        }
+        forEachPath { path in
+            for n in 1...40 {
+                let x = rng.floats(n, -9, 9)
+                XCTAssertEqual(VectorMath.maximum(x, n), x.max()!, "\(path), n = \(n)")
+                XCTAssertEqual(VectorMath.maximumChecked(x, n).max, x.max()!, "\(path), n = \(n)")
+            }
+        }
+    }
+
     /// A lane's value depends only on its input: the same x in any lane, any tail length.
     func testLanesIndependentOfPosition() {
         var rng = TestRNG(3)
